@@ -1,0 +1,48 @@
+# Two commands: `make demo` and `make test`. Both create .venv and install what they need.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint unit tools bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/runbook demo
+
+# Real components the integration tests use: Alertmanager (Debian package) and kubectl.
+tools:
+	@if ! command -v prometheus-alertmanager >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing prometheus-alertmanager"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager >/dev/null; \
+	fi
+	@if ! command -v kubectl >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing kubectl (kubernetes-client)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null; \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check engine integrations tests bench
+	$(BIN)/mypy engine integrations
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+test: $(STAMP) tools lint
+	$(BIN)/runbook validate runbooks/
+	$(BIN)/pytest
+	$(BIN)/runbook test runbooks/
+
+bench: $(STAMP) tools
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .runbook .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,175 @@
+"""Checks a runbook beyond its shape: actions exist, arguments fit them, templates compile and only
+refer to params and to steps that come earlier."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from jinja2 import TemplateSyntaxError, nodes
+from pydantic import TypeAdapter, ValidationError
+
+from engine.actions import ActionKind, ActionRegistry
+from engine.model import Runbook, Step
+from engine.templating import CONTEXT_NAMES, Templating, is_template
+
+Loc = tuple[str | int, ...]
+Issue = tuple[Loc, str, bool]
+
+
+def _hint(word: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_runbook(
+    runbook: Runbook, raw: dict[str, Any], registry: ActionRegistry, templating: Templating, base: Path
+) -> list[Issue]:
+    issues: list[Issue] = []
+    seen: dict[str, int] = {}
+    for index, step in enumerate(runbook.steps):
+        loc: Loc = ("steps", index)
+        if step.id in seen:
+            message = f"duplicate step id {step.id!r} (first used by steps[{seen[step.id]}])"
+            issues.append(((*loc, "id"), message, False))
+        seen.setdefault(step.id, index)
+        raw_step = raw["steps"][index]
+        issues.extend(_check_action(step, loc, raw_step, registry))
+        earlier = [s.id for s in runbook.steps[:index]]
+        for where, source, is_expression in _templates(step, loc):
+            issues.extend(_check_template(source, where, is_expression, runbook, earlier, templating))
+    issues.extend(_check_triggers(runbook))
+    issues.extend(_check_tests(runbook, base))
+    return issues
+
+
+def _check_action(step: Step, loc: Loc, raw_step: dict[str, Any], registry: ActionRegistry) -> Iterator[Issue]:
+    if step.action not in registry:
+        yield (*loc, "action"), f"unknown action {step.action!r}{_hint(step.action, registry.names())}", False
+        return
+    action = registry.get(step.action)
+    if step.proposal is not None and action.kind != ActionKind.REMEDIATE:
+        yield (*loc, "proposal"), f"'proposal' only applies to remediate actions; {action.name} is {action.kind}", True
+    with_loc = (*loc, "with") if "with" in raw_step else loc
+    fields = action.args.model_fields
+    for name, field in fields.items():
+        if field.is_required() and name not in step.with_:
+            yield (*with_loc, name), "field required", False
+    for key, value in step.with_.items():
+        if key not in fields:
+            message = f"unknown argument for {action.name}{_hint(key, list(fields))}"
+            yield (*loc, "with", key), message, True
+        elif not _contains_template(value):
+            try:
+                TypeAdapter(fields[key].annotation).validate_python(value)
+            except ValidationError as exc:
+                reason = exc.errors(include_url=False)[0]["msg"]
+                yield (*loc, "with", key), f"{reason}, got {value!r}", False
+
+
+def _contains_template(value: Any) -> bool:
+    if isinstance(value, str):
+        return is_template(value)
+    if isinstance(value, dict):
+        return any(_contains_template(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_contains_template(v) for v in value)
+    return False
+
+
+def _templates(step: Step, loc: Loc) -> Iterator[tuple[Loc, str, bool]]:
+    if step.when is not None:
+        yield (*loc, "when"), step.when, True
+    yield from _strings(step.with_, (*loc, "with"))
+    if step.proposal is not None:
+        for name in ("summary", "reason"):
+            yield (*loc, "proposal", name), getattr(step.proposal, name), False
+        for i, warning in enumerate(step.proposal.warnings):
+            yield (*loc, "proposal", "warnings", i), warning, False
+
+
+def _strings(value: Any, loc: Loc) -> Iterator[tuple[Loc, str, bool]]:
+    if isinstance(value, str) and is_template(value):
+        yield loc, value, False
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, (*loc, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _strings(item, (*loc, i))
+
+
+def _check_template(
+    source: str, loc: Loc, is_expression: bool, runbook: Runbook, earlier: list[str], templating: Templating
+) -> Iterator[Issue]:
+    kind = "condition" if is_expression else "template"
+    try:
+        tree = templating.parse_expression(source) if is_expression else templating.parse(source)
+    except TemplateSyntaxError as exc:
+        yield loc, f"{kind} does not compile: {exc.message}", False
+        return
+    bound = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    for name in tree.find_all(nodes.Name):
+        if name.ctx == "load" and name.name not in CONTEXT_NAMES and name.name not in bound:
+            known = sorted(CONTEXT_NAMES)
+            yield loc, f"{kind} uses unknown name {name.name!r}{_hint(name.name, known)}", False
+    for attr in tree.find_all(nodes.Getattr):
+        if attr.attr.startswith("_"):
+            yield loc, f"{kind} accesses {attr.attr!r}: private attributes are not allowed in runbooks", False
+    all_ids = [s.id for s in runbook.steps]
+    for root, key in _references(tree):
+        if root == "params" and key not in runbook.params:
+            yield loc, f"{kind} refers to undeclared param {key!r}{_hint(key, list(runbook.params))}", False
+        elif root == "steps" and key not in earlier:
+            if key in all_ids:
+                yield loc, f"{kind} refers to step {key!r}, which runs later; outputs exist only after it ran", False
+            else:
+                yield loc, f"{kind} refers to unknown step {key!r}{_hint(key, all_ids)}", False
+
+
+def _references(tree: nodes.Template) -> Iterator[tuple[str, str]]:
+    """(`params`|`steps`, key) for every `params.x`, `steps.x`, `params['x']` in the template."""
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, nodes.Getattr | nodes.Getitem)
+        root = node.node
+        if not isinstance(root, nodes.Name) or root.name not in ("params", "steps"):
+            continue
+        if isinstance(node, nodes.Getattr):
+            yield root.name, node.attr
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            yield root.name, node.arg.value
+
+
+def _check_triggers(runbook: Runbook) -> Iterator[Issue]:
+    for i, trigger in enumerate(runbook.triggers.alerts):
+        loc: Loc = ("triggers", "alerts", i)
+        for param in trigger.params:
+            if param not in runbook.params:
+                hint = _hint(param, list(runbook.params))
+                yield (*loc, "params", param), f"maps an alert label to undeclared param {param!r}{hint}", True
+        for name, spec in runbook.params.items():
+            if spec.required and name not in trigger.params:
+                yield (*loc, "params"), f"required param {name!r} is not mapped from any alert label", False
+
+
+def _check_tests(runbook: Runbook, base: Path) -> Iterator[Issue]:
+    step_ids = {s.id for s in runbook.steps}
+    for i, test in enumerate(runbook.tests):
+        loc: Loc = ("tests", i)
+        if not (base / test.scenario).is_file():
+            yield (*loc, "scenario"), f"scenario file {test.scenario!r} not found next to the runbook", False
+        for key in test.params:
+            if key not in runbook.params:
+                yield (*loc, "params", key), f"unknown param {key!r}{_hint(key, list(runbook.params))}", True
+        for j, step_id in enumerate(test.approve):
+            if step_id not in step_ids:
+                yield (*loc, "approve", j), f"unknown step {step_id!r}{_hint(step_id, sorted(step_ids))}", False
+        for part, expect in (("expect", test.expect), ("after", test.after)):
+            if expect is None:
+                continue
+            for j, step_id in enumerate((*expect.proposals, *expect.no_proposals)):
+                if step_id not in step_ids:
+                    where = (*loc, part, "proposals" if j < len(expect.proposals) else "no_proposals")
+                    yield where, f"unknown step {step_id!r}{_hint(step_id, sorted(step_ids))}", False

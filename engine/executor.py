@@ -1,0 +1,277 @@
+"""Runs runbooks step by step as a state machine persisted in the run store.
+
+pending -> running -> awaiting_approval -> running -> succeeded | failed | rejected | aborted | timed_out.
+Every transition is stored before the next one starts, so any process can resume any run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from engine.actions import ActionKind, ActionRegistry, PermissionChecker
+from engine.errors import ApprovalError, RunStateError
+from engine.events import EventSink, RunEvent
+from engine.model import Runbook, Step
+from engine.params import coerce_params
+from engine.records import Decision, RunRecord, RunStatus, StepRecord, StepStatus
+from engine.run_store import RunStore
+from engine.step_runner import StepRunner
+from engine.templating import Templating
+from engine.verdict import Proposal
+
+
+class _NullSink:
+    def emit(self, event: RunEvent) -> None:
+        return None
+
+
+class Executor:
+    """Starts, resumes and decides runs. Stateless itself: everything lives in the store."""
+
+    def __init__(
+        self,
+        registry: ActionRegistry,
+        store: RunStore,
+        sink: EventSink | None = None,
+        checker: PermissionChecker | None = None,
+        templating: Templating | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.sink: EventSink = sink or _NullSink()
+        self.checker = checker
+        self.templating = templating or Templating()
+        self.steps = StepRunner(registry, self.templating, sleep)
+
+    # starting -------------------------------------------------------------------------------------
+
+    def start(
+        self,
+        runbook: Runbook,
+        params: Mapping[str, Any],
+        *,
+        requester: str,
+        trigger: dict[str, Any] | None = None,
+        auto_approve: bool = False,
+        dry_run: bool = False,
+        dedup_key: str | None = None,
+        cooldown: float = 0.0,
+    ) -> tuple[str, bool]:
+        """Validate params and store a pending run; (run_id, created). Raises ParamError on bad params."""
+        values = coerce_params(runbook, params)
+        return self.store.create_run(
+            runbook.name, runbook.model_dump_json(by_alias=True), values, requester, trigger,
+            auto_approve=auto_approve, dry_run=dry_run, dedup_key=dedup_key, cooldown=cooldown,
+        )
+
+    def run(self, runbook: Runbook, params: Mapping[str, Any], **options: Any) -> RunRecord:
+        run_id, _ = self.start(runbook, params, **options)
+        return self.resume(run_id)
+
+    # progressing ----------------------------------------------------------------------------------
+
+    def resume(self, run_id: str) -> RunRecord:
+        """Carry a run forward until it finishes or needs a decision. Safe to call on any run."""
+        run = self.store.get_run(run_id)
+        if run.status == RunStatus.AWAITING_APPROVAL:
+            run = self._continue_after_decision(run)
+            if run.status != RunStatus.RUNNING:
+                return run
+        elif run.status == RunStatus.PENDING:
+            if not self.store.claim(run_id, RunStatus.PENDING, RunStatus.RUNNING):
+                return self.store.get_run(run_id)
+            self._emit("run_started", run, data={"params": run.params, "requester": run.requester,
+                                                 "trigger": run.trigger, "dry_run": run.dry_run})
+        else:
+            return run
+        return self._advance(self.store.get_run(run_id))
+
+    def _advance(self, run: RunRecord) -> RunRecord:
+        runbook = Runbook.model_validate_json(run.definition)
+        records = {s.index: s for s in run.steps}
+        for index in range(run.cursor, len(runbook.steps)):
+            step = runbook.steps[index]
+            record = records.get(index)
+            if record is not None and record.status == StepStatus.SUCCEEDED:
+                continue  # the remediation executed just now, after its approval
+            context = self._context(run, runbook, list(records.values()))
+            action = self.registry.get(step.action)
+            remediation = action.kind == ActionKind.REMEDIATE
+            record = self.steps.execute(run, index, step, context, dry_run=run.dry_run or remediation,
+                                        checker=self.checker, on_start=self._on_step_start)
+            if remediation and record.status == StepStatus.SUCCEEDED:
+                record.proposal = self._proposal(run, runbook, step, record, context)
+                record.status = StepStatus.PROPOSED
+            records[index] = record
+            self.store.save_step(run.id, record, cursor=index)
+            self._emit("step_finished", run, step.id, record.to_dict())
+            if record.status == StepStatus.FAILED and step.on_failure == "abort":
+                return self._finish(run, RunStatus.FAILED, f"step {step.id!r} failed: {record.error}")
+            if record.status == StepStatus.PROPOSED and not run.dry_run:
+                if run.auto_approve:
+                    self.store.record_decision(Decision(run.id, step.id, "approved", "auto-approve", time.time(),
+                                                       "run started with auto-approve"))
+                    records[index] = self._execute_remediation(run, runbook, index, record)
+                    if records[index].status == StepStatus.FAILED and step.on_failure == "abort":
+                        return self._finish(run, RunStatus.FAILED, f"step {step.id!r} failed: {records[index].error}")
+                    continue
+                return self._await(run, runbook, step, record)
+        return self._finish(run, RunStatus.SUCCEEDED)
+
+    def _await(self, run: RunRecord, runbook: Runbook, step: Step, record: StepRecord) -> RunRecord:
+        deadline = time.time() + runbook.policy.approval_timeout
+        self.store.update_run(run.id, status=RunStatus.AWAITING_APPROVAL, awaiting_step=step.id,
+                              approval_deadline=deadline)
+        assert record.proposal is not None
+        self._emit("approval_needed", run, step.id, {"proposal": record.proposal.model_dump(mode="json"),
+                                                     "deadline": deadline, "requester": run.requester})
+        return self.store.get_run(run.id)
+
+    def _continue_after_decision(self, run: RunRecord) -> RunRecord:
+        """Apply the stored decision on the awaited step: execute it, finish rejected, or time out."""
+        step_id = run.awaiting_step or ""
+        decision = next((d for d in reversed(self.store.decisions(run.id)) if d.step == step_id), None)
+        if decision is None:
+            if run.approval_deadline is not None and time.time() > run.approval_deadline:
+                return self.expire(run.id)
+            return run
+        if not self.store.claim(run.id, RunStatus.AWAITING_APPROVAL, RunStatus.RUNNING, awaiting_step=None):
+            return self.store.get_run(run.id)
+        runbook = Runbook.model_validate_json(run.definition)
+        index = next(i for i, s in enumerate(runbook.steps) if s.id == step_id)
+        record = next(s for s in run.steps if s.index == index)
+        if decision.decision == "rejected":
+            record.status = StepStatus.REJECTED
+            record.proposal = _with_status(record.proposal, "rejected")
+            self.store.save_step(run.id, record)
+            return self._finish(run, RunStatus.REJECTED, f"{decision.actor} rejected {step_id!r}: {decision.reason}")
+        record = self._execute_remediation(run, runbook, index, record)
+        if record.status == StepStatus.FAILED and runbook.steps[index].on_failure == "abort":
+            return self._finish(run, RunStatus.FAILED, f"step {step_id!r} failed: {record.error}")
+        self.store.update_run(run.id, cursor=index + 1)
+        return self.store.get_run(run.id)
+
+    def _execute_remediation(self, run: RunRecord, runbook: Runbook, index: int, proposed: StepRecord) -> StepRecord:
+        step = runbook.steps[index]
+        context = self._context(run, runbook, self.store.get_run(run.id).steps)
+        record = self.steps.execute(run, index, step, context, dry_run=False, checker=self.checker,
+                                    on_start=self._on_step_start, inputs=proposed.inputs)
+        record.findings = [*proposed.findings, *record.findings]
+        record.changes = [*proposed.changes, *record.changes]
+        ok = record.status == StepStatus.SUCCEEDED
+        record.proposal = _with_status(proposed.proposal, "executed" if ok else "failed")
+        self.store.save_step(run.id, record, cursor=index + 1)
+        self.store.audit("engine", "remediation.executed" if ok else "remediation.failed", run.id,
+                         {"step": step.id, "changes": [c.model_dump(mode="json") for c in record.changes
+                                                        if not c.dry_run], "error": record.error})
+        self._emit("step_finished", run, step.id, record.to_dict())
+        return record
+
+    def _finish(self, run: RunRecord, status: RunStatus, error: str | None = None) -> RunRecord:
+        self.store.update_run(run.id, status=status, error=error, awaiting_step=None)
+        finished = self.store.get_run(run.id)
+        self.store.audit("engine", f"run.{status}", run.id, {"error": error} if error else {})
+        self._emit("run_finished", finished, data=finished.to_dict())
+        return finished
+
+    # decisions ------------------------------------------------------------------------------------
+
+    def decide(
+        self, run_id: str, approve: bool, actor: str, *, step: str | None = None,
+        groups: frozenset[str] = frozenset(), reason: str = "", resume: bool = True,
+    ) -> RunRecord:
+        """Record an approval or rejection of the awaited remediation, then (by default) continue the run.
+
+        Raises ApprovalError when `actor` may not decide, RunStateError when nothing awaits a decision.
+        """
+        run = self.store.get_run(run_id)
+        verb = "approve" if approve else "reject"
+        if run.status != RunStatus.AWAITING_APPROVAL or not run.awaiting_step:
+            raise RunStateError(f"run {run_id} is {run.status}, not awaiting approval; nothing to {verb}")
+        if step is not None and step != run.awaiting_step:
+            raise RunStateError(f"run {run_id} awaits approval of step {run.awaiting_step!r}, not {step!r}")
+        policy = Runbook.model_validate_json(run.definition).policy
+        try:
+            if policy.approvers and actor not in policy.approvers and not groups & set(policy.approvers):
+                raise ApprovalError(f"{actor} is not an approver of {run.runbook}; ask one of: "
+                                    + ", ".join(policy.approvers))
+            if approve and actor == run.requester and not policy.allow_self_approval:
+                raise ApprovalError(f"{actor} requested run {run_id} and {run.runbook} forbids approving "
+                                    "your own request; ask another approver")
+            if run.approval_deadline is not None and time.time() > run.approval_deadline:
+                self.expire(run_id)
+                raise RunStateError(f"the approval window of run {run_id} has closed; the run timed out")
+        except ApprovalError as exc:
+            self.store.audit(actor, f"step.{verb}.refused", run_id, {"step": run.awaiting_step, "reason": str(exc)})
+            raise
+        outcome = "approved" if approve else "rejected"
+        decision = Decision(run_id, run.awaiting_step, outcome, actor, time.time(), reason)
+        self.store.record_decision(decision)
+        self._emit("approval_decided", run, run.awaiting_step, {"decision": decision.decision, "actor": actor,
+                                                                "reason": reason})
+        return self.resume(run_id) if resume else self.store.get_run(run_id)
+
+    def expire(self, run_id: str) -> RunRecord:
+        """Time out a run whose approval window closed without a decision."""
+        run = self.store.get_run(run_id)
+        if not self.store.claim(run_id, RunStatus.AWAITING_APPROVAL, RunStatus.RUNNING):
+            return self.store.get_run(run_id)
+        for record in run.steps:
+            if record.id == run.awaiting_step:
+                record.proposal = _with_status(record.proposal, "expired")
+                self.store.save_step(run_id, record)
+        self.store.record_decision(Decision(run_id, run.awaiting_step or "", "expired", "engine", time.time(),
+                                            "no decision within the approval timeout"))
+        return self._finish(run, RunStatus.TIMED_OUT,
+                            f"nobody approved or rejected {run.awaiting_step!r} in time; nothing was changed")
+
+    def cancel(self, run_id: str, actor: str, reason: str = "") -> RunRecord:
+        run = self.store.get_run(run_id)
+        for status in (RunStatus.AWAITING_APPROVAL, RunStatus.PENDING):
+            if self.store.claim(run_id, status, RunStatus.RUNNING):
+                self.store.audit(actor, "run.cancelled", run_id, {"reason": reason})
+                why = f"cancelled by {actor}" + (f": {reason}" if reason else "")
+                return self._finish(run, RunStatus.ABORTED, why)
+        raise RunStateError(f"run {run_id} is {run.status}; only pending or waiting runs can be cancelled")
+
+    # helpers --------------------------------------------------------------------------------------
+
+    def _context(self, run: RunRecord, runbook: Runbook, records: list[StepRecord]) -> dict[str, Any]:
+        steps = {r.id: {"status": str(r.status), "output": r.output, "error": r.error,
+                        "findings": [f.id for f in r.findings]} for r in records}
+        return {
+            "params": run.params,
+            "steps": steps,
+            "findings": [f.id for r in records for f in r.findings],
+            "run": {"id": run.id, "requester": run.requester, "dry_run": run.dry_run, "runbook": runbook.name},
+            "alert": run.trigger.get("alert", {}),
+            "now": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+
+    def _proposal(self, run: RunRecord, runbook: Runbook, step: Step, record: StepRecord,
+                  context: dict[str, Any]) -> Proposal:
+        spec = step.proposal
+        rendered = self.templating.render_value(spec.model_dump(), context) if spec else {}
+        action = self.registry.get(step.action)
+        target = action.target(action.args.model_validate(record.inputs))
+        return Proposal(
+            id=step.id, step=step.id, action=step.action, target=target,
+            summary=rendered.get("summary") or step.title, reason=rendered.get("reason", ""),
+            risk=rendered.get("risk", "medium"), dry_run=tuple(record.changes),
+            warnings=tuple(rendered.get("warnings", ())),
+        )
+
+    def _on_step_start(self, run: RunRecord, record: StepRecord) -> None:
+        self.store.save_step(run.id, record, cursor=record.index)
+        self._emit("step_started", run, record.id, {"title": record.title, "action": record.action})
+
+    def _emit(self, kind: Any, run: RunRecord, step: str = "", data: dict[str, Any] | None = None) -> None:
+        self.sink.emit(RunEvent(kind, run.id, run.runbook, step, data or {}))
+
+
+def _with_status(proposal: Proposal | None, status: str) -> Proposal | None:
+    return proposal.model_copy(update={"status": status}) if proposal else None

@@ -1,0 +1,215 @@
+"""The runbook format (`apiVersion: runbook/v1`, `kind: Runbook`) as a frozen, typed model.
+
+Validated once at load; the executor only ever sees these objects, never raw YAML.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from engine.verdict import Risk, Severity
+
+DNS1123 = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+IDENTIFIER = r"^[a-z][a-z0-9_]*$"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string such as `500ms`, `30s`, `5m`, `1h`, `1d`."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like '30s', '5m', '1h'")
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration; use seconds or e.g. '30s', '5m', '1h'")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class Metadata(Model):
+    name: str = Field(pattern=DNS1123, max_length=63, description="DNS-1123 label naming the runbook.")
+    title: str
+    description: str = ""
+    severity: Severity = "warning"
+    owners: tuple[str, ...] = ()
+
+
+class Param(Model):
+    """A typed input. Values from the CLI, chat and alerts are all checked against it."""
+
+    type: Literal["string", "integer", "boolean", "enum"]
+    description: str = ""
+    required: bool = False
+    default: str | int | bool | None = None
+    pattern: str | None = Field(default=None, description="Regular expression a string value must match.")
+    values: tuple[str, ...] = Field(default=(), description="Allowed values of an enum.")
+    minimum: int | None = None
+    maximum: int | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"pattern does not compile: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Param:
+        if self.type == "enum" and not self.values:
+            raise ValueError("an enum param needs 'values'")
+        if self.type != "enum" and self.values:
+            raise ValueError("'values' only applies to enum params")
+        if self.required and self.default is not None:
+            raise ValueError("a param with a default cannot be required")
+        return self
+
+
+class AlertTrigger(Model):
+    """Starts the runbook when a firing alert matches; alert labels become params through `params`."""
+
+    match: dict[str, str] = Field(default_factory=dict, description="Label equality matchers.")
+    match_re: dict[str, str] = Field(default_factory=dict, description="Label regex matchers (anchored).")
+    params: dict[str, str] = Field(default_factory=dict, description="param name -> alert label name.")
+
+    @field_validator("match_re")
+    @classmethod
+    def _regexes_compile(cls, value: dict[str, str]) -> dict[str, str]:
+        for label, pattern in value.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"match_re.{label} does not compile: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _has_matcher(self) -> AlertTrigger:
+        if not self.match and not self.match_re:
+            raise ValueError("an alert trigger needs at least one matcher in 'match' or 'match_re'")
+        return self
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        if any(labels.get(k) != v for k, v in self.match.items()):
+            return False
+        return all(re.fullmatch(p, labels.get(k, "")) for k, p in self.match_re.items())
+
+
+class Triggers(Model):
+    alerts: tuple[AlertTrigger, ...] = ()
+    command: str | None = Field(default=None, pattern=DNS1123, description="Slash-command name.")
+
+
+class Policy(Model):
+    """Who may start and approve runs. Empty lists mean anyone (the server's default policy applies)."""
+
+    runners: tuple[str, ...] = ()
+    approvers: tuple[str, ...] = ()
+    allow_self_approval: bool = False
+    approval_timeout: Duration = 3600.0
+
+
+class Chat(Model):
+    channel: str | None = None
+
+
+class Retry(Model):
+    attempts: int = Field(default=1, ge=1, le=10)
+    backoff: Duration = 1.0
+    factor: float = Field(default=2.0, ge=1.0)
+    max_delay: Duration = 30.0
+
+
+class ProposalSpec(Model):
+    """How a remediation step presents itself to the approver. Templated."""
+
+    summary: str = ""
+    reason: str = ""
+    risk: Risk = "medium"
+    warnings: tuple[str, ...] = ()
+
+
+class FindingSpec(Model):
+    """A finding the runbook itself declares (for the built-in `finding` action or after a step)."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    severity: Severity
+    summary: str
+
+
+class Step(Model):
+    id: str = Field(pattern=IDENTIFIER, description="Unique; later steps refer to it as steps.<id>.")
+    title: str
+    action: str
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+    when: str | None = Field(default=None, description="Jinja2 expression; the step is skipped when false.")
+    timeout: Duration = 60.0
+    retry: Retry = Retry()
+    on_failure: Literal["abort", "continue"] = "abort"
+    proposal: ProposalSpec | None = None
+
+
+class TestExpect(Model):
+    status: str | None = None
+    findings: tuple[str, ...] = ()
+    no_findings: tuple[str, ...] = ()
+    proposals: tuple[str, ...] = ()
+    no_proposals: tuple[str, ...] = ()
+    objects: tuple[dict[str, Any], ...] = Field(
+        default=(), description="State checks: {kind, name, namespace?, field, equals | absent}."
+    )
+
+
+class RunbookTest(Model):
+    """A rehearsal: a scenario, how the run starts, and what its verdict must (not) contain."""
+
+    name: str
+    scenario: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    alert: dict[str, Any] | None = None
+    expect: TestExpect = TestExpect()
+    approve: tuple[str, ...] = ()
+    after: TestExpect | None = None
+
+
+class Runbook(Model):
+    api_version: Literal["runbook/v1"] = Field(alias="apiVersion")
+    kind: Literal["Runbook"]
+    metadata: Metadata
+    params: dict[Annotated[str, Field(pattern=IDENTIFIER)], Param] = Field(default_factory=dict)
+    triggers: Triggers = Triggers()
+    policy: Policy = Policy()
+    chat: Chat = Chat()
+    steps: tuple[Step, ...] = Field(min_length=1)
+    tests: tuple[RunbookTest, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    def step(self, step_id: str) -> Step:
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        raise KeyError(step_id)
+
+
+def json_schema() -> str:
+    """The JSON Schema of the format, as committed in runbooks/schema.json for editors."""
+    document = Runbook.model_json_schema(by_alias=True)
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    document["title"] = "runbook/v1 Runbook"
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,138 @@
+"""Plain records of runs and steps as the run store keeps them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from engine.verdict import Change, Finding, Proposal
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    ABORTED = "aborted"
+    TIMED_OUT = "timed_out"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL)
+
+
+class StepStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    PROPOSED = "proposed"
+    REJECTED = "rejected"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass
+class StepRecord:
+    index: int
+    id: str
+    action: str
+    status: StepStatus
+    title: str = ""
+    attempts: int = 0
+    inputs: dict[str, Any] = field(default_factory=dict)
+    output: dict[str, Any] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    proposal: Proposal | None = None
+    changes: list[Change] = field(default_factory=list)
+    error: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = str(self.status)
+        data["findings"] = [f.model_dump(mode="json") for f in self.findings]
+        data["proposal"] = self.proposal.model_dump(mode="json") if self.proposal else None
+        data["changes"] = [c.model_dump(mode="json") for c in self.changes]
+        return data
+
+
+@dataclass
+class RunRecord:
+    id: str
+    runbook: str
+    status: RunStatus
+    params: dict[str, Any]
+    requester: str
+    trigger: dict[str, Any]
+    definition: str
+    auto_approve: bool = False
+    dry_run: bool = False
+    cursor: int = 0
+    awaiting_step: str | None = None
+    approval_deadline: float | None = None
+    error: str | None = None
+    dedup_key: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    finished_at: float | None = None
+    steps: list[StepRecord] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for s in self.steps for f in s.findings]
+
+    @property
+    def proposals(self) -> list[Proposal]:
+        return [s.proposal for s in self.steps if s.proposal is not None]
+
+    @property
+    def mutations(self) -> list[Change]:
+        return [c for s in self.steps for c in s.changes if not c.dry_run]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run as one JSON document: the CLI's `--output json` contract."""
+        return {
+            "run_id": self.id,
+            "runbook": self.runbook,
+            "status": str(self.status),
+            "params": self.params,
+            "requester": self.requester,
+            "trigger": self.trigger,
+            "auto_approve": self.auto_approve,
+            "dry_run": self.dry_run,
+            "awaiting_step": self.awaiting_step,
+            "approval_deadline": self.approval_deadline,
+            "error": self.error,
+            "steps": [s.to_dict() for s in self.steps],
+            "findings": [f.model_dump(mode="json") for f in self.findings],
+            "proposals": [p.model_dump(mode="json") for p in self.proposals],
+            "mutations": [c.model_dump(mode="json") for c in self.mutations],
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "finished_at": self.finished_at,
+        }
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: float
+    actor: str
+    action: str
+    run_id: str | None
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Decision:
+    run_id: str
+    step: str
+    decision: str
+    actor: str
+    at: float
+    reason: str = ""

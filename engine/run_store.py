@@ -1,0 +1,288 @@
+"""SQLite run store: runs, steps, approval decisions, attached alerts and an append-only audit log.
+
+Every state change is committed before the engine moves on, so a killed process loses no completed
+step. Several threads (and later several replicas) share it; claims are atomic updates.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UnknownRunError
+from engine.records import AuditEntry, Decision, RunRecord, RunStatus, StepRecord, StepStatus
+from engine.verdict import Change, Finding, Proposal
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, runbook TEXT NOT NULL, status TEXT NOT NULL, params TEXT NOT NULL,
+    requester TEXT NOT NULL, trigger TEXT NOT NULL, definition TEXT NOT NULL,
+    auto_approve INTEGER NOT NULL, dry_run INTEGER NOT NULL, cursor INTEGER NOT NULL DEFAULT 0,
+    awaiting_step TEXT, approval_deadline REAL, error TEXT, dedup_key TEXT, owner TEXT,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS runs_by_runbook ON runs (runbook, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);
+CREATE INDEX IF NOT EXISTS runs_by_dedup ON runs (dedup_key, created_at);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT NOT NULL, idx INTEGER NOT NULL, step_id TEXT NOT NULL, action TEXT NOT NULL,
+    title TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL, inputs TEXT NOT NULL,
+    output TEXT NOT NULL, findings TEXT NOT NULL, proposal TEXT, changes TEXT NOT NULL, error TEXT,
+    started_at REAL, finished_at REAL, PRIMARY KEY (run_id, idx)
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, step_id TEXT NOT NULL,
+    decision TEXT NOT NULL, actor TEXT NOT NULL, at REAL NOT NULL, reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    status TEXT NOT NULL, received_at REAL NOT NULL, payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_by_run ON alerts (run_id, id);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    run_id TEXT, detail TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+_ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+class RunStore:
+    """Durable run state. `instance` names this process, so a restart can find its own interrupted runs."""
+
+    def __init__(self, path: str | Path, instance: str | None = None) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.instance = instance or socket.gethostname()
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """An immediate (write-locking) transaction; integrations may keep their own tables in it too."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # runs -----------------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        runbook: str,
+        definition: str,
+        params: dict[str, Any],
+        requester: str,
+        trigger: dict[str, Any] | None = None,
+        *,
+        auto_approve: bool = False,
+        dry_run: bool = False,
+        dedup_key: str | None = None,
+        cooldown: float = 0.0,
+    ) -> tuple[str, bool]:
+        """Create a pending run and return (run_id, True); with `dedup_key`, return (existing_id, False)
+        instead while a run with that key is active or finished less than `cooldown` seconds ago."""
+        now = time.time()
+        with self.transaction() as db:
+            if dedup_key is not None:
+                row = db.execute(
+                    "SELECT id FROM runs WHERE dedup_key = ? AND (status IN (?, ?, ?) OR finished_at > ?)"
+                    " ORDER BY created_at DESC LIMIT 1",
+                    (dedup_key, *_ACTIVE, now - cooldown),
+                ).fetchone()
+                if row:
+                    return row[0], False
+            run_id = uuid.uuid4().hex[:12]
+            db.execute(
+                "INSERT INTO runs (id, runbook, status, params, requester, trigger, definition, auto_approve,"
+                " dry_run, dedup_key, owner, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, runbook, RunStatus.PENDING, _dumps(params), requester, _dumps(trigger or {}),
+                 definition, int(auto_approve), int(dry_run), dedup_key, self.instance, now, now),
+            )
+            self._audit(db, requester, "run.requested", run_id, {"runbook": runbook, "params": params})
+        return run_id, True
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise UnknownRunError(f"no run with id {run_id!r}")
+            steps = self._db.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY idx", (run_id,)).fetchall()
+            columns = [c[0] for c in self._db.execute("SELECT * FROM runs LIMIT 0").description]
+        return _run_from_row(dict(zip(columns, row, strict=True)), [_step_from_row(s) for s in steps])
+
+    def list_runs(
+        self, runbook: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[RunRecord]:
+        query, args = "SELECT id FROM runs WHERE 1=1", list[Any]()
+        if runbook:
+            query, args = query + " AND runbook = ?", [*args, runbook]
+        if status:
+            query, args = query + " AND status = ?", [*args, status]
+        with self._lock:
+            ids = [r[0] for r in self._db.execute(query + " ORDER BY created_at DESC LIMIT ?", (*args, limit))]
+        return [self.get_run(i) for i in ids]
+
+    def run_ids(self, statuses: tuple[RunStatus, ...]) -> list[str]:
+        marks = ",".join("?" * len(statuses))
+        with self._lock:
+            rows = self._db.execute(f"SELECT id FROM runs WHERE status IN ({marks}) ORDER BY created_at", statuses)
+            return [r[0] for r in rows]
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        fields["updated_at"] = time.time()
+        if "status" in fields and RunStatus(fields["status"]).finished:
+            fields.setdefault("finished_at", fields["updated_at"])
+        names = ", ".join(f"{k} = ?" for k in fields)
+        with self.transaction() as db:
+            db.execute(f"UPDATE runs SET {names} WHERE id = ?", (*fields.values(), run_id))
+
+    def claim(self, run_id: str, expected: RunStatus, new: RunStatus, **fields: Any) -> bool:
+        """Atomically move a run from `expected` to `new`; False when someone else got there first."""
+        fields.update(status=new, updated_at=time.time(), owner=self.instance)
+        if new.finished:
+            fields.setdefault("finished_at", fields["updated_at"])
+        names = ", ".join(f"{k} = ?" for k in fields)
+        with self.transaction() as db:
+            cur = db.execute(f"UPDATE runs SET {names} WHERE id = ? AND status = ?",
+                             (*fields.values(), run_id, expected))
+            return cur.rowcount == 1
+
+    def recover_interrupted(self) -> list[str]:
+        """Mark runs this instance left mid-step as interrupted; runs awaiting approval keep waiting."""
+        now = time.time()
+        with self.transaction() as db:
+            rows = db.execute(
+                "SELECT r.id, s.step_id FROM runs r LEFT JOIN steps s ON s.run_id = r.id AND s.status = ?"
+                " WHERE r.status = ? AND r.owner = ?",
+                (StepStatus.RUNNING, RunStatus.RUNNING, self.instance),
+            ).fetchall()
+            for run_id, step_id in rows:
+                reason = f"the engine stopped while step {step_id!r} was running" if step_id else "the engine stopped"
+                reason += "; its effect is unknown, check the target before re-running"
+                db.execute("UPDATE steps SET status = ?, error = ?, finished_at = ? WHERE run_id = ? AND status = ?",
+                           (StepStatus.INTERRUPTED, reason, now, run_id, StepStatus.RUNNING))
+                db.execute("UPDATE runs SET status = ?, error = ?, updated_at = ?, finished_at = ? WHERE id = ?",
+                           (RunStatus.INTERRUPTED, reason, now, now, run_id))
+                self._audit(db, "engine", "run.interrupted", run_id, {"reason": reason})
+        return [r[0] for r in rows]
+
+    # steps ----------------------------------------------------------------------------------------
+
+    def save_step(self, run_id: str, step: StepRecord, cursor: int | None = None) -> None:
+        """Insert or replace a step's record (and move the run's cursor) in one commit."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, step.index, step.id, step.action, step.title, step.status, step.attempts,
+                 _dumps(step.inputs), _dumps(step.output),
+                 _dumps([f.model_dump(mode="json") for f in step.findings]),
+                 step.proposal.model_dump_json() if step.proposal else None,
+                 _dumps([c.model_dump(mode="json") for c in step.changes]), step.error,
+                 step.started_at, step.finished_at),
+            )
+            if cursor is not None:
+                db.execute("UPDATE runs SET cursor = ?, updated_at = ? WHERE id = ?", (cursor, time.time(), run_id))
+
+    # decisions, alerts, audit ---------------------------------------------------------------------
+
+    def record_decision(self, decision: Decision) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO decisions (run_id, step_id, decision, actor, at, reason) VALUES (?,?,?,?,?,?)",
+                (decision.run_id, decision.step, decision.decision, decision.actor, decision.at, decision.reason),
+            )
+            self._audit(db, decision.actor, f"step.{decision.decision}", decision.run_id,
+                        {"step": decision.step, "reason": decision.reason})
+
+    def decisions(self, run_id: str) -> list[Decision]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT run_id, step_id, decision, actor, at, reason FROM decisions WHERE run_id = ? ORDER BY id",
+                (run_id,),
+            ).fetchall()
+        return [Decision(*r) for r in rows]
+
+    def attach_alert(self, run_id: str, fingerprint: str, status: str, payload: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO alerts (run_id, fingerprint, status, received_at, payload) VALUES (?,?,?,?,?)",
+                       (run_id, fingerprint, status, time.time(), _dumps(payload)))
+
+    def alerts(self, run_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT fingerprint, status, received_at, payload FROM alerts WHERE run_id = ? ORDER BY id", (run_id,)
+            ).fetchall()
+        return [{"fingerprint": f, "status": s, "received_at": t, "alert": json.loads(p)} for f, s, t, p in rows]
+
+    def audit(self, actor: str, action: str, run_id: str | None = None, detail: dict[str, Any] | None = None) -> None:
+        with self.transaction() as db:
+            self._audit(db, actor, action, run_id, detail or {})
+
+    @staticmethod
+    def _audit(db: sqlite3.Connection, actor: str, action: str, run_id: str | None, detail: dict[str, Any]) -> None:
+        db.execute("INSERT INTO audit (at, actor, action, run_id, detail) VALUES (?,?,?,?,?)",
+                   (time.time(), actor, action, run_id, _dumps(detail)))
+
+    def audit_log(self, run_id: str | None = None, limit: int = 1000) -> list[AuditEntry]:
+        query = "SELECT id, at, actor, action, run_id, detail FROM audit"
+        args: tuple[Any, ...] = (limit,)
+        if run_id:
+            query, args = query + " WHERE run_id = ?", (run_id, limit)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY id LIMIT ?", args).fetchall()
+        return [AuditEntry(i, at, actor, action, rid, json.loads(d)) for i, at, actor, action, rid, d in rows]
+
+
+def _run_from_row(row: dict[str, Any], steps: list[StepRecord]) -> RunRecord:
+    return RunRecord(
+        id=row["id"], runbook=row["runbook"], status=RunStatus(row["status"]), params=json.loads(row["params"]),
+        requester=row["requester"], trigger=json.loads(row["trigger"]), definition=row["definition"],
+        auto_approve=bool(row["auto_approve"]), dry_run=bool(row["dry_run"]), cursor=row["cursor"],
+        awaiting_step=row["awaiting_step"], approval_deadline=row["approval_deadline"], error=row["error"],
+        dedup_key=row["dedup_key"], created_at=row["created_at"], updated_at=row["updated_at"],
+        finished_at=row["finished_at"], steps=steps,
+    )
+
+
+def _step_from_row(row: tuple[Any, ...]) -> StepRecord:
+    (_, idx, step_id, action, title, status, attempts, inputs, output, findings, proposal, changes, error,
+     started, finished) = row
+    return StepRecord(
+        index=idx, id=step_id, action=action, title=title, status=StepStatus(status), attempts=attempts,
+        inputs=json.loads(inputs), output=json.loads(output),
+        findings=[Finding.model_validate(f) for f in json.loads(findings)],
+        proposal=Proposal.model_validate_json(proposal) if proposal else None,
+        changes=[Change.model_validate(c) for c in json.loads(changes)], error=error,
+        started_at=started, finished_at=finished,
+    )

@@ -1,0 +1,150 @@
+"""Executes one step: condition, argument rendering, permission check, timeout and retries."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from engine.actions import Action, ActionArgs, ActionContext, ActionKind, ActionRegistry, PermissionChecker
+from engine.errors import ForbiddenError, PermanentError, StepError, StepTimeout
+from engine.model import Step
+from engine.records import RunRecord, StepRecord, StepStatus
+from engine.redaction import redact, redact_data
+from engine.templating import Templating
+from engine.verdict import Evidence, Finding
+
+
+class ActionCrashed(PermanentError):
+    """The action's code raised something it should not have: a bug, reported instead of crashing the run."""
+
+
+class StartHook(Protocol):
+    def __call__(self, run: RunRecord, record: StepRecord) -> None: ...
+
+
+class StepRunner:
+    def __init__(self, registry: ActionRegistry, templating: Templating, sleep: Callable[[float], None]) -> None:
+        self.registry = registry
+        self.templating = templating
+        self.sleep = sleep
+
+    def execute(
+        self,
+        run: RunRecord,
+        index: int,
+        step: Step,
+        context: dict[str, Any],
+        *,
+        dry_run: bool,
+        checker: PermissionChecker | None,
+        on_start: StartHook,
+        inputs: dict[str, Any] | None = None,
+    ) -> StepRecord:
+        """Run `step` and return its record; never raises for the step's own failures."""
+        action = self.registry.get(step.action)
+        record = StepRecord(index, step.id, step.action, StepStatus.RUNNING, title=step.title,
+                            started_at=time.time())
+        try:
+            if inputs is None and step.when is not None and not self.templating.evaluate(step.when, context):
+                record.status = StepStatus.SKIPPED
+                record.finished_at = time.time()
+                return record
+            on_start(run, record)
+            record.inputs = inputs if inputs is not None else self.templating.render_value(step.with_, context)
+            args = _validate_args(action, record.inputs)
+            if checker is not None and action.kind == ActionKind.REMEDIATE and action.permissions:
+                _check_permissions(checker, action, record.inputs)
+            self._attempts(run, step, action, args, record, dry_run)
+        except StepError as exc:
+            _fail(record, exc)
+        record.finished_at = time.time()
+        return record
+
+    def _attempts(self, run: RunRecord, step: Step, action: Action[Any], args: ActionArgs, record: StepRecord,
+                  dry_run: bool) -> None:
+        delay = step.retry.backoff
+        for attempt in range(1, step.retry.attempts + 1):
+            record.attempts = attempt
+            ctx = ActionContext(run.id, step.id, dry_run, time.monotonic() + step.timeout)
+            try:
+                output = _call_with_timeout(action, ctx, args, step.timeout)
+            except StepError as exc:
+                record.findings.extend(_redacted(f) for f in ctx.findings)
+                record.changes.extend(ctx.changes)
+                if not exc.transient or attempt == step.retry.attempts:
+                    raise
+                self.sleep(min(max(exc.retry_after or 0.0, delay), step.retry.max_delay))
+                delay *= step.retry.factor
+                continue
+            record.output = output or {}
+            record.findings.extend(_redacted(f) for f in ctx.findings)
+            record.changes.extend(ctx.changes)
+            record.status = StepStatus.SUCCEEDED
+            return
+
+
+def _validate_args(action: Action[Any], inputs: dict[str, Any]) -> ActionArgs:
+    try:
+        args: ActionArgs = action.args.model_validate(inputs)
+        return args
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+            for e in exc.errors(include_url=False)
+        )
+        raise PermanentError(f"arguments for {action.name} are invalid after rendering: {problems}") from None
+
+
+def _check_permissions(checker: PermissionChecker, action: Action[Any], inputs: dict[str, Any]) -> None:
+    namespace = inputs.get("namespace")
+    missing = checker.missing(action.permissions, namespace if isinstance(namespace, str) else None, None)
+    if missing:
+        grants = ", ".join(str(p) for p in missing)
+        raise ForbiddenError(f"forbidden: the engine may not run {action.name}; grant {grants}", permission=grants)
+
+
+def _call_with_timeout(
+    action: Action[Any], ctx: ActionContext, args: ActionArgs, timeout: float
+) -> dict[str, Any] | None:
+    """Run the action in a worker thread so a hung call cannot hang the run past its timeout."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = action.func(ctx, args)
+        except StepError as exc:
+            outcome["error"] = exc
+        except Exception as exc:  # noqa: BLE001 - a bug in one action fails its step, not the engine
+            outcome["error"] = ActionCrashed(f"{action.name} crashed: {type(exc).__name__}: {exc}")
+
+    worker = threading.Thread(target=target, name=f"step-{ctx.step}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise StepTimeout(f"{action.name} did not finish within its {timeout:g}s timeout")
+    if "error" in outcome:
+        raise outcome["error"]
+    value = outcome.get("value")
+    if value is not None and not isinstance(value, dict):
+        raise ActionCrashed(f"{action.name} returned {type(value).__name__}, not a dict of outputs")
+    return value
+
+
+def _fail(record: StepRecord, exc: StepError) -> None:
+    record.status = StepStatus.FAILED
+    record.error = redact(str(exc))
+    if isinstance(exc, ForbiddenError):
+        evidence = (Evidence(object="RBAC", field="permission", value=exc.permission),) if exc.permission else ()
+        record.findings.append(Finding(id="permission-missing", severity="warning", summary=record.error,
+                                       evidence=evidence, step=record.id))
+
+
+def _redacted(finding: Finding) -> Finding:
+    return finding.model_copy(update={
+        "summary": redact(finding.summary),
+        "evidence": tuple(e.model_copy(update={"value": redact_data(e.value)}) for e in finding.evidence),
+    })

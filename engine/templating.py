@@ -1,0 +1,106 @@
+"""Jinja2 templating in a sandbox, where outside data stays data.
+
+Templates come only from runbook files. Values from alerts, chat and the cluster enter as context
+variables and are never themselves rendered, so `{{ ... }}` inside an alert label stays literal text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, Undefined, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from engine.errors import PermanentError
+
+_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.DOTALL)
+CONTEXT_NAMES = frozenset({"params", "steps", "findings", "run", "alert", "now"})
+
+
+def is_template(value: str) -> bool:
+    return "{{" in value or "{%" in value
+
+
+class TemplateFailure(PermanentError):
+    """A template failed to render at run time (undefined name, sandbox violation, type error)."""
+
+
+class Templating:
+    """Compiles and caches templates; renders `with` arguments and evaluates `when` conditions."""
+
+    def __init__(self) -> None:
+        self.env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+        self.env.filters["to_duration"] = _human_duration
+        self._cache: dict[str, Any] = {}
+
+    def parse(self, source: str) -> nodes.Template:
+        """The AST of a template (for load-time checks); raises jinja2.TemplateSyntaxError."""
+        return self.env.parse(source)
+
+    def parse_expression(self, source: str) -> nodes.Template:
+        return self.env.parse("{{ (" + source + ") }}")
+
+    def _compiled(self, source: str) -> Any:
+        compiled = self._cache.get(source)
+        if compiled is None:
+            single = _SINGLE_EXPRESSION.match(source)
+            if single:
+                compiled = ("expr", self.env.compile_expression(single.group("expr"), undefined_to_none=False))
+            else:
+                compiled = ("text", self.env.from_string(source))
+            self._cache[source] = compiled
+        return compiled
+
+    def render_value(self, value: Any, context: Mapping[str, Any]) -> Any:
+        """Render templates inside strings, lists and dicts.
+
+        A string that is exactly one `{{ expression }}` yields the expression's native value (a list
+        stays a list); any other template renders to text. Non-template values pass through untouched.
+        """
+        if isinstance(value, str):
+            if not is_template(value):
+                return value
+            kind, compiled = self._compiled(value)
+            try:
+                result = compiled(**context) if kind == "expr" else compiled.render(**context)
+                if isinstance(result, Undefined):
+                    result._fail_with_undefined_error()  # a sandbox refusal or missing name, not a value
+                return result
+            except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+                raise TemplateFailure(f"template {value!r} failed: {_reason(exc)}") from exc
+        if isinstance(value, Mapping):
+            return {k: self.render_value(v, context) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.render_value(v, context) for v in value]
+        return value
+
+    def evaluate(self, expression: str, context: Mapping[str, Any]) -> bool:
+        """Evaluate a `when` condition to a boolean."""
+        compiled = self._cache.get("when:" + expression)
+        if compiled is None:
+            compiled = self.env.compile_expression(expression, undefined_to_none=False)
+            self._cache["when:" + expression] = compiled
+        try:
+            result = compiled(**context)
+            if isinstance(result, Undefined):
+                result._fail_with_undefined_error()
+            return bool(result)
+        except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+            raise TemplateFailure(f"condition {expression!r} failed: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if not str(exc).startswith(type(exc).__name__) else str(exc)
+
+
+def _human_duration(seconds: Any) -> str:
+    """`372` -> `6m12s`, for findings people read at 2 AM."""
+    total = int(float(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
+    text = "".join(f"{n}{unit}" for n, unit in parts if n)
+    return text or "0s"

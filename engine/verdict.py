@@ -1,0 +1,59 @@
+"""What a run concludes: findings with evidence and proposed remediations with their exact change."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Severity = Literal["info", "warning", "critical"]
+Risk = Literal["low", "medium", "high"]
+ProposalStatus = Literal["pending", "approved", "rejected", "executed", "failed", "skipped", "expired"]
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Evidence(_Data):
+    """Where a finding comes from: an object, the field read, and the value seen there."""
+
+    object: str
+    field: str
+    value: Any = None
+
+
+class Finding(_Data):
+    """One conclusion of the diagnosis. `info` findings are explicit all-clears, never alarms."""
+
+    id: str
+    severity: Severity
+    summary: str
+    evidence: tuple[Evidence, ...] = ()
+    step: str = ""
+
+
+class Change(_Data):
+    """The exact request a remediation makes, as the server answered it under dry-run (or for real)."""
+
+    verb: str
+    target: str
+    request: dict[str, Any] = Field(default_factory=dict)
+    diff: tuple[str, ...] = ()
+    dry_run: bool = True
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
+class Proposal(_Data):
+    """A remediation step the run wants to execute, waiting for (or past) a human decision."""
+
+    id: str
+    step: str
+    action: str
+    target: str
+    summary: str
+    reason: str
+    risk: Risk
+    dry_run: tuple[Change, ...] = ()
+    status: ProposalStatus = "pending"
+    warnings: tuple[str, ...] = ()

@@ -1,0 +1,85 @@
+"""Renders run events in a terminal as they happen, so a person running `runbook run` sees progress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from engine.events import RunEvent
+
+_SEVERITY = {"critical": "bold red", "warning": "yellow", "info": "green"}
+_STEP = {"succeeded": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[dim]–[/]", "proposed": "[cyan]?[/]",
+         "rejected": "[red]✗[/]", "interrupted": "[red]![/]"}
+
+
+class ConsoleSink:
+    """Prints one line per step with its findings, and each proposal with its exact dry-run change."""
+
+    def __init__(self, console: Console | None = None, verbose: bool = False) -> None:
+        self.console = console or Console(stderr=True, highlight=False)
+        self.verbose = verbose
+
+    def emit(self, event: RunEvent) -> None:
+        handler = getattr(self, f"_on_{event.kind}", None)
+        if handler is not None:
+            handler(event)
+
+    def _on_run_started(self, event: RunEvent) -> None:
+        params = " ".join(f"{k}={v}" for k, v in event.data.get("params", {}).items() if v is not None)
+        mode = " [yellow](dry-run)[/]" if event.data.get("dry_run") else ""
+        self.console.print(f"[bold]▶ {escape(event.runbook)}[/] {escape(params)}  [dim]run {event.run_id}[/]{mode}")
+
+    def _on_step_finished(self, event: RunEvent) -> None:
+        data = event.data
+        status = data.get("status", "")
+        if status == "skipped" and not self.verbose:
+            return
+        took = ""
+        if data.get("started_at") and data.get("finished_at"):
+            took = f" [dim]{(data['finished_at'] - data['started_at']) * 1000:.0f} ms[/]"
+        self.console.print(f"  {_STEP.get(status, status)} {escape(data.get('title') or event.step)}{took}")
+        if data.get("error"):
+            self.console.print(f"      [red]{escape(data['error'])}[/]")
+        for finding in data.get("findings", []):
+            self._finding(finding)
+        if data.get("action") == "notify" and status == "succeeded":
+            self.console.print(f"      [blue]💬 {escape(str(data.get('output', {}).get('text', '')))}[/]")
+        for change in data.get("changes", []):
+            if not change.get("dry_run"):
+                self.console.print(f"      [magenta]changed[/] {escape(change['verb'])} {escape(change['target'])}")
+                for line in change.get("diff", []):
+                    self.console.print(f"        {escape(line)}")
+
+    def _finding(self, finding: dict[str, Any]) -> None:
+        style = _SEVERITY.get(finding["severity"], "")
+        self.console.print(f"      [{style}]{finding['severity'].upper()}[/] {escape(finding['summary'])}")
+        for ev in finding.get("evidence", []):
+            value = "" if ev.get("value") is None else f" = {ev['value']}"
+            self.console.print(f"        [dim]{escape(ev['object'])} {escape(ev['field'])}{escape(value)}[/]")
+
+    def _on_approval_needed(self, event: RunEvent) -> None:
+        proposal = event.data["proposal"]
+        self.console.print(f"\n  [bold cyan]PROPOSED[/] {escape(proposal['summary'])} "
+                           f"[dim](risk {proposal['risk']}, target {escape(proposal['target'])})[/]")
+        if proposal.get("reason"):
+            self.console.print(f"    why: {escape(proposal['reason'])}")
+        for warning in proposal.get("warnings", []):
+            self.console.print(f"    [yellow]⚠ {escape(warning)}[/]")
+        for change in proposal.get("dry_run", []):
+            self.console.print(f"    dry-run {escape(change['verb'])} {escape(change['target'])}:")
+            for line in change.get("diff", []) or ["(no field changes)"]:
+                self.console.print(f"      {escape(line)}")
+        self.console.print(f"  [bold]awaiting approval:[/] runbook approve {event.run_id} --as NAME"
+                           f"   |   runbook reject {event.run_id} --as NAME\n")
+
+    def _on_approval_decided(self, event: RunEvent) -> None:
+        self.console.print(f"  [bold]{event.data['decision']}[/] by {escape(event.data['actor'])}"
+                           + (f": {escape(event.data['reason'])}" if event.data.get("reason") else ""))
+
+    def _on_run_finished(self, event: RunEvent) -> None:
+        status = event.data["status"]
+        style = "green" if status == "succeeded" else "red"
+        tail = f": {escape(event.data['error'])}" if event.data.get("error") else ""
+        self.console.print(f"[bold {style}]■ {status}[/]{tail}")

@@ -1,0 +1,129 @@
+"""Shared fixtures: an action registry with test actions, a loader, a run store and an executor."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.actions import ActionArgs, ActionContext, ActionKind, ActionRegistry, Permission
+from engine.builtins import register_builtins
+from engine.errors import TransientError
+from engine.executor import Executor
+from engine.loader import Loader
+from engine.run_store import RunStore
+from engine.verdict import Change
+
+
+class Toy:
+    """A tiny stateful 'system' that the test actions read and change, standing in for a cluster."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self.calls: dict[str, int] = {}
+        self.failures: dict[str, int] = {}
+
+
+class SetArgs(ActionArgs):
+    key: str
+    value: str
+
+
+class KeyArgs(ActionArgs):
+    key: str
+
+
+class SlowArgs(ActionArgs):
+    seconds: float
+
+
+def toy_registry(toy: Toy) -> ActionRegistry:
+    registry = register_builtins(ActionRegistry())
+
+    @registry.register("toy.set", kind=ActionKind.REMEDIATE, args=SetArgs,
+                       permissions=(Permission("configmaps", "patch", namespaced=True),))
+    def toy_set(ctx: ActionContext, args: SetArgs) -> dict[str, Any]:
+        """Sets a key; under dry-run only describes the change."""
+        before = toy.values.get(args.key)
+        ctx.change(Change(verb="set", target=args.key, diff=(f"{args.key}: {before} -> {args.value}",),
+                          dry_run=ctx.dry_run))
+        if not ctx.dry_run:
+            toy.values[args.key] = args.value
+        return {"before": before, "after": args.value}
+
+    @registry.register("toy.get", kind=ActionKind.DIAGNOSE, args=KeyArgs)
+    def toy_get(ctx: ActionContext, args: KeyArgs) -> dict[str, Any]:
+        """Reads a key."""
+        return {"value": toy.values.get(args.key)}
+
+    @registry.register("toy.flaky", kind=ActionKind.DIAGNOSE, args=KeyArgs)
+    def toy_flaky(ctx: ActionContext, args: KeyArgs) -> dict[str, Any]:
+        """Fails transiently `toy.failures[key]` times, then succeeds."""
+        toy.calls[args.key] = toy.calls.get(args.key, 0) + 1
+        if toy.failures.get(args.key, 0) > 0:
+            toy.failures[args.key] -= 1
+            raise TransientError("server busy", retry_after=0.01)
+        return {"calls": toy.calls[args.key]}
+
+    @registry.register("toy.slow", kind=ActionKind.DIAGNOSE, args=SlowArgs)
+    def toy_slow(ctx: ActionContext, args: SlowArgs) -> dict[str, Any]:
+        """Sleeps, to exercise step timeouts."""
+        import time
+
+        time.sleep(args.seconds)
+        return {}
+
+    @registry.register("toy.crash", kind=ActionKind.DIAGNOSE, args=KeyArgs)
+    def toy_crash(ctx: ActionContext, args: KeyArgs) -> dict[str, Any]:
+        """A buggy action."""
+        return {"x": {}[args.key]}
+
+    return registry
+
+
+@pytest.fixture
+def toy() -> Toy:
+    return Toy()
+
+
+@pytest.fixture
+def registry(toy: Toy) -> ActionRegistry:
+    return toy_registry(toy)
+
+
+@pytest.fixture
+def loader(registry: ActionRegistry) -> Loader:
+    return Loader(registry)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    store = RunStore(tmp_path / "runs.db", instance="test")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def executor(registry: ActionRegistry, store: RunStore, sleeps: list[float]) -> Executor:
+    return Executor(registry, store, sleep=sleeps.append)
+
+
+@pytest.fixture
+def write(tmp_path: Path) -> Callable[[str, str], Path]:
+    """Write a dedented YAML file into tmp_path and return its path."""
+
+    def _write(text: str, name: str = "runbook.yaml") -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return path
+
+    return _write
