@@ -84,7 +84,13 @@ class RunRecord:
 
     @property
     def findings(self) -> list[Finding]:
-        return [f for s in self.steps for f in s.findings]
+        """The verdict's findings: the first of each id, so a verification step that re-reads the same
+        state does not repeat the diagnosis (each step's record keeps all of its own)."""
+        seen: dict[str, Finding] = {}
+        for step in self.steps:
+            for finding in step.findings:
+                seen.setdefault(finding.id, finding)
+        return list(seen.values())
 
     @property
     def proposals(self) -> list[Proposal]:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from engine.errors import DefinitionError, ParamError, RunbookError, RunStateError, SettingsError
@@ -21,12 +20,12 @@ from engine.model import Runbook, json_schema
 from engine.records import RunRecord, RunStatus
 from engine.settings import Settings
 from integrations.clusters import open_cluster
-from integrations.console import ConsoleSink
+from integrations.console import ConsoleSink, terminal
 from integrations.wiring import Engine, build
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = terminal()
+err = terminal(stderr=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Settings file (YAML); RUNBOOK_* env vars win.")]
 RunbooksOpt = Annotated[list[Path] | None, typer.Option("--runbooks", help="Runbook folder or file (repeatable).")]
@@ -263,3 +262,12 @@ def schema(write: Annotated[Path | None, typer.Option(help="Write to this file i
 
 def main() -> None:
     app()
+
+
+def _register_more() -> None:
+    from integrations.cli_ops import register
+
+    register(app)
+
+
+_register_more()

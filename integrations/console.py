@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -14,11 +15,18 @@ _STEP = {"succeeded": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[dim
          "rejected": "[red]✗[/]", "interrupted": "[red]![/]"}
 
 
+def terminal(stderr: bool = False) -> Console:
+    """A console that does not wrap or truncate when output goes to a file or a pipe."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 200
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+
+
 class ConsoleSink:
     """Prints one line per step with its findings, and each proposal with its exact dry-run change."""
 
     def __init__(self, console: Console | None = None, verbose: bool = False) -> None:
-        self.console = console or Console(stderr=True, highlight=False)
+        self.console = console or terminal(stderr=True)
         self.verbose = verbose
 
     def emit(self, event: RunEvent) -> None:

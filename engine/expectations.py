@@ -1,0 +1,64 @@
+"""Checks a finished (or paused) run against a runbook test case's expectations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from engine.model import TestExpect
+from engine.records import RunRecord
+
+ObjectReader = Callable[[str, str, str | None], dict[str, Any] | None]
+_MISSING = object()
+
+
+def field_value(obj: dict[str, Any], path: str) -> Any:
+    """`spec.taints[0].key`-style lookup; `_MISSING` when any part is absent."""
+    current: Any = obj
+    for part in path.replace("]", "").replace("[", ".").split("."):
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            return _MISSING
+    return current
+
+
+def check_expectations(run: RunRecord, expect: TestExpect, read: ObjectReader | None = None) -> list[str]:
+    """Every way the run differs from `expect`, as sentences; empty when it matches."""
+    failures: list[str] = []
+    if expect.status and str(run.status) != expect.status:
+        failures.append(f"status is {run.status}, expected {expect.status}" + (f" ({run.error})" if run.error else ""))
+    found = {f.id for f in run.findings}
+    proposed = {p.id for p in run.proposals}
+    failures += [f"finding {i!r} missing (found: {sorted(found) or 'none'})" for i in expect.findings if i not in found]
+    failures += [f"finding {i!r} present but must not be" for i in expect.no_findings if i in found]
+    failures += [f"proposal {i!r} missing (proposed: {sorted(proposed) or 'none'})"
+                 for i in expect.proposals if i not in proposed]
+    failures += [f"proposal {i!r} present but must not be" for i in expect.no_proposals if i in proposed]
+    for check in expect.objects:
+        failures += _check_object(check, read)
+    return failures
+
+
+def _check_object(check: dict[str, Any], read: ObjectReader | None) -> list[str]:
+    kind, name, namespace = check.get("kind"), check.get("name"), check.get("namespace")
+    label = f"{kind} {namespace + '/' if namespace else ''}{name}"
+    if read is None or not kind or not name:
+        return [f"object check {check} needs kind and name and a cluster to read"]
+    obj = read(kind, name, namespace)
+    if check.get("absent"):
+        return [] if obj is None else [f"{label} exists but must be gone"]
+    if obj is None:
+        return [f"{label} not found"]
+    if "field" not in check:
+        return []
+    value = field_value(obj, check["field"])
+    if "equals" in check:
+        expected = check["equals"]
+        shown = "absent" if value is _MISSING else repr(value)
+        if value is _MISSING and expected is None:
+            return []
+        return [] if value == expected else [f"{label} {check['field']} is {shown}, expected {expected!r}"]
+    return [] if value is not _MISSING else [f"{label} has no {check['field']}"]

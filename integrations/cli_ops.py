@@ -1,0 +1,128 @@
+"""CLI commands around the engine: rehearse runbooks, simulate a cluster, serve, cancel, audit."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from engine.errors import RunbookError
+from engine.settings import Settings
+from integrations.clusters import SIM_TOKEN
+from integrations.console import terminal
+from integrations.rehearsal import collect, rehearse
+from integrations.wiring import build, build_registry
+
+out = terminal()
+err = terminal(stderr=True)
+
+
+def test(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Runbook files or folders (default: runbooks/).")] = None,
+    name: Annotated[str | None, typer.Option("--case", "-k", help="Only cases whose name contains this.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print each case's verdict.")] = False,
+) -> None:
+    """Rehearse runbooks against their scenarios and check their verdicts; exit 1 on any failure."""
+    from engine.loader import Loader
+
+    cases, problems = collect(paths or [Path("runbooks")], Loader(build_registry()))
+    for problem in problems:
+        err.print(str(problem), markup=False)
+    cases = [c for c in cases if not name or name in c.test.name]
+    table = Table("runbook", "case", "result", "time", "details")
+    failed = 0
+    for case in cases:
+        result = rehearse(case)
+        failed += not result.passed
+        mark = "[green]pass[/]" if result.passed else "[red]FAIL[/]"
+        table.add_row(result.runbook, result.name, mark, f"{result.seconds:.2f}s", "\n".join(result.failures))
+        if verbose and result.run is not None:
+            out.print(f"[bold]{result.runbook} / {result.name}[/]: {result.run.status}")
+            for f in result.run.findings:
+                out.print(f"   {f.severity:8} {f.id}: {f.summary}", markup=False)
+            for p in result.run.proposals:
+                out.print(f"   proposal {p.id} [{p.status}]: {p.summary}", markup=False)
+    out.print(table)
+    summary = f"{len(cases) - failed} passed, {failed} failed"
+    out.print(summary, markup=False)
+    if failed or problems or not cases:
+        if not cases:
+            err.print("[red]no runbook test cases found[/]")
+        raise typer.Exit(1)
+
+
+def simulate(
+    scenario: Annotated[list[Path], typer.Argument(help="Scenario manifests (multi-document YAML).", exists=True)],
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 0,
+    kubeconfig_out: Annotated[Path, typer.Option("--kubeconfig-out", help="Where to write the kubeconfig.")] = Path(
+        ".runbook/kubeconfig"),
+) -> None:
+    """Serve a simulated cluster until interrupted; kubectl and `runbook run --kubeconfig` work against it."""
+    from integrations.kubesim import SimulatedCluster
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with SimulatedCluster.from_files(scenario, port=port) as sim:
+        kubeconfig_out.parent.mkdir(parents=True, exist_ok=True)
+        sim.write_kubeconfig(kubeconfig_out, token=SIM_TOKEN)
+        out.print(f"simulated cluster at {sim.url}; kubeconfig written to {kubeconfig_out}")
+        out.print(f"  kubectl --kubeconfig {kubeconfig_out} get nodes")
+        out.print("press Ctrl-C to stop")
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings file (YAML).")] = None,
+) -> None:
+    """Serve Alertmanager webhooks, Slack commands and approvals (see README: Serving)."""
+    from integrations.server import serve as run_server
+
+    try:
+        settings = Settings.load(config)
+    except RunbookError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    run_server(settings, host, port)
+
+
+def cancel(
+    run_id: str,
+    as_: Annotated[str | None, typer.Option("--as", help="Who you are, for the audit log.")] = None,
+    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "",
+    config: Annotated[Path | None, typer.Option("--config", help="Settings file (YAML).")] = None,
+) -> None:
+    """Abort a pending run or one waiting for approval; nothing more is executed."""
+    settings = Settings.load(config)
+    try:
+        record = build(settings).executor.cancel(run_id, as_ or settings.user, reason)
+    except RunbookError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    out.print(f"run {record.id}: {record.status}")
+
+
+def audit(
+    run_id: Annotated[str | None, typer.Argument(help="Only this run's entries.")] = None,
+    limit: int = 200,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings file (YAML).")] = None,
+) -> None:
+    """Print the append-only audit log: who did what, when, to which run."""
+    store = build(Settings.load(config)).store
+    for entry in store.audit_log(run_id, limit):
+        out.print(f"{entry.at:.3f} {entry.actor:24} {entry.action:28} {entry.run_id or '-':14} "
+                  f"{json.dumps(entry.detail)}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    for command in (test, simulate, serve, cancel, audit):
+        app.command()(command)
