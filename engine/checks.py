@@ -82,6 +82,8 @@ def _contains_template(value: Any) -> bool:
 def _templates(step: Step, loc: Loc) -> Iterator[tuple[Loc, str, bool]]:
     if step.when is not None:
         yield (*loc, "when"), step.when, True
+    if is_template(step.title):
+        yield (*loc, "title"), step.title, False
     yield from _strings(step.with_, (*loc, "with"))
     if step.proposal is not None:
         for name in ("summary", "reason"):

@@ -46,7 +46,7 @@ class StepRunner:
     ) -> StepRecord:
         """Run `step` and return its record; never raises for the step's own failures."""
         action = self.registry.get(step.action)
-        record = StepRecord(index, step.id, step.action, StepStatus.RUNNING, title=step.title,
+        record = StepRecord(index, step.id, step.action, StepStatus.RUNNING, title=self._title(step, context),
                             started_at=time.time())
         try:
             if inputs is None and step.when is not None and not self.templating.evaluate(step.when, context):
@@ -63,6 +63,13 @@ class StepRunner:
             _fail(record, exc)
         record.finished_at = time.time()
         return record
+
+    def _title(self, step: Step, context: dict[str, Any]) -> str:
+        """The rendered title; the raw one when it refers to something this run does not have."""
+        try:
+            return str(self.templating.render_value(step.title, context))
+        except StepError:
+            return step.title
 
     def _attempts(self, run: RunRecord, step: Step, action: Action[Any], args: ActionArgs, record: StepRecord,
                   dry_run: bool) -> None:

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from engine.errors import DefinitionError, ParamError, RunbookError, RunStateError, SettingsError
 from engine.model import Runbook, json_schema
+from engine.params import coerce_params
 from engine.records import RunRecord, RunStatus
 from engine.settings import Settings
 from integrations.clusters import open_cluster
@@ -110,12 +111,16 @@ def run(
     if output not in ("text", "json"):
         _fail("--output must be text or json")
     settings = _settings(config, runbooks)
+    params = _parse_params(param)
     try:
+        offline = build(settings)  # name and params are checked before any cluster is contacted
+        coerce_params(offline.catalog.get(name), params)
+        offline.close()
         with open_cluster(settings, scenario, kubeconfig, context) as kube:
             engine = _engine(settings, kube, quiet)
             runbook = engine.catalog.get(name)
             trigger = {"source": "cli", **({"scenario": str(scenario.resolve())} if scenario else {})}
-            record = engine.executor.run(runbook, _parse_params(param), requester=as_ or settings.user,
+            record = engine.executor.run(runbook, params, requester=as_ or settings.user,
                                          trigger=trigger, auto_approve=auto_approve, dry_run=dry_run)
     except KeyError as exc:
         _fail(str(exc.args[0]))
