@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
@@ -73,10 +74,8 @@ def simulate(
         out.print(f"simulated cluster at {sim.url}; kubeconfig written to {kubeconfig_out}")
         out.print(f"  kubectl --kubeconfig {kubeconfig_out} get nodes")
         out.print("press Ctrl-C to stop")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
 
 
 def serve(
@@ -124,5 +123,7 @@ def audit(
 
 
 def register(app: typer.Typer) -> None:
-    for command in (test, simulate, serve, cancel, audit):
+    from integrations.demo import demo
+
+    for command in (test, simulate, serve, cancel, audit, demo):
         app.command()(command)

@@ -95,7 +95,8 @@ def rehearse(case: Case) -> CaseResult:
 
     result = CaseResult(case.runbook.name, case.test.name)
     started = time.perf_counter()
-    with SimulatedCluster.from_files([case.base / case.test.scenario]) as sim, Kube.from_url(sim.url, SIM_TOKEN) as kube:
+    scenario = case.base / case.test.scenario
+    with SimulatedCluster.from_files([scenario]) as sim, Kube.from_url(sim.url, SIM_TOKEN) as kube:
         executor = Executor(build_registry(kube), RunStore(":memory:"), checker=AccessChecker(kube))
         before = _state(sim)
         try:
