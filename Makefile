@@ -30,7 +30,8 @@ tools:
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine integrations tests bench
-	$(BIN)/mypy engine integrations
+	$(BIN)/mypy --strict engine
+	$(BIN)/mypy integrations
 	$(BIN)/lint-imports
 
 unit: $(STAMP)

@@ -82,16 +82,22 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     config: Annotated[Path | None, typer.Option("--config", help="Settings file (YAML).")] = None,
+    scenario: Annotated[Path | None, typer.Option(help="Serve against a simulated cluster from this manifest.",
+                                                  exists=True, dir_okay=False)] = None,
+    kubeconfig: Annotated[str | None, typer.Option(help="kubeconfig path (default: settings, in-cluster).")] = None,
+    context: Annotated[str | None, typer.Option(help="kubeconfig context.")] = None,
 ) -> None:
     """Serve Alertmanager webhooks, Slack commands and approvals (see README: Serving)."""
+    from integrations.clusters import open_cluster
     from integrations.server import serve as run_server
 
     try:
         settings = Settings.load(config)
+        with open_cluster(settings, scenario, kubeconfig, context) as kube:
+            run_server(settings, host, port, kube=kube)
     except RunbookError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    run_server(settings, host, port)
 
 
 def cancel(
@@ -122,8 +128,32 @@ def audit(
                   f"{json.dumps(entry.detail)}", markup=False)
 
 
+def actions(
+    name: Annotated[str | None, typer.Argument(help="Show one action's arguments and its documentation.")] = None,
+) -> None:
+    """List the actions steps can call: kind, the Kubernetes permissions each needs, and what it does."""
+    registry = build_registry()
+    if name is not None:
+        if name not in registry:
+            err.print(f"[red]error:[/] unknown action {name!r}")
+            raise typer.Exit(2)
+        action = registry.get(name)
+        out.print(f"[bold]{action.name}[/] ({action.kind})", highlight=False)
+        out.print((action.func.__doc__ or "").strip(), markup=False)
+        out.print("\narguments:", markup=False)
+        for arg, field in action.args.model_fields.items():
+            default = "required" if field.is_required() else f"default {field.default!r}"
+            out.print(f"  {arg}: {getattr(field.annotation, '__name__', field.annotation)} ({default})", markup=False)
+        out.print("permissions: " + (", ".join(str(p) for p in action.permissions) or "none"), markup=False)
+        return
+    table = Table("action", "kind", "permissions", "what it does")
+    for action in registry:
+        table.add_row(action.name, str(action.kind), "\n".join(str(p) for p in action.permissions), action.description)
+    out.print(table)
+
+
 def register(app: typer.Typer) -> None:
     from integrations.demo import demo
 
-    for command in (test, simulate, serve, cancel, audit, demo):
+    for command in (test, actions, simulate, serve, cancel, audit, demo):
         app.command()(command)
