@@ -93,12 +93,12 @@ class Executor:
     def _advance(self, run: RunRecord) -> RunRecord:
         runbook = Runbook.model_validate_json(run.definition)
         records = {s.index: s for s in run.steps}
+        context = self._context(run, runbook, run.steps)
         for index in range(run.cursor, len(runbook.steps)):
             step = runbook.steps[index]
             record = records.get(index)
             if record is not None and record.status == StepStatus.SUCCEEDED:
                 continue  # the remediation executed just now, after its approval
-            context = self._context(run, runbook, list(records.values()))
             action = self.registry.get(step.action)
             remediation = action.kind == ActionKind.REMEDIATE
             record = self.steps.execute(run, index, step, context, dry_run=run.dry_run or remediation,
@@ -107,6 +107,7 @@ class Executor:
                 record.proposal = self._proposal(run, runbook, step, record, context)
                 record.status = StepStatus.PROPOSED
             records[index] = record
+            _remember(context, record)
             self.store.save_step(run.id, record, cursor=index)
             self._emit("step_finished", run, step.id, record.to_dict())
             if record.status == StepStatus.FAILED and step.on_failure == "abort":
@@ -116,6 +117,7 @@ class Executor:
                     self.store.record_decision(Decision(run.id, step.id, "approved", "auto-approve", time.time(),
                                                        "run started with auto-approve"))
                     records[index] = self._execute_remediation(run, runbook, index, record)
+                    _remember(context, records[index])
                     if records[index].status == StepStatus.FAILED and step.on_failure == "abort":
                         return self._finish(run, RunStatus.FAILED, f"step {step.id!r} failed: {records[index].error}")
                     continue
@@ -241,16 +243,18 @@ class Executor:
     # helpers --------------------------------------------------------------------------------------
 
     def _context(self, run: RunRecord, runbook: Runbook, records: list[StepRecord]) -> dict[str, Any]:
-        steps = {r.id: {"status": str(r.status), "output": r.output, "error": r.error,
-                        "findings": [f.id for f in r.findings]} for r in records}
-        return {
+        """What templates see. Built once per resume, then kept current step by step (`_remember`)."""
+        context: dict[str, Any] = {
             "params": run.params,
-            "steps": steps,
-            "findings": [f.id for r in records for f in r.findings],
+            "steps": {},
+            "findings": [],
             "run": {"id": run.id, "requester": run.requester, "dry_run": run.dry_run, "runbook": runbook.name},
             "alert": run.trigger.get("alert", {}),
             "now": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
+        for record in records:
+            _remember(context, record)
+        return context
 
     def _proposal(self, run: RunRecord, runbook: Runbook, step: Step, record: StepRecord,
                   context: dict[str, Any]) -> Proposal:
@@ -271,6 +275,16 @@ class Executor:
 
     def _emit(self, kind: Any, run: RunRecord, step: str = "", data: dict[str, Any] | None = None) -> None:
         self.sink.emit(RunEvent(kind, run.id, run.runbook, step, data or {}))
+
+
+def _remember(context: dict[str, Any], record: StepRecord) -> None:
+    previous = context["steps"].get(record.id)
+    if previous is not None:  # an approved remediation replaces its proposal record
+        context["findings"] = [f for f in context["findings"] if f not in previous["findings"]]
+    ids = [f.id for f in record.findings]
+    context["steps"][record.id] = {"status": str(record.status), "output": record.output, "error": record.error,
+                                   "findings": ids}
+    context["findings"].extend(ids)
 
 
 def _with_status(proposal: Proposal | None, status: str) -> Proposal | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -16,6 +15,7 @@ from engine.records import RunRecord, StepRecord, StepStatus
 from engine.redaction import redact, redact_data
 from engine.templating import Templating
 from engine.verdict import Evidence, Finding
+from engine.workers import WorkerPool
 
 
 class ActionCrashed(PermanentError):
@@ -31,6 +31,7 @@ class StepRunner:
         self.registry = registry
         self.templating = templating
         self.sleep = sleep
+        self.pool = WorkerPool()
 
     def execute(
         self,
@@ -78,7 +79,7 @@ class StepRunner:
             record.attempts = attempt
             ctx = ActionContext(run.id, step.id, dry_run, time.monotonic() + step.timeout)
             try:
-                output = _call_with_timeout(action, ctx, args, step.timeout)
+                output = _call_with_timeout(self.pool, action, ctx, args, step.timeout)
             except StepError as exc:
                 record.findings.extend(_redacted(f) for f in ctx.findings)
                 record.changes.extend(ctx.changes)
@@ -115,27 +116,21 @@ def _check_permissions(checker: PermissionChecker, action: Action[Any], inputs: 
 
 
 def _call_with_timeout(
-    action: Action[Any], ctx: ActionContext, args: ActionArgs, timeout: float
+    pool: WorkerPool, action: Action[Any], ctx: ActionContext, args: ActionArgs, timeout: float
 ) -> dict[str, Any] | None:
-    """Run the action in a worker thread so a hung call cannot hang the run past its timeout."""
-    outcome: dict[str, Any] = {}
+    """Run the action on a pooled worker so a hung call cannot hang the run past its timeout."""
 
-    def target() -> None:
+    def call() -> Any:
         try:
-            outcome["value"] = action.func(ctx, args)
-        except StepError as exc:
-            outcome["error"] = exc
-        except Exception as exc:  # noqa: BLE001 - a bug in one action fails its step, not the engine
-            outcome["error"] = ActionCrashed(f"{action.name} crashed: {type(exc).__name__}: {exc}")
+            return action.func(ctx, args)
+        except StepError:
+            raise
+        except Exception as exc:  # a bug in one action fails its step, not the engine
+            raise ActionCrashed(f"{action.name} crashed: {type(exc).__name__}: {exc}") from exc
 
-    worker = threading.Thread(target=target, name=f"step-{ctx.step}", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if worker.is_alive():
+    finished, value = pool.call(call, timeout, name=ctx.step)
+    if not finished:
         raise StepTimeout(f"{action.name} did not finish within its {timeout:g}s timeout")
-    if "error" in outcome:
-        raise outcome["error"]
-    value = outcome.get("value")
     if value is not None and not isinstance(value, dict):
         raise ActionCrashed(f"{action.name} returned {type(value).__name__}, not a dict of outputs")
     return value
