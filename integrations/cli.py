@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from engine.errors import DefinitionError, ParamError, RunbookError, RunStateError, SettingsError
@@ -49,14 +50,14 @@ def _settings(config: Path | None, runbooks: list[Path] | None = None) -> Settin
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}", markup=True, highlight=False)
+    err.print(f"[red]error:[/] {escape(message)}")
     raise typer.Exit(code)
 
 
 def _engine(settings: Settings, kube: Any = None, quiet: bool = False) -> Engine:
     engine = build(settings, kube=kube, sink=None if quiet else ConsoleSink())
     for problem in engine.catalog.problems:
-        err.print(f"[yellow]warning:[/] {problem}")
+        err.print(f"[yellow]warning:[/] {escape(str(problem))}")
     return engine
 
 
@@ -83,13 +84,14 @@ def _report(run: RunRecord, output: str) -> None:
     out.print(f"\n[bold]Verdict[/] for run {run.id} ({run.runbook}): [bold]{run.status}[/]")
     colours = {"critical": "red", "warning": "yellow", "info": "green"}
     for f in findings:
-        out.print(f"  finding  [{colours[f.severity]}]{f.severity:8}[/] {f.id}: {f.summary}")
+        out.print(f"  finding  [{colours[f.severity]}]{f.severity:8}[/] {f.id}: {escape(f.summary)}")
     for p in proposals:
-        out.print(f"  proposal [cyan]{p.status:8}[/] {p.id}: {p.summary} (risk {p.risk}, target {p.target})")
+        out.print(f"  proposal [cyan]{p.status:8}[/] {p.id}: {escape(p.summary)} "
+                  f"(risk {p.risk}, target {escape(p.target)})")
     if not findings and not proposals:
         out.print("  no findings, nothing proposed")
     if run.error:
-        out.print(f"  [red]{run.error}[/]")
+        out.print(f"  [red]{escape(run.error)}[/]")
 
 
 @app.command()
@@ -249,7 +251,7 @@ def show(run_id: str, output: OutputOpt = "text", config: ConfigOpt = None) -> N
     out.print(f"[bold]{record.runbook}[/] run {record.id}: {record.status}  requested by {record.requester} "
               f"at {_when(record.created_at)}  params {json.dumps(record.params)}")
     for s in record.steps:
-        out.print(f"  {s.status:11} {s.id}: {s.title}" + (f"  [red]{s.error}[/]" if s.error else ""))
+        out.print(f"  {s.status:11} {s.id}: {escape(s.title)}" + (f"  [red]{escape(s.error)}[/]" if s.error else ""))
     _report(record, "text")
     for entry in engine.store.audit_log(run_id):
         out.print(f"  [dim]{_when(entry.at)} {entry.actor} {entry.action} {json.dumps(entry.detail)}[/]")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from engine.errors import RunbookError
@@ -41,7 +42,7 @@ def test(
         result = rehearse(case)
         failed += not result.passed
         mark = "[green]pass[/]" if result.passed else "[red]FAIL[/]"
-        table.add_row(result.runbook, result.name, mark, f"{result.seconds:.2f}s", "\n".join(result.failures))
+        table.add_row(result.runbook, result.name, mark, f"{result.seconds:.2f}s", escape("\n".join(result.failures)))
         if verbose and result.run is not None:
             out.print(f"[bold]{result.runbook} / {result.name}[/]: {result.run.status}")
             for f in result.run.findings:
@@ -96,7 +97,7 @@ def serve(
         with open_cluster(settings, scenario, kubeconfig, context) as kube:
             run_server(settings, host, port, kube=kube)
     except RunbookError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
 
 
@@ -111,7 +112,7 @@ def cancel(
     try:
         record = build(settings).executor.cancel(run_id, as_ or settings.user, reason)
     except RunbookError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     out.print(f"run {record.id}: {record.status}")
 
