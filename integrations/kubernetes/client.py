@@ -1,0 +1,390 @@
+"""`Kube`: a thin, bounded, retrying client over the official `kubernetes` package's HTTP layer.
+
+Actions want plain dicts, predictable request counts and errors that say what to do, so this client
+skips the generated model classes: requests go through `ApiClient.call_api` (which applies the
+kubeconfig's TLS and token handling) and bodies are `json.loads`-ed. Every call is bounded by a per-call
+timeout and by the step's deadline; 429, 5xx and connection failures are retried a few times with
+exponential backoff honouring `Retry-After`, then surface as `TransientError`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+import urllib3
+from kubernetes import config as kube_config
+from kubernetes.client import ApiClient, Configuration
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from urllib3 import HTTPHeaderDict
+
+from engine.errors import PermanentError, SettingsError, StepTimeout, TransientError
+from integrations.kubernetes import errors
+from integrations.kubernetes.objects import path as api_path
+from integrations.kubernetes.transport import Policy, RequestCounter, Response, reason, retryable
+
+PATCH_TYPES = {
+    "strategic": "application/strategic-merge-patch+json",
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+}
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+FIELD_MANAGER = "runbook"
+# Never keep anything that can carry secret values, even from a metadata-only answer.
+_SECRET_CARRIERS = ("data", "stringData", "spec", "status")
+_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+class HasDeadline(Protocol):
+    deadline: float
+    identity: str | None
+
+
+class Kube:
+    """A Kubernetes API client returning plain dicts. Build it with one of the `from_*` constructors.
+
+    `as_user`, `with_deadline` and `for_context` return views sharing the connection pool and the
+    request counter, so an action can act as the run's identity within its step's deadline.
+    """
+
+    def __init__(
+        self,
+        api: ApiClient,
+        *,
+        policy: Policy | None = None,
+        impersonate: tuple[str, tuple[str, ...]] | None = None,
+        deadline: float | None = None,
+        counter: RequestCounter | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.api = api
+        self.policy = policy or Policy()
+        self.impersonate = impersonate
+        self.deadline = deadline
+        self._counter = counter or RequestCounter()
+        self._sleep = sleep
+
+    # -- construction -------------------------------------------------------------------------------
+
+    @classmethod
+    def from_configuration(cls, cfg: Configuration, **kwargs: Any) -> Kube:
+        cfg.retries = False  # urllib3 must not retry behind our back: retries are counted and bounded here
+        return cls(ApiClient(cfg), **kwargs)
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | None = None, context: str | None = None, **kwargs: Any) -> Kube:
+        cfg = Configuration()
+        try:
+            kube_config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=path, context=context, client_configuration=cfg, persist_config=False
+            )
+        except (ConfigException, OSError) as exc:
+            raise SettingsError(f"kubeconfig {path or '~/.kube/config'} (context {context}): {exc}") from exc
+        return cls.from_configuration(cfg, **kwargs)
+
+    @classmethod
+    def in_cluster(cls, **kwargs: Any) -> Kube:
+        cfg = Configuration()
+        try:
+            kube_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        except ConfigException as exc:
+            raise SettingsError(f"in-cluster service account: {exc}") from exc
+        return cls.from_configuration(cfg, **kwargs)
+
+    @classmethod
+    def from_url(
+        cls, url: str, token: str | None = None, *, ca_file: str | None = None, verify_ssl: bool = True, **kwargs: Any
+    ) -> Kube:
+        cfg = Configuration(host=url.rstrip("/"))
+        if token:
+            cfg.api_key = {"authorization": token}
+            cfg.api_key_prefix = {"authorization": "Bearer"}
+        cfg.ssl_ca_cert = ca_file
+        cfg.verify_ssl = verify_ssl
+        return cls.from_configuration(cfg, **kwargs)
+
+    def _view(self, **changes: Any) -> Kube:
+        values: dict[str, Any] = {
+            "policy": self.policy,
+            "impersonate": self.impersonate,
+            "deadline": self.deadline,
+            "counter": self._counter,
+            "sleep": self._sleep,
+        }
+        values.update(changes)
+        return Kube(self.api, **values)
+
+    def as_user(self, user: str, groups: tuple[str, ...] | list[str] = ()) -> Kube:
+        """A view sending `Impersonate-User`/`Impersonate-Group`, so RBAC applies to the requester."""
+        return self._view(impersonate=(user, tuple(groups)))
+
+    def with_deadline(self, deadline: float | None) -> Kube:
+        return self._view(deadline=deadline)
+
+    def with_policy(self, **changes: Any) -> Kube:
+        return self._view(policy=replace(self.policy, **changes))
+
+    def for_context(self, ctx: HasDeadline) -> Kube:
+        """The view an action uses: bounded by the step deadline, impersonating `ctx.identity` if set."""
+        view = self.with_deadline(ctx.deadline)
+        return view.as_user(ctx.identity) if ctx.identity else view
+
+    def close(self) -> None:
+        self.api.close()  # type: ignore[no-untyped-call]
+
+    def __enter__(self) -> Kube:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def server(self) -> str:
+        return str(self.api.configuration.host)
+
+    @property
+    def request_count(self) -> int:
+        return self._counter.value
+
+    # -- generic verbs ------------------------------------------------------------------------------
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self.request("GET", path, params=params).json()
+
+    def get_or_none(self, path: str) -> dict[str, Any] | None:
+        """GET that answers None for 404, for objects whose absence is itself a finding."""
+        response = self.request("GET", path, allow=(404,))
+        return None if response.status == 404 else response.json()
+
+    def get_metadata(self, path: str) -> dict[str, Any] | None:
+        """Metadata only (None when absent): for Secrets, values must never be read, logged or shown."""
+        response = self.request("GET", path, accept=METADATA_ONLY, allow=(404,))
+        if response.status == 404:
+            return None
+        obj = response.json()
+        for key in _SECRET_CARRIERS:
+            obj.pop(key, None)
+        metadata = obj.get("metadata") or {}
+        metadata.pop("managedFields", None)
+        (metadata.get("annotations") or {}).pop(_LAST_APPLIED, None)
+        return obj
+
+    def list(
+        self,
+        path: str,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """All items of a collection (at most `limit`), paging with `limit`/`continue`."""
+        return list(self.iter_list(path, label_selector, field_selector, limit))
+
+    def iter_list(
+        self,
+        path: str,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        seen, token = 0, None
+        while True:
+            page = self.policy.page_size if limit is None else min(self.policy.page_size, limit - seen)
+            params = {"labelSelector": label_selector, "fieldSelector": field_selector, "limit": page,
+                      "continue": token}
+            body = self.get(path, params)
+            for item in body.get("items") or []:
+                yield item
+                seen += 1
+                if limit is not None and seen >= limit:
+                    return
+            token = (body.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
+    def create(self, path: str, body: Mapping[str, Any], dry_run: bool = False) -> dict[str, Any]:
+        params = {"dryRun": "All" if dry_run else None, "fieldManager": FIELD_MANAGER}
+        return self.request("POST", path, params=params, body=dict(body)).json()
+
+    def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST for virtual resources (access reviews) that have no dry-run."""
+        return self.request("POST", path, body=dict(body)).json()
+
+    def patch(
+        self, path: str, body: Any, patch_type: str = "strategic", dry_run: bool = False
+    ) -> dict[str, Any]:
+        params = {"dryRun": "All" if dry_run else None, "fieldManager": FIELD_MANAGER}
+        return self.request("PATCH", path, params=params, body=body, content_type=PATCH_TYPES[patch_type]).json()
+
+    def delete(
+        self,
+        path: str,
+        propagation: str | None = None,
+        grace_period: int | None = None,
+        dry_run: bool = False,
+        preconditions: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        options: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if propagation:
+            options["propagationPolicy"] = propagation
+        if grace_period is not None:
+            options["gracePeriodSeconds"] = grace_period
+        if dry_run:
+            options["dryRun"] = ["All"]
+        if preconditions:
+            options["preconditions"] = dict(preconditions)
+        return self.request("DELETE", path, params={"dryRun": "All" if dry_run else None}, body=options).json()
+
+    def evict(
+        self, namespace: str, name: str, dry_run: bool = False, grace_period: int | None = None
+    ) -> dict[str, Any]:
+        """Evict through policy/v1, so PodDisruptionBudgets apply; a budget refusal raises `EvictionBlocked`.
+
+        Budget refusals are not retried here: the drain decides how long to keep trying.
+        """
+        options: dict[str, Any] = {"dryRun": ["All"]} if dry_run else {}
+        if grace_period is not None:
+            options["gracePeriodSeconds"] = grace_period
+        body = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": namespace},
+            "deleteOptions": options,
+        }
+        target = api_path("pods", name, namespace, "eviction")
+        response = self.request("POST", target, params={"dryRun": "All" if dry_run else None}, body=body, allow=(429,))
+        if response.status == 429:
+            status = errors.status_body(response.data)
+            text = json.dumps(status).lower()
+            if "disruption budget" in text or "disruptionbudget" in text:
+                raise errors.eviction_blocked(status, f"{namespace}/{name}")
+            raise errors.from_response(429, response.data, response.headers, "POST", target, self.server)
+        return response.json()
+
+    def log(
+        self,
+        namespace: str,
+        pod: str,
+        container: str | None = None,
+        previous: bool = False,
+        tail_lines: int = 50,
+        limit_bytes: int = 64 * 1024,
+    ) -> str | None:
+        """The container log tail (unredacted: callers redact), or None when there is none to show."""
+        params = {
+            "container": container,
+            "previous": "true" if previous else None,
+            "tailLines": tail_lines,
+            "limitBytes": limit_bytes,
+        }
+        response = self.request(
+            "GET", api_path("pods", pod, namespace, "log"), params=params, accept="text/plain", allow=(400, 404)
+        )
+        if response.status in (400, 404):
+            return None  # e.g. "previous terminated container not found": no log is an answer, not an error
+        return response.data.decode("utf-8", errors="replace")
+
+    # -- transport ----------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        accept: str = "application/json",
+        allow: tuple[int, ...] = (),
+    ) -> Response:
+        """One API call with timeout, bounded retries and translated errors.
+
+        Statuses in `allow` are returned instead of raised. Timeouts are retried only for GET: a
+        mutation that timed out may have been applied.
+        """
+        query = urlencode([(k, v) for k, v in (params or {}).items() if v is not None])
+        url = f"{self.server}{path}{'?' + query if query else ''}"
+        attempt = 0
+        while True:
+            attempt += 1
+            timeout, bounded = self._timeout(method, path)
+            retry_after: float | None = None
+            try:
+                response = self._send(method, url, path, body, content_type, accept, timeout)
+            except urllib3.exceptions.NewConnectionError as exc:
+                error: TransientError = errors.unreachable(self.server, reason(exc))
+            except urllib3.exceptions.TimeoutError as exc:
+                if bounded:
+                    raise StepTimeout(f"step deadline reached while waiting for {method} {path}") from exc
+                error = errors.timed_out(self.server, method, path, timeout)
+                if method != "GET":
+                    raise error from exc
+            except urllib3.exceptions.HTTPError as exc:
+                error = errors.unreachable(self.server, reason(exc))
+            else:
+                if 200 <= response.status < 300 or response.status in allow:
+                    return response
+                failure = errors.from_response(
+                    response.status, response.data, response.headers, method, path, self.server
+                )
+                if not (isinstance(failure, TransientError) and retryable(response.status)):
+                    raise failure
+                error, retry_after = failure, failure.retry_after
+            delay = retry_after if retry_after is not None else self._backoff(attempt)
+            if attempt >= self.policy.attempts or not self._fits(delay):
+                error.retry_after = retry_after if retry_after is not None else self._backoff(attempt)
+                raise error
+            self._sleep(delay)
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        path: str,
+        body: Any,
+        content_type: str | None,
+        accept: str,
+        timeout: float,
+    ) -> Response:
+        plain: dict[str, Any] = {"Accept": accept, **self.api.default_headers}
+        if body is not None:
+            plain["Content-Type"] = content_type or "application/json"
+        self.api.update_params_for_auth(plain, [], ["BearerToken"], path, method, body)
+        headers = HTTPHeaderDict(plain)
+        if self.impersonate:
+            user, groups = self.impersonate
+            headers["Impersonate-User"] = user
+            for group in groups:
+                headers.add("Impersonate-Group", group)
+        self._counter.bump()
+        try:
+            raw = self.api.call_api(
+                method,
+                url,
+                header_params=headers,
+                body=body,
+                _request_timeout=(min(self.policy.connect_timeout, timeout), timeout),
+            )
+            data = raw.read()  # type: ignore[no-untyped-call]
+        except ApiException as exc:  # the REST layer reports TLS failures this way (status 0)
+            raise PermanentError(f"cannot talk to the API server at {self.server}: {exc.reason}") from exc
+        return Response(raw.status, dict(raw.headers or {}), data or b"")
+
+    def _timeout(self, method: str, path: str) -> tuple[float, bool]:
+        """The timeout for the next attempt and whether the step deadline (not the policy) set it."""
+        timeout = self.policy.call_timeout
+        if self.deadline is None:
+            return timeout, False
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0.05:
+            raise StepTimeout(f"step deadline reached before {method} {path}")
+        return (remaining, True) if remaining < timeout else (timeout, False)
+
+    def _backoff(self, attempt: int) -> float:
+        return float(min(self.policy.max_backoff, self.policy.backoff * 2 ** (attempt - 1)))
+
+    def _fits(self, delay: float) -> bool:
+        return self.deadline is None or time.monotonic() + delay < self.deadline - 0.05

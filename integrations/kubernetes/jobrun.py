@@ -1,0 +1,92 @@
+"""`k8s.job.create_from_cronjob`: `kubectl create job --from=cronjob/NAME`, refusing to double-run.
+
+The Job is built exactly as kubectl builds it (jobTemplate labels, annotations and spec; annotation
+`cronjob.kubernetes.io/instantiate: manual`; a controller ownerReference to the CronJob) so that
+history limits, `k8s.jobs.overlap` and people reading `kubectl get jobs` treat it like kubectl's.
+The generated name is derived from the run, so the dry-run shows the same name that execution creates
+and a retried step gets 409 instead of a second Job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from engine.actions import ActionArgs, ActionContext
+from engine.errors import PermanentError
+from engine.verdict import Change, Evidence
+from integrations.kubernetes.base import KubeActions
+from integrations.kubernetes.cronjobs import jobs_of
+from integrations.kubernetes.jobs import job_state
+from integrations.kubernetes.objects import INSTANTIATE_ANNOTATION, meta, name_of, path
+from integrations.kubernetes.remediations import request_record
+
+# Kubernetes' name-suffix alphabet (no vowels, no look-alikes).
+ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+MAX_NAME = 63
+
+
+class CreateJobArgs(ActionArgs):
+    namespace: str
+    cronjob: str
+    name: str | None = None
+
+
+def manual_name(cronjob: str, seed: str) -> str:
+    digest = hashlib.sha256(seed.encode()).digest()
+    suffix = "".join(ALPHABET[b % len(ALPHABET)] for b in digest[:5])
+    return f"{cronjob[: MAX_NAME - len('-manual-') - 5]}-manual-{suffix}"
+
+
+def job_from_cronjob(cron: dict[str, Any], name: str) -> dict[str, Any]:
+    """What kubectl's `createJobFromCronJob` builds."""
+    template = (cron.get("spec") or {}).get("jobTemplate") or {}
+    tmeta = template.get("metadata") or {}
+    annotations = {INSTANTIATE_ANNOTATION: "manual", **(tmeta.get("annotations") or {})}
+    job_meta: dict[str, Any] = {
+        "name": name,
+        "namespace": meta(cron).get("namespace"),
+        "annotations": annotations,
+        "ownerReferences": [{
+            "apiVersion": "batch/v1", "kind": "CronJob", "name": name_of(cron), "uid": meta(cron).get("uid"),
+            "controller": True, "blockOwnerDeletion": True,
+        }],
+    }
+    if tmeta.get("labels"):
+        job_meta["labels"] = dict(tmeta["labels"])
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": job_meta, "spec": template.get("spec") or {}}
+
+
+class JobRunActions(KubeActions):
+    def create_from_cronjob(self, ctx: ActionContext, args: CreateJobArgs) -> dict[str, Any]:
+        """Start a manual run of a CronJob now; refused while another Job of the CronJob is active.
+
+        Output: `job` (name), `namespace`, `cronjob`, `uid` (None under dry-run), `manual` (true), `active_jobs`.
+        Raises PermanentError when a Job of the CronJob is still active (Jobs being deleted do not count).
+        Under dry-run an active Job only yields the warning finding `job_create.active_job`, so a proposal
+        can stop the stuck Job first and start the run after it.
+        """
+        kube = self.kube_for(ctx)
+        cron = kube.get(path("cronjobs", args.cronjob, args.namespace))
+        active = [name_of(j) for j in jobs_of(kube, cron) if job_state(j) in ("active", "pending")]
+        refusal = (f"refusing to start a manual run of CronJob {args.namespace}/{args.cronjob}: Job(s) "
+                   f"{', '.join(active)} still active; a second run would overlap (check k8s.jobs.overlap)")
+        if active and not ctx.dry_run:
+            raise PermanentError(refusal)
+        if active:
+            # A proposal may stop the active Job in an earlier step; the refusal then applies at execution.
+            ctx.finding("job_create.active_job", "warning", refusal.replace("refusing", "execution will refuse"),
+                        [Evidence(object=f"Job {args.namespace}/{name}", field="status.active", value="active")
+                         for name in active])
+        name = args.name or manual_name(args.cronjob, f"{ctx.run_id}/{ctx.step}/{args.namespace}/{args.cronjob}")
+        body = job_from_cronjob(cron, name)
+        api_path = path("jobs", namespace=args.namespace)
+        created = kube.create(api_path, body, dry_run=ctx.dry_run)
+        ctx.change(Change(
+            verb="create", target=f"Job {args.namespace}/{name}", dry_run=ctx.dry_run,
+            request=request_record("POST", api_path, body, ctx.dry_run),
+            diff=(f"create Job {args.namespace}/{name} from CronJob {args.cronjob} (manual run)",),
+            result={"uid": meta(created).get("uid") if not ctx.dry_run else None},
+        ))
+        return {"job": name, "namespace": args.namespace, "cronjob": args.cronjob,
+                "uid": None if ctx.dry_run else meta(created).get("uid"), "manual": True, "active_jobs": active}

@@ -1,0 +1,231 @@
+"""Job state and `k8s.jobs.overlap`: did two runs of the same job work at the same time?
+
+Duplicate runs of a migration or a billing job are how data gets written twice. The usual reasons
+are mundane: `concurrencyPolicy: Allow`, someone triggering a manual run while the scheduled one was
+still going, a Helm hook or CI pipeline re-running. The action names the duplicate and the reason,
+and says plainly "no duplicate" when runs did not overlap.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from engine.actions import ActionArgs, ActionContext
+from engine.errors import PermanentError
+from integrations.kubernetes.base import KubeActions
+from integrations.kubernetes.objects import (
+    INSTANTIATE_ANNOTATION,
+    annotations_of,
+    condition,
+    labels,
+    meta,
+    name_of,
+    owned_by,
+    path,
+)
+from integrations.kubernetes.report import Report, ev
+from integrations.kubernetes.timeutil import format_time, human_duration, now_utc, parse_time
+
+HELM_HOOK = "helm.sh/hook"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+
+
+def job_state(job: dict[str, Any]) -> str:
+    """`complete`, `failed`, `suspended`, `terminating` (being deleted), `active` or `pending` (no pod yet)."""
+    for kind, state in (("Complete", "complete"), ("Failed", "failed"), ("Suspended", "suspended")):
+        cond = condition(job, kind)
+        if cond and cond.get("status") == "True":
+            return state
+    if meta(job).get("deletionTimestamp"):
+        return "terminating"
+    status = job.get("status") or {}
+    return "active" if status.get("active") or status.get("startTime") else "pending"
+
+
+def is_manual(job: dict[str, Any]) -> bool:
+    return annotations_of(job).get(INSTANTIATE_ANNOTATION) == "manual"
+
+
+def is_helm_hook(job: dict[str, Any]) -> bool:
+    return HELM_HOOK in annotations_of(job) or labels(job).get(MANAGED_BY) == "Helm"
+
+
+def job_start(job: dict[str, Any]) -> datetime | None:
+    return parse_time((job.get("status") or {}).get("startTime")) or parse_time(meta(job).get("creationTimestamp"))
+
+
+def job_end(job: dict[str, Any], now: datetime) -> datetime:
+    """When the Job stopped running: completion, the Failed condition's time, or `now` while active."""
+    status = job.get("status") or {}
+    state = job_state(job)
+    if state == "complete":
+        return parse_time(status.get("completionTime")) or _cond_time(job, "Complete") or now
+    if state == "failed":
+        return _cond_time(job, "Failed") or now
+    return now
+
+
+def _cond_time(job: dict[str, Any], kind: str) -> datetime | None:
+    cond = condition(job, kind) or {}
+    return parse_time(cond.get("lastTransitionTime")) or parse_time(cond.get("lastProbeTime"))
+
+
+def job_summary(job: dict[str, Any], now: datetime) -> dict[str, Any]:
+    status = job.get("status") or {}
+    failed = condition(job, "Failed") or {}
+    start = job_start(job)
+    end = job_end(job, now)
+    return {
+        "name": name_of(job),
+        "state": job_state(job),
+        "created": meta(job).get("creationTimestamp"),
+        "start_time": status.get("startTime"),
+        "completion_time": status.get("completionTime"),
+        "failed_reason": failed.get("reason") if failed.get("status") == "True" else None,
+        "failed_message": failed.get("message") if failed.get("status") == "True" else None,
+        "active": int(status.get("active") or 0),
+        "succeeded": int(status.get("succeeded") or 0),
+        "failed": int(status.get("failed") or 0),
+        "duration_seconds": round((end - start).total_seconds(), 1) if start else None,
+        "manual": is_manual(job),
+        "helm_hook": is_helm_hook(job),
+    }
+
+
+def by_creation(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(jobs, key=lambda j: (str(meta(j).get("creationTimestamp") or ""), name_of(j)))
+
+
+def find_overlaps(jobs: list[dict[str, Any]], now: datetime) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Pairs (earlier, later) whose run intervals [start, end) intersect; jobs that never started are ignored."""
+    spans = []
+    for job in by_creation(jobs):
+        start = job_start(job)
+        if start is None or job_state(job) == "pending":
+            continue
+        spans.append((start, job_end(job, now), job))
+    spans.sort(key=lambda s: s[0])
+    pairs = []
+    for i, (_start_a, end_a, a) in enumerate(spans):
+        for start_b, _end_b, b in spans[i + 1:]:
+            if start_b >= end_a:
+                break
+            pairs.append((a, b))
+    return pairs
+
+
+def overlap_reason(earlier: dict[str, Any], later: dict[str, Any], concurrency_policy: str | None) -> str:
+    """Why the later run exists alongside the earlier one, from what the objects record."""
+    if is_manual(later):
+        return f"{name_of(later)} was started by hand (annotation {INSTANTIATE_ANNOTATION}=manual) while " \
+               f"{name_of(earlier)} was still running"
+    if is_helm_hook(later):
+        hook = annotations_of(later).get(HELM_HOOK)
+        return f"{name_of(later)} is a Helm {'hook (' + hook + ')' if hook else 'release job'} re-run while " \
+               f"{name_of(earlier)} was still running (a retried or repeated helm upgrade)"
+    if concurrency_policy == "Allow":
+        return "the CronJob has concurrencyPolicy: Allow, so a scheduled run started while the previous one " \
+               "was still running"
+    if concurrency_policy is None:
+        creator = labels(later).get(MANAGED_BY) or "its creator"
+        return f"two Jobs matching the selector ran at once; {name_of(later)} was created by {creator} " \
+               "(a retried pipeline or deploy creates a new Job without waiting for the old one)"
+    return f"{name_of(later)} started while {name_of(earlier)} was running despite concurrencyPolicy " \
+           f"{concurrency_policy} (created outside the CronJob controller's schedule)"
+
+
+def analyze_overlap(
+    jobs: list[dict[str, Any]], now: datetime, source: str, concurrency_policy: str | None
+) -> Report:
+    pairs = find_overlaps(jobs, now)
+    summaries = [job_summary(j, now) for j in by_creation(jobs)]
+    active = [s["name"] for s in summaries if s["state"] == "active"]
+    report = Report({
+        "duplicate": bool(pairs),
+        "jobs": summaries,
+        "active_jobs": active,
+        "overlaps": [],
+        "duplicate_job": None,
+        "original_job": None,
+        "reason": None,
+        "concurrency_policy": concurrency_policy,
+    })
+    for earlier, later in pairs:
+        a_start, b_start = job_start(earlier), job_start(later)
+        overlap_end = min(job_end(earlier, now), job_end(later, now))
+        seconds = (overlap_end - b_start).total_seconds() if b_start else 0.0
+        reason = overlap_reason(earlier, later, concurrency_policy)
+        report.output["overlaps"].append({
+            "original": name_of(earlier), "duplicate": name_of(later), "overlap_seconds": round(seconds, 1),
+            "ongoing": job_state(earlier) == "active" and job_state(later) == "active",
+            "original_start": format_time(a_start) if a_start else None,
+            "duplicate_start": format_time(b_start) if b_start else None, "reason": reason,
+        })
+    if pairs:
+        first = report.output["overlaps"][0]
+        report.output.update(duplicate_job=first["duplicate"], original_job=first["original"], reason=first["reason"])
+        for row in report.output["overlaps"]:
+            when = "have been running at the same time for" if row["ongoing"] else "ran at the same time for"
+            report.add(
+                "jobs.duplicate_run", "critical",
+                f"Jobs {row['original']} and {row['duplicate']} of {source} {when} "
+                f"{human_duration(row['overlap_seconds'])}: {row['duplicate']} is the duplicate; {row['reason']}",
+                [ev(f"Job {row['original']}", "status.startTime", row["original_start"]),
+                 ev(f"Job {row['duplicate']}", "status.startTime", row["duplicate_start"]),
+                 *_why_evidence(jobs, row["duplicate"], concurrency_policy, source)],
+            )
+    else:
+        report.add(
+            "jobs.no_duplicate", "info",
+            f"no duplicate: {len(summaries)} Job(s) of {source}, none ran at the same time as another"
+            + (f" ({len(active)} active now)" if active else ""),
+            [ev(f"Job {s['name']}", "status.startTime..completionTime",
+                f"{s['start_time']} .. {s['completion_time'] or s['state']}") for s in summaries[-3:]],
+        )
+    return report
+
+
+def _why_evidence(jobs: list[dict[str, Any]], name: str, policy: str | None, source: str) -> list[Any]:
+    job = next(j for j in jobs if name_of(j) == name)
+    out = []
+    if is_manual(job):
+        out.append(ev(f"Job {name}", f"metadata.annotations[{INSTANTIATE_ANNOTATION}]", "manual"))
+    if HELM_HOOK in annotations_of(job):
+        out.append(ev(f"Job {name}", f"metadata.annotations[{HELM_HOOK}]", annotations_of(job)[HELM_HOOK]))
+    if policy:
+        out.append(ev(source, "spec.concurrencyPolicy", policy))
+    return out
+
+
+class OverlapArgs(ActionArgs):
+    namespace: str
+    cronjob: str | None = None
+    selector: str | None = None
+
+
+class JobActions(KubeActions):
+    def overlap(self, ctx: ActionContext, args: OverlapArgs) -> dict[str, Any]:
+        """Find Jobs of one CronJob (ownerReferences) or label selector that ran at the same time.
+
+        Output: `duplicate` (bool), `duplicate_job`, `original_job`, `reason`, `overlaps` [{original, duplicate,
+        overlap_seconds, ongoing, original_start, duplicate_start, reason}], `jobs` [job summaries: name, state,
+        created, start_time, completion_time, failed_reason, failed_message, active, succeeded, failed,
+        duration_seconds, manual, helm_hook], `active_jobs`, `concurrency_policy` (CronJob only).
+        Findings: `jobs.duplicate_run` (critical, one per overlapping pair) or `jobs.no_duplicate` (info).
+        """
+        if bool(args.cronjob) == bool(args.selector):
+            raise PermanentError("give exactly one of cronjob or selector")
+        kube = self.kube_for(ctx)
+        jobs_path = path("jobs", namespace=args.namespace)
+        policy = None
+        if args.cronjob:
+            cron = kube.get(path("cronjobs", args.cronjob, args.namespace))
+            uid = str(meta(cron).get("uid"))
+            policy = (cron.get("spec") or {}).get("concurrencyPolicy") or "Allow"
+            jobs = [j for j in kube.list(jobs_path) if owned_by(j, uid)]
+            source = f"CronJob {args.namespace}/{args.cronjob}"
+        else:
+            jobs = kube.list(jobs_path, label_selector=args.selector)
+            source = f"selector {args.selector} in {args.namespace}"
+        return analyze_overlap(jobs, now_utc(), source, policy).emit(ctx)

@@ -1,0 +1,202 @@
+"""`k8s.pod.inspect`, `k8s.secret.exists`, `k8s.configmap.exists`: why pods do not run, in specifics.
+
+The kubelet already knows ("secret \"billing-db\" not found", OOMKilled, exit 137); the inspection
+decodes it, confirms a missing object is still missing (metadata only: Secret values are never
+read) and attaches the redacted tail of the current and previous container logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.actions import ActionArgs, ActionContext
+from engine.errors import NotFoundError, PermanentError
+from engine.redaction import redact
+from integrations.kubernetes.base import KubeActions
+from integrations.kubernetes.client import Kube
+from integrations.kubernetes.objects import meta, path
+from integrations.kubernetes.podstatus import CAUSE_ORDER, PodState, decode_pod
+from integrations.kubernetes.report import Report, ev
+
+SEVERITY = {"unschedulable": "warning", "pending": "warning"}
+LOGGED = ("oom_killed", "crash_loop", "exit_code")
+MAX_LOGGED_PODS = 2
+
+
+class PodInspectArgs(ActionArgs):
+    namespace: str
+    name: str | None = None
+    selector: str | None = None
+    tail_lines: int = 50
+    max_pods: int = 5
+
+
+class ObjectExistsArgs(ActionArgs):
+    namespace: str
+    name: str
+    key: str | None = None
+
+
+def analyze_pods(
+    pods: list[dict[str, Any]],
+    exists: dict[tuple[str, str, str], bool] | None = None,
+    logs: dict[str, dict[str, str]] | None = None,
+    max_pods: int = 5,
+) -> Report:
+    """Pure: decode pods, pick the worst, and write one finding per distinct problem (not per pod)."""
+    states = sorted((decode_pod(p) for p in pods), key=lambda s: (CAUSE_ORDER.index(s.cause), s.name))
+    worst = states[0] if states else None
+    container = worst.worst if worst else None
+    out: dict[str, Any] = {
+        "cause": worst.cause if worst else "no_pods",
+        "summary": worst.summary if worst else "no pod matched",
+        "pods_total": len(states),
+        "pods": [s.as_dict() for s in states[:max_pods]],
+        "pod": worst.name if worst else None,
+        "node": worst.node if worst else None,
+        "container": container.name if container else None,
+        "exit_code": None, "exit_meaning": None, "memory_limit": None, "image": None, "restarts": 0,
+        "missing_object": None,
+        "logs": (logs or {}).get(worst.name, {}) if worst else {},
+    }
+    if container is not None:
+        out.update(exit_code=container.exit_code if container.exit_code is not None else container.last_exit_code,
+                   exit_meaning=container.meaning or None, memory_limit=container.memory_limit,
+                   image=container.image, restarts=container.restarts)
+        if container.missing is not None:
+            m = container.missing
+            out["missing_object"] = {"kind": m.kind, "namespace": m.namespace, "name": m.name, "key": m.key,
+                                     "exists": (exists or {}).get((m.kind, m.namespace, m.name))}
+    report = Report(out)
+    groups: dict[str, list[PodState]] = {}
+    for state in states:
+        if state.cause != "healthy":
+            groups.setdefault(state.summary, []).append(state)
+    for same in groups.values():
+        first = same[0]
+        report.add(f"pod.{first.cause}", SEVERITY.get(first.cause, "critical"),  # type: ignore[arg-type]
+                   _sentence(same, exists or {}), _evidence(first, exists or {}, (logs or {}).get(first.name, {})))
+    if not report.findings:
+        report.add("pod.healthy", "info",
+                   f"{len(states)} pod(s) healthy: " + ", ".join(f"{s.name} {s.phase}" for s in states[:5])
+                   if states else "no pod matched",
+                   [ev(f"Pod {s.namespace}/{s.name}", "status.phase", s.phase) for s in states[:3]])
+    return report
+
+
+def _sentence(same: list[PodState], exists: dict[tuple[str, str, str], bool]) -> str:
+    state = same[0]
+    names = ", ".join(s.name for s in same[:5]) + (f" and {len(same) - 5} more" if len(same) > 5 else "")
+    who = f"pod {state.namespace}/{state.name}" if len(same) == 1 else \
+        f"{len(same)} pods in {state.namespace} ({names})"
+    text = f"{who}: {state.summary}"
+    c = state.worst
+    if c is not None and c.missing is not None:
+        found = exists.get((c.missing.kind, c.missing.namespace, c.missing.name))
+        if found is True and c.missing.key:
+            text += f" ({c.missing.kind} exists but lacks key {c.missing.key})"
+        elif found is True:
+            text += " (it exists now: the pod will start on its next retry)"
+        elif found is False:
+            text += " (confirmed: still missing)"
+    return text
+
+
+def _evidence(state: PodState, exists: dict[tuple[str, str, str], bool], logs: dict[str, str]) -> list[Any]:
+    obj = f"Pod {state.namespace}/{state.name}"
+    c = state.worst
+    if c is None:
+        return [ev(obj, "status.conditions[PodScheduled]", state.scheduling_message or state.phase)]
+    where = f"status.{'initContainerStatuses' if c.init else 'containerStatuses'}[{c.name}]"
+    out = []
+    if c.state == "waiting":
+        out.append(ev(obj, f"{where}.state.waiting", f"{c.reason}: {c.message}" if c.message else c.reason))
+    if c.state == "terminated" or c.last_reason:
+        field = "state.terminated" if c.state == "terminated" else "lastState.terminated"
+        reason = c.reason if c.state == "terminated" else c.last_reason
+        out.append(ev(obj, f"{where}.{field}", f"{reason} ({c.meaning})"))
+    if c.cause == "oom_killed":
+        out.append(ev(obj, f"spec.containers[{c.name}].resources.limits.memory", c.memory_limit or "not set"))
+    if c.missing is not None:
+        found = exists.get((c.missing.kind, c.missing.namespace, c.missing.name))
+        out.append(ev(f"{c.missing.kind} {c.missing.namespace}/{c.missing.name}", "metadata",
+                      {True: "exists", False: "not found", None: "not checked"}[found]))
+    for which, text in logs.items():
+        out.append(ev(obj, f"log {c.name} ({which}, last lines)", "\n".join(text.strip().splitlines()[-5:])))
+    return out
+
+
+def object_exists(kube: Kube, kind: str, namespace: str, name: str) -> bool:
+    resource = "secrets" if kind == "Secret" else "configmaps"
+    return kube.get_metadata(path(resource, name, namespace)) is not None
+
+
+class PodActions(KubeActions):
+    def inspect(self, ctx: ActionContext, args: PodInspectArgs) -> dict[str, Any]:
+        """Decode why pods do not run: waiting reasons, exit codes, OOM at which limit, missing objects, logs.
+
+        Output: `cause` (healthy | missing_secret | missing_configmap | missing_key | config_error | image_pull |
+        oom_killed | crash_loop | exit_code | unschedulable | pending | no_pods), `summary`, `pods_total`, `pods`
+        (decoded, worst first), `pod`, `node`, `container`, `exit_code`, `exit_meaning`, `memory_limit`, `image`,
+        `restarts`, `missing_object` {kind, namespace, name, key, exists}, `logs` {current, previous} (redacted).
+        Findings: `pod.<cause>` (critical; warning for unschedulable/pending), one per distinct problem (pods
+        with the same problem share one finding);
+        `pod.healthy` (info) when nothing is wrong.
+        """
+        if bool(args.name) == bool(args.selector):
+            raise PermanentError("give exactly one of name or selector")
+        kube = self.kube_for(ctx)
+        if args.name:
+            pods = [kube.get(path("pods", args.name, args.namespace))]
+        else:
+            pods = kube.list(path("pods", namespace=args.namespace), label_selector=args.selector)
+        first = analyze_pods(pods, max_pods=args.max_pods)
+        exists: dict[tuple[str, str, str], bool] = {}
+        logs: dict[str, dict[str, str]] = {}
+        logged = 0
+        for row in first.output["pods"]:
+            state = decode_pod(next(p for p in pods if meta(p).get("name") == row["name"]))
+            c = state.worst
+            if c is None:
+                continue
+            if c.missing is not None:
+                key = (c.missing.kind, c.missing.namespace, c.missing.name)
+                if key not in exists:
+                    exists[key] = object_exists(kube, *key)
+            elif c.cause in LOGGED and logged < MAX_LOGGED_PODS:
+                logged += 1
+                for which, previous in (("current", False), ("previous", True)):
+                    text = kube.log(args.namespace, state.name, c.name, previous, args.tail_lines)
+                    if text:
+                        logs.setdefault(state.name, {})[which] = redact(text)
+        return analyze_pods(pods, exists, logs, args.max_pods).emit(ctx)
+
+    def secret_exists(self, ctx: ActionContext, args: ObjectExistsArgs) -> dict[str, Any]:
+        """Whether a Secret exists (metadata only; with `key`, whether the key is present, values never read).
+
+        Output: `exists`, `key_present` (None unless `key` given), `created`. Findings: none.
+        """
+        return self._exists(ctx, "Secret", args)
+
+    def configmap_exists(self, ctx: ActionContext, args: ObjectExistsArgs) -> dict[str, Any]:
+        """Whether a ConfigMap exists (and has `key`). Output: `exists`, `key_present`, `created`."""
+        return self._exists(ctx, "ConfigMap", args)
+
+    def _exists(self, ctx: ActionContext, kind: str, args: ObjectExistsArgs) -> dict[str, Any]:
+        kube = self.kube_for(ctx)
+        resource = "secrets" if kind == "Secret" else "configmaps"
+        key_present = None
+        if args.key is None:
+            obj = kube.get_metadata(path(resource, args.name, args.namespace))
+        else:
+            try:
+                full = kube.get(path(resource, args.name, args.namespace))
+            except NotFoundError:
+                full = None
+            # Only key names survive this line; the values are dropped before anything else sees them.
+            keys = set((full or {}).get("data") or {}) | set((full or {}).get("binaryData") or {})
+            obj = {"metadata": (full or {}).get("metadata", {})} if full is not None else None
+            del full
+            key_present = args.key in keys if obj is not None else None
+        return {"exists": obj is not None, "key_present": key_present,
+                "created": meta(obj).get("creationTimestamp") if obj else None}

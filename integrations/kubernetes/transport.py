@@ -1,0 +1,62 @@
+"""Plain types the client is built from: retry policy, the raw response, the shared request counter.
+
+Kept apart from `client.py` so the client module holds only the verbs and the retry loop.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import urllib3
+
+
+@dataclass
+class RequestCounter:
+    """Requests made, shared by every view (impersonating, deadline-bound) of one client."""
+
+    value: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def bump(self) -> None:
+        with self.lock:
+            self.value += 1
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Timeouts and retries; defaults fit an API server under incident load."""
+
+    call_timeout: float = 10.0
+    connect_timeout: float = 5.0
+    attempts: int = 4
+    backoff: float = 0.25
+    max_backoff: float = 8.0
+    page_size: int = 2000
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    data: bytes
+
+    def json(self) -> dict[str, Any]:
+        if not self.data:
+            return {}
+        value = json.loads(self.data)
+        return value if isinstance(value, dict) else {"items": value}
+
+
+def retryable(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def reason(exc: urllib3.exceptions.HTTPError) -> str:
+    text = str(exc)
+    if "refused" in text.lower():
+        return "connection refused"
+    return text.split(": ", 1)[-1][:200] if ": " in text else text[:200]
