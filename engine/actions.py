@@ -39,6 +39,23 @@ class Permission:
         return f"{res}:{self.verb}"
 
 
+@dataclass(frozen=True)
+class Identity:
+    """The Kubernetes user (and groups) a remediation executes as, when not as the engine itself."""
+
+    user: str
+    groups: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.user} (groups {', '.join(self.groups)})" if self.groups else self.user
+
+
+class IdentityResolver(Protocol):
+    """Maps a chat or CLI person (and their groups) to the Kubernetes identity they act as, or None."""
+
+    def resolve(self, actor: str, groups: frozenset[str]) -> Identity | None: ...
+
+
 class ActionArgs(BaseModel):
     """Base for action parameter models: frozen, and unknown keys are errors."""
 
@@ -60,7 +77,7 @@ class ActionContext:
     step: str
     dry_run: bool
     deadline: float
-    identity: str | None = None
+    identity: Identity | None = None
     findings: list[Finding] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
 
@@ -110,7 +127,7 @@ class PermissionChecker(Protocol):
     """Tells which of an action's permissions the acting identity lacks (e.g. via SelfSubjectAccessReview)."""
 
     def missing(
-        self, permissions: tuple[Permission, ...], namespace: str | None, identity: str | None
+        self, permissions: tuple[Permission, ...], namespace: str | None, identity: Identity | None
     ) -> list[Permission]: ...
 
 

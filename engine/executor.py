@@ -11,14 +11,14 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from engine.actions import ActionKind, ActionRegistry, PermissionChecker
+from engine.actions import ActionKind, ActionRegistry, Identity, IdentityResolver, PermissionChecker
 from engine.errors import ApprovalError, RunStateError
 from engine.events import EventSink, RunEvent
 from engine.model import Runbook, Step
 from engine.params import coerce_params
 from engine.records import Decision, RunRecord, RunStatus, StepRecord, StepStatus
 from engine.run_store import RunStore
-from engine.step_runner import StepRunner
+from engine.step_runner import StepRunner, missing_permissions
 from engine.templating import Templating
 from engine.verdict import Proposal
 
@@ -39,8 +39,10 @@ class Executor:
         checker: PermissionChecker | None = None,
         templating: Templating | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        identities: IdentityResolver | None = None,
     ) -> None:
         self.registry = registry
+        self.identities = identities
         self.store = store
         self.sink: EventSink = sink or _NullSink()
         self.checker = checker
@@ -151,25 +153,27 @@ class Executor:
             record.proposal = _with_status(record.proposal, "rejected")
             self.store.save_step(run.id, record)
             return self._finish(run, RunStatus.REJECTED, f"{decision.actor} rejected {step_id!r}: {decision.reason}")
-        record = self._execute_remediation(run, runbook, index, record)
+        record = self._execute_remediation(run, runbook, index, record, decision.identity)
         if record.status == StepStatus.FAILED and runbook.steps[index].on_failure == "abort":
             return self._finish(run, RunStatus.FAILED, f"step {step_id!r} failed: {record.error}")
         self.store.update_run(run.id, cursor=index + 1)
         return self.store.get_run(run.id)
 
-    def _execute_remediation(self, run: RunRecord, runbook: Runbook, index: int, proposed: StepRecord) -> StepRecord:
+    def _execute_remediation(self, run: RunRecord, runbook: Runbook, index: int, proposed: StepRecord,
+                             identity: Identity | None = None) -> StepRecord:
         step = runbook.steps[index]
         context = self._context(run, runbook, self.store.get_run(run.id).steps)
         record = self.steps.execute(run, index, step, context, dry_run=False, checker=self.checker,
-                                    on_start=self._on_step_start, inputs=proposed.inputs)
+                                    on_start=self._on_step_start, inputs=proposed.inputs, identity=identity)
         record.findings = [*proposed.findings, *record.findings]
         record.changes = [*proposed.changes, *record.changes]
         ok = record.status == StepStatus.SUCCEEDED
         record.proposal = _with_status(proposed.proposal, "executed" if ok else "failed")
         self.store.save_step(run.id, record, cursor=index + 1)
         self.store.audit("engine", "remediation.executed" if ok else "remediation.failed", run.id,
-                         {"step": step.id, "changes": [c.model_dump(mode="json") for c in record.changes
-                                                        if not c.dry_run], "error": record.error})
+                         {"step": step.id, "as": str(identity) if identity else "engine",
+                          "changes": [c.model_dump(mode="json") for c in record.changes if not c.dry_run],
+                          "error": record.error})
         self._emit("step_finished", run, step.id, record.to_dict())
         return record
 
@@ -207,15 +211,35 @@ class Executor:
             if run.approval_deadline is not None and time.time() > run.approval_deadline:
                 self.expire(run_id)
                 raise RunStateError(f"the approval window of run {run_id} has closed; the run timed out")
+            identity = self.approver_identity(run, actor, groups) if approve else None
         except ApprovalError as exc:
             self.store.audit(actor, f"step.{verb}.refused", run_id, {"step": run.awaiting_step, "reason": str(exc)})
             raise
         outcome = "approved" if approve else "rejected"
-        decision = Decision(run_id, run.awaiting_step, outcome, actor, time.time(), reason)
+        decision = Decision(run_id, run.awaiting_step, outcome, actor, time.time(), reason, identity)
         self.store.record_decision(decision)
         self._emit("approval_decided", run, run.awaiting_step, {"decision": decision.decision, "actor": actor,
                                                                 "reason": reason})
         return self.resume(run_id) if resume else self.store.get_run(run_id)
+
+    def approver_identity(self, run: RunRecord, actor: str, groups: frozenset[str] = frozenset()) -> Identity | None:
+        """The identity `actor` would execute the awaited remediation as (None: the engine's own), after
+        checking with the cluster that it may. Raises ApprovalError saying plainly why not."""
+        if self.identities is None:
+            return None
+        runbook = Runbook.model_validate_json(run.definition)
+        identity = self.identities.resolve(actor, groups)
+        if identity is None and not runbook.policy.fallback_to_engine:
+            raise ApprovalError(f"{actor} has no Kubernetes identity mapped, and {run.runbook} does not let "
+                                "approvals fall back to the engine's own role; ask a mapped approver")
+        record = next((s for s in run.steps if s.id == run.awaiting_step), None)
+        if identity is not None and self.checker is not None and record is not None:
+            action = self.registry.get(record.action)
+            missing = missing_permissions(self.checker, action, record.inputs, identity)
+            if missing:
+                raise ApprovalError(f"{actor} acts in Kubernetes as {identity.user}, who may not run {action.name}: "
+                                    f"missing {', '.join(str(p) for p in missing)}")
+        return identity
 
     def expire(self, run_id: str) -> RunRecord:
         """Time out a run whose approval window closed without a decision."""

@@ -120,6 +120,11 @@ class Policy(Model):
     approvers: tuple[str, ...] = ()
     allow_self_approval: bool = False
     approval_timeout: Duration = 3600.0
+    fallback_to_engine: bool = Field(
+        default=False,
+        description="When approvers are mapped to Kubernetes identities, let an unmapped approver's approval "
+        "execute with the engine's own remediation role (otherwise it is refused).",
+    )
 
 
 class Chat(Model):

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from engine.actions import Identity
 from engine.verdict import Change, Finding, Proposal
 
 
@@ -142,3 +143,4 @@ class Decision:
     actor: str
     at: float
     reason: str = ""
+    identity: Identity | None = None

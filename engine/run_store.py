@@ -14,9 +14,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from engine.actions import Identity
 from engine.errors import UnknownRunError
 from engine.records import AuditEntry, Decision, RunRecord, RunStatus, StepRecord, StepStatus
 from engine.verdict import Change, Finding, Proposal
@@ -40,7 +42,7 @@ CREATE TABLE IF NOT EXISTS steps (
 );
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, step_id TEXT NOT NULL,
-    decision TEXT NOT NULL, actor TEXT NOT NULL, at REAL NOT NULL, reason TEXT NOT NULL
+    decision TEXT NOT NULL, actor TEXT NOT NULL, at REAL NOT NULL, reason TEXT NOT NULL, identity TEXT
 );
 CREATE TABLE IF NOT EXISTS alerts (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, fingerprint TEXT NOT NULL,
@@ -78,6 +80,13 @@ class RunStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a store made by an older version up to date, in place."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(decisions)")}
+        if "identity" not in columns:
+            self._db.execute("ALTER TABLE decisions ADD COLUMN identity TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -219,19 +228,24 @@ class RunStore:
     def record_decision(self, decision: Decision) -> None:
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO decisions (run_id, step_id, decision, actor, at, reason) VALUES (?,?,?,?,?,?)",
-                (decision.run_id, decision.step, decision.decision, decision.actor, decision.at, decision.reason),
+                "INSERT INTO decisions (run_id, step_id, decision, actor, at, reason, identity)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (decision.run_id, decision.step, decision.decision, decision.actor, decision.at, decision.reason,
+                 _dumps(asdict(decision.identity)) if decision.identity else None),
             )
-            self._audit(db, decision.actor, f"step.{decision.decision}", decision.run_id,
-                        {"step": decision.step, "reason": decision.reason})
+            detail: dict[str, Any] = {"step": decision.step, "reason": decision.reason}
+            if decision.identity:
+                detail["as"] = str(decision.identity)
+            self._audit(db, decision.actor, f"step.{decision.decision}", decision.run_id, detail)
 
     def decisions(self, run_id: str) -> list[Decision]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT run_id, step_id, decision, actor, at, reason FROM decisions WHERE run_id = ? ORDER BY id",
+                "SELECT run_id, step_id, decision, actor, at, reason, identity FROM decisions"
+                " WHERE run_id = ? ORDER BY id",
                 (run_id,),
             ).fetchall()
-        return [Decision(*r) for r in rows]
+        return [Decision(r[0], r[1], r[2], r[3], r[4], r[5], _identity(r[6])) for r in rows]
 
     def attach_alert(self, run_id: str, fingerprint: str, status: str, payload: dict[str, Any]) -> None:
         with self.transaction() as db:
@@ -262,6 +276,13 @@ class RunStore:
         with self._lock:
             rows = self._db.execute(query + " ORDER BY id LIMIT ?", args).fetchall()
         return [AuditEntry(i, at, actor, action, rid, json.loads(d)) for i, at, actor, action, rid, d in rows]
+
+
+def _identity(raw: str | None) -> Identity | None:
+    if not raw:
+        return None
+    data = json.loads(raw)
+    return Identity(data["user"], tuple(data.get("groups", ())))
 
 
 def _run_from_row(row: dict[str, Any], steps: list[StepRecord]) -> RunRecord:

@@ -8,7 +8,16 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from engine.actions import Action, ActionArgs, ActionContext, ActionKind, ActionRegistry, PermissionChecker
+from engine.actions import (
+    Action,
+    ActionArgs,
+    ActionContext,
+    ActionKind,
+    ActionRegistry,
+    Identity,
+    Permission,
+    PermissionChecker,
+)
 from engine.errors import ForbiddenError, PermanentError, StepError, StepTimeout
 from engine.model import Step
 from engine.records import RunRecord, StepRecord, StepStatus
@@ -44,6 +53,7 @@ class StepRunner:
         checker: PermissionChecker | None,
         on_start: StartHook,
         inputs: dict[str, Any] | None = None,
+        identity: Identity | None = None,
     ) -> StepRecord:
         """Run `step` and return its record; never raises for the step's own failures."""
         action = self.registry.get(step.action)
@@ -58,8 +68,8 @@ class StepRunner:
             record.inputs = inputs if inputs is not None else self.templating.render_value(step.with_, context)
             args = _validate_args(action, record.inputs)
             if checker is not None and action.kind == ActionKind.REMEDIATE and action.permissions:
-                _check_permissions(checker, action, record.inputs)
-            self._attempts(run, step, action, args, record, dry_run)
+                _check_permissions(checker, action, record.inputs, identity)
+            self._attempts(run, step, action, args, record, dry_run, identity)
         except StepError as exc:
             _fail(record, exc)
         record.finished_at = time.time()
@@ -73,11 +83,11 @@ class StepRunner:
             return step.title
 
     def _attempts(self, run: RunRecord, step: Step, action: Action[Any], args: ActionArgs, record: StepRecord,
-                  dry_run: bool) -> None:
+                  dry_run: bool, identity: Identity | None) -> None:
         delay = step.retry.backoff
         for attempt in range(1, step.retry.attempts + 1):
             record.attempts = attempt
-            ctx = ActionContext(run.id, step.id, dry_run, time.monotonic() + step.timeout)
+            ctx = ActionContext(run.id, step.id, dry_run, time.monotonic() + step.timeout, identity)
             try:
                 output = _call_with_timeout(self.pool, action, ctx, args, step.timeout)
             except StepError as exc:
@@ -107,12 +117,22 @@ def _validate_args(action: Action[Any], inputs: dict[str, Any]) -> ActionArgs:
         raise PermanentError(f"arguments for {action.name} are invalid after rendering: {problems}") from None
 
 
-def _check_permissions(checker: PermissionChecker, action: Action[Any], inputs: dict[str, Any]) -> None:
-    namespace = inputs.get("namespace")
-    missing = checker.missing(action.permissions, namespace if isinstance(namespace, str) else None, None)
+def _check_permissions(
+    checker: PermissionChecker, action: Action[Any], inputs: dict[str, Any], identity: Identity | None
+) -> None:
+    missing = missing_permissions(checker, action, inputs, identity)
     if missing:
+        who = f"{identity.user} may not" if identity else "the engine may not"
         grants = ", ".join(str(p) for p in missing)
-        raise ForbiddenError(f"forbidden: the engine may not run {action.name}; grant {grants}", permission=grants)
+        raise ForbiddenError(f"forbidden: {who} run {action.name}; grant {grants}", permission=grants)
+
+
+def missing_permissions(
+    checker: PermissionChecker, action: Action[Any], inputs: dict[str, Any], identity: Identity | None
+) -> list[Permission]:
+    """What `identity` (the engine when None) lacks to run `action` with these rendered arguments."""
+    namespace = inputs.get("namespace")
+    return checker.missing(action.permissions, namespace if isinstance(namespace, str) else None, identity)
 
 
 def _call_with_timeout(

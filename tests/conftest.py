@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine.actions import ActionArgs, ActionContext, ActionKind, ActionRegistry, Permission
+from engine.actions import ActionArgs, ActionContext, ActionKind, ActionRegistry, Identity, Permission
 from engine.builtins import register_builtins
 from engine.errors import TransientError
 from engine.executor import Executor
@@ -25,6 +25,7 @@ class Toy:
         self.values: dict[str, str] = {}
         self.calls: dict[str, int] = {}
         self.failures: dict[str, int] = {}
+        self.identities: list[Identity | None] = []
 
 
 class SetArgs(ActionArgs):
@@ -52,6 +53,7 @@ def toy_registry(toy: Toy) -> ActionRegistry:
                           dry_run=ctx.dry_run))
         if not ctx.dry_run:
             toy.values[args.key] = args.value
+            toy.identities.append(ctx.identity)
         return {"before": before, "after": args.value}
 
     @registry.register("toy.get", kind=ActionKind.DIAGNOSE, args=KeyArgs)
@@ -100,7 +102,7 @@ def loader(registry: ActionRegistry) -> Loader:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> RunStore:
+def store(tmp_path: Path) -> Iterator[RunStore]:
     store = RunStore(tmp_path / "runs.db", instance="test")
     yield store
     store.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.actions import Permission
+from engine.actions import Identity, Permission
 from integrations.kubernetes.client import Kube
 
 SSAR = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
@@ -33,12 +33,13 @@ class AccessChecker:
         self.kube = kube
         self.groups = groups
 
-    def allowed(self, permission: Permission, namespace: str | None, identity: str | None) -> bool:
+    def allowed(self, permission: Permission, namespace: str | None, identity: Identity | None) -> bool:
         attrs = resource_attributes(permission, namespace)
         if identity:
-            spec: dict[str, Any] = {"user": identity, "resourceAttributes": attrs}
-            if self.groups:
-                spec["groups"] = list(self.groups)
+            spec: dict[str, Any] = {"user": identity.user, "resourceAttributes": attrs}
+            groups = [*identity.groups, *self.groups]
+            if groups:
+                spec["groups"] = groups
             body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
             answer = self.kube.post(SAR, body)
         else:
@@ -49,6 +50,6 @@ class AccessChecker:
         return bool(status.get("allowed")) and not status.get("denied")
 
     def missing(
-        self, permissions: tuple[Permission, ...], namespace: str | None, identity: str | None
+        self, permissions: tuple[Permission, ...], namespace: str | None, identity: Identity | None
     ) -> list[Permission]:
         return [p for p in dict.fromkeys(permissions) if not self.allowed(p, namespace, identity)]

@@ -23,6 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 from urllib3 import HTTPHeaderDict
 
+from engine.actions import Identity
 from engine.errors import PermanentError, SettingsError, StepTimeout, TransientError
 from integrations.kubernetes import errors
 from integrations.kubernetes.objects import path as api_path
@@ -42,7 +43,7 @@ _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 class HasDeadline(Protocol):
     deadline: float
-    identity: str | None
+    identity: Identity | None
 
 
 class Kube:
@@ -132,7 +133,7 @@ class Kube:
     def for_context(self, ctx: HasDeadline) -> Kube:
         """The view an action uses: bounded by the step deadline, impersonating `ctx.identity` if set."""
         view = self.with_deadline(ctx.deadline)
-        return view.as_user(ctx.identity) if ctx.identity else view
+        return view.as_user(ctx.identity.user, ctx.identity.groups) if ctx.identity else view
 
     def close(self) -> None:
         self.api.close()  # type: ignore[no-untyped-call]

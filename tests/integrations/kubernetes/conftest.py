@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.actions import ActionContext, ActionRegistry
+from engine.actions import ActionContext, ActionRegistry, Identity
 from integrations.kubernetes import register
 from integrations.kubernetes.client import Kube, Policy
 from integrations.kubesim import SimulatedCluster
@@ -17,7 +17,7 @@ from integrations.kubesim import SimulatedCluster
 TEST_POLICY = Policy(call_timeout=3.0, connect_timeout=1.0, attempts=3, backoff=0.05, max_backoff=0.2)
 
 
-def make_ctx(dry_run: bool = False, identity: str | None = None, timeout: float = 30.0) -> ActionContext:
+def make_ctx(dry_run: bool = False, identity: Identity | None = None, timeout: float = 30.0) -> ActionContext:
     return ActionContext(run_id="t", step="s", dry_run=dry_run, deadline=time.monotonic() + timeout,
                          identity=identity)
 

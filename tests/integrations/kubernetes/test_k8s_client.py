@@ -8,7 +8,7 @@ import time
 import pytest
 from k8s_objects import node, pod
 
-from engine.actions import Permission
+from engine.actions import Identity, Permission
 from engine.errors import (
     ConflictError,
     ForbiddenError,
@@ -207,5 +207,5 @@ def test_access_checker_self_and_subject_reviews(cluster):
               Permission("cronjobs", "patch", "batch", namespaced=True))
     assert checker.missing(wanted, "billing", None) == [wanted[1], wanted[2]]
     _, admin = cluster(objects, rbac=True)
-    assert AccessChecker(admin).missing(wanted, "billing", SA) == [wanted[1], wanted[2]]
+    assert AccessChecker(admin).missing(wanted, "billing", Identity(SA)) == [wanted[1], wanted[2]]
     assert AccessChecker(admin).missing(wanted, "billing", None) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from k8s_objects import event, lease, node, owner, pdb, pod, replicaset, statefulset, uid
 
+from engine.actions import Identity
 from engine.errors import ForbiddenError, NotFoundError, PermanentError, StepTimeout, TransientError
 from integrations.kubernetes.drain import DrainActions, DrainArgs
 from integrations.kubernetes.nodepods import NodePodsActions, NodePodsArgs
@@ -210,7 +211,7 @@ def test_cordon_forbidden(cluster, ctx):
                 "subjects": [{"kind": "User", "name": "alice"}]}]
     _, kube = cluster(objects, rbac=True)
     with pytest.raises(ForbiddenError) as caught:
-        Remediations(kube).cordon(ctx(dry_run=True, identity="alice"), NodeArgs(node="node-b"))
+        Remediations(kube).cordon(ctx(dry_run=True, identity=Identity("alice")), NodeArgs(node="node-b"))
     assert caught.value.permission == "nodes/patch"
 
 

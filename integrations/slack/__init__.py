@@ -1,0 +1,58 @@
+"""Slack: the run-thread sink with its persisted outbox, signature checks and user-group lookups."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from slack_sdk import WebClient
+
+from engine.run_store import RunStore
+from engine.settings import Settings
+from integrations.slack.directory import Directory
+from integrations.slack.outbox import Message, Outbox
+from integrations.slack.sender import OutboxSender
+from integrations.slack.sink import Router, SlackSink
+from integrations.slack.verify import Verifier, sign
+
+DEFAULT_API_URL = "https://slack.com/api/"
+
+__all__ = ["Directory", "Message", "Outbox", "OutboxSender", "Router", "Slack", "SlackSink", "Verifier", "sign"]
+
+
+@dataclass
+class Slack:
+    """Everything the server needs for Slack, built together so they share one store and client."""
+
+    sink: SlackSink
+    outbox: Outbox
+    sender: OutboxSender
+    verifier: Verifier
+    directory: Directory
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        store: RunStore,
+        *,
+        groups: Mapping[str, Iterable[str]] | None = None,
+        on_error: Callable[[str], None] = lambda reason: None,
+        timeout: int = 10,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+    ) -> Slack | None:
+        """None unless both the bot token and the signing secret are set (chat needs both directions)."""
+        if settings.slack_bot_token is None or settings.slack_signing_secret is None:
+            return None
+        base_url = settings.slack_api_url or DEFAULT_API_URL
+        base_url = base_url if base_url.endswith("/") else base_url + "/"
+        token = settings.slack_bot_token.get_secret_value()
+        # Retries are the outbox's job (ordered, persisted); the client must not retry behind its back.
+        client = WebClient(token=token, base_url=base_url, timeout=timeout, retry_handlers=[])
+        lookup = WebClient(token=token, base_url=base_url, timeout=2, retry_handlers=[])
+        outbox = Outbox(store)
+        sender = OutboxSender(outbox, client, on_error=on_error, backoff=backoff, max_backoff=max_backoff)
+        sink = SlackSink(store, outbox, Router(settings.slack_channel, settings.severity_channels), sender.wake)
+        verifier = Verifier(settings.slack_signing_secret.get_secret_value())
+        return cls(sink, outbox, sender, verifier, Directory(lookup, groups))

@@ -1,0 +1,184 @@
+"""Block Kit rendering of runs: the parent message, step results, proposals with Approve/Reject.
+
+Everything shown comes from the cluster, alerts or people, so every string goes through `text()`:
+secrets redacted, `&<>` escaped (an alert label cannot become `<!channel>` or a fake link), and cut to
+Slack's limits. Actor mentions are the only markup built here, from Slack user ids.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Any
+
+from engine.model import Runbook
+from engine.records import RunRecord
+from engine.redaction import redact
+
+APPROVE = "runbook_approve"
+REJECT = "runbook_reject"
+_SECTION_LIMIT = 2900
+_STATUS = {
+    "pending": ":hourglass_flowing_sand: pending", "running": ":gear: running",
+    "awaiting_approval": ":raising_hand: awaiting approval", "succeeded": ":white_check_mark: succeeded",
+    "failed": ":x: failed", "rejected": ":no_entry_sign: rejected", "aborted": ":octagonal_sign: aborted",
+    "timed_out": ":alarm_clock: timed out", "interrupted": ":warning: interrupted",
+}
+_STEP = {"succeeded": ":white_check_mark:", "failed": ":x:", "skipped": ":fast_forward:", "proposed": ":memo:",
+         "rejected": ":no_entry_sign:", "interrupted": ":warning:", "running": ":gear:"}
+_SEVERITY = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":large_blue_circle:"}
+_USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
+
+
+def text(value: Any, limit: int = _SECTION_LIMIT) -> str:
+    """Data made safe for mrkdwn: redacted, escaped, bounded."""
+    out = redact(str(value)).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return out if len(out) <= limit else out[: limit - 1] + "…"
+
+
+def who(actor: str) -> str:
+    """A Slack mention for Slack user ids, the escaped name otherwise (e.g. `alertmanager`)."""
+    return f"<@{actor}>" if _USER_ID.match(actor) else text(actor, 100)
+
+
+def status_label(status: str) -> str:
+    return _STATUS.get(status, text(status, 50))
+
+
+def _section(body: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": body[:_SECTION_LIMIT] or " "}}
+
+
+def _context(*lines: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": line[:_SECTION_LIMIT]} for line in lines[:10]]}
+
+
+def trigger_text(run: RunRecord) -> str:
+    trigger = run.trigger or {}
+    if trigger.get("kind") == "alert":
+        labels = (trigger.get("alert") or {}).get("labels") or {}
+        severity = f" ({text(labels['severity'], 40)})" if labels.get("severity") else ""
+        return f"alert *{text(labels.get('alertname', '?'), 200)}*{severity}"
+    if trigger.get("kind") == "slack":
+        return f"{who(run.requester)} via `/runbook`"
+    return who(run.requester)
+
+
+def target_text(params: dict[str, Any]) -> str:
+    shown = [f"{k}={v}" for k, v in params.items() if v is not None]
+    return f"`{text(', '.join(shown), 500)}`" if shown else "—"
+
+
+def parent(run: RunRecord, runbook: Runbook) -> dict[str, Any]:
+    """The run's top-level message; re-rendered with the current status on every change."""
+    title = text(runbook.metadata.title, 200)
+    status = status_label(str(run.status))
+    fields = [f"*Trigger*\n{trigger_text(run)}", f"*Target*\n{target_text(run.params)}",
+              f"*Status*\n{status}", f"*Run*\n`{run.id}`"]
+    blocks = [
+        _section(f"{_SEVERITY.get(runbook.metadata.severity, '')} *{title}* · `{runbook.name}`"),
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+    ]
+    if run.error and run.status.finished:
+        blocks.append(_context(text(run.error, 1000)))
+    return {"text": f"{runbook.metadata.title} ({runbook.name}) — {run.status}: run {run.id}", "blocks": blocks}
+
+
+def _findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for finding in findings[:10]:
+        icon = _SEVERITY.get(finding.get("severity", ""), "")
+        blocks.append(_section(f"{icon} *{text(finding.get('summary', ''), 500)}* `{text(finding.get('id', ''), 80)}`"))
+        evidence = [f"`{text(e.get('object', ''), 120)}` {text(e.get('field', ''), 120)} = "
+                    f"`{text(json.dumps(e.get('value'), default=str), 300)}`" for e in finding.get("evidence", [])]
+        if evidence:
+            blocks.append(_context(*evidence))
+    return blocks
+
+
+def _changes(changes: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
+    blocks = []
+    for change in changes[:5]:
+        diff = "\n".join(change.get("diff") or ()) or json.dumps(change.get("request") or {}, default=str)
+        blocks.append(_section(f"{label} `{text(change.get('verb', ''), 40)} {text(change.get('target', ''), 200)}`"
+                               f"\n```{text(diff, 2000)}```"))
+    return blocks
+
+
+def step_result(record: dict[str, Any]) -> dict[str, Any] | None:
+    """A thread reply for a finished step; None when there is nothing worth a message."""
+    status = str(record.get("status", ""))
+    title = text(record.get("title") or record.get("id", ""), 200)
+    findings = record.get("findings") or []
+    executed = [c for c in record.get("changes") or [] if not c.get("dry_run", True)]
+    if status == "skipped" or (status == "proposed" and not findings):
+        return None  # skipped: its `when` was false, not news; proposed: the approval card follows right away
+    action = text(record.get("action", ""), 80)
+    blocks = [_section(f"{_STEP.get(status, '')} *{title}* (`{action}`) {text(status, 40)}")]
+    blocks += _findings(findings)
+    if record.get("action") == "notify" and (record.get("output") or {}).get("text"):
+        blocks.append(_section(text(record["output"]["text"])))
+    blocks += _changes(executed, ":hammer_and_wrench: executed")
+    if record.get("error"):
+        blocks.append(_section(f"```{text(record['error'], 2000)}```"))
+    return {"text": f"{record.get('title') or record.get('id')}: {status}", "blocks": blocks}
+
+
+def proposal(run_id: str, step: str, data: dict[str, Any], deadline: float | None, *,
+             outcome: str | None = None) -> dict[str, Any]:
+    """The approval request; with `outcome` (e.g. "approved by <@U1>") it is the same card without buttons."""
+    summary = text(data.get("summary") or step, 500)
+    fields = [f"*Target*\n`{text(data.get('target', ''), 200)}`", f"*Action*\n`{text(data.get('action', ''), 100)}`",
+              f"*Risk*\n{text(data.get('risk', ''), 20)}"]
+    if deadline:
+        when = dt.datetime.fromtimestamp(deadline, dt.UTC).strftime("%H:%M UTC")
+        fields.append(f"*Decide by*\n<!date^{int(deadline)}^{{time}}|{when}>")
+    blocks: list[dict[str, Any]] = [
+        _section(f":raising_hand: *Approval needed:* {summary}"),
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+    ]
+    if data.get("reason"):
+        blocks.append(_section(f"*Why:* {text(data['reason'], 1000)}"))
+    blocks += _changes(list(data.get("dry_run") or []), ":mag: dry-run")
+    if data.get("warnings"):
+        blocks.append(_context(*(f":warning: {text(w, 500)}" for w in data["warnings"])))
+    if outcome is None:
+        value = json.dumps({"run": run_id, "step": step}, separators=(",", ":"))
+        blocks.append({"type": "actions", "block_id": f"approval:{run_id}:{step}", "elements": [
+            {"type": "button", "action_id": APPROVE, "style": "primary", "value": value,
+             "text": {"type": "plain_text", "text": "Approve"}},
+            {"type": "button", "action_id": REJECT, "style": "danger", "value": value,
+             "text": {"type": "plain_text", "text": "Reject"}},
+        ]})
+    else:
+        blocks.append(_context(outcome))
+    return {"text": f"Approval needed: {data.get('summary') or step}" if outcome is None
+            else f"{data.get('summary') or step}: {outcome}", "blocks": blocks}
+
+
+def decision(data: dict[str, Any], step: str) -> dict[str, Any]:
+    verb = "approved" if data.get("decision") == "approved" else "rejected"
+    icon = ":+1:" if verb == "approved" else ":no_entry_sign:"
+    reason = f": {text(data['reason'], 500)}" if data.get("reason") else ""
+    return {"text": f"{verb} {step}", "blocks": [_section(f"{icon} {who(str(data.get('actor', '?')))} {verb} "
+                                                           f"`{text(step, 80)}`{reason}")]}
+
+
+def finished(run: dict[str, Any]) -> dict[str, Any]:
+    status = str(run.get("status", ""))
+    body = f"*Run {status_label(status)}*"
+    if status == "timed_out":
+        body = "*:alarm_clock: Approval timed out* — nobody decided in time; nothing was changed."
+    if run.get("error") and status != "timed_out":
+        body += f"\n```{text(run['error'], 2000)}```"
+    mutations = run.get("mutations") or []
+    if mutations:
+        body += "\nChanged: " + ", ".join(f"`{text(c.get('verb', ''), 40)} {text(c.get('target', ''), 200)}`"
+                                          for c in mutations[:10])
+    return {"text": f"run {run.get('run_id')} {status}", "blocks": [_section(body)]}
+
+
+def note(body: str) -> dict[str, Any]:
+    """A plain thread reply; `body` is already-safe mrkdwn built by the caller."""
+    return {"text": body, "blocks": [_section(body)]}

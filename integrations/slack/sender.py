@@ -1,0 +1,178 @@
+"""Delivers the outbox to Slack from one background thread, in order per run, never giving up on
+transient failures.
+
+429 answers pause all sending for the `Retry-After` Slack names (rate limits are per workspace and
+method, and hammering makes them longer); 5xx, timeouts and connection errors back off per run,
+exponentially up to `max_backoff`; errors Slack will repeat forever (`channel_not_found`, bad blocks)
+mark that one item dead so the rest of the thread still arrives.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from integrations.slack.outbox import Item, Outbox
+
+log = logging.getLogger("runbook.slack")
+
+# Errors Slack answers with 200/4xx that will not go away by retrying the same call.
+PERMANENT = frozenset({
+    "channel_not_found", "not_in_channel", "is_archived", "msg_too_long", "no_text", "invalid_blocks",
+    "invalid_blocks_format", "too_many_attachments", "message_not_found", "cant_update_message",
+    "edit_window_closed", "user_not_in_channel", "invalid_arguments", "restricted_action", "invalid_ts",
+})
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, SlackClientError, http.client.HTTPException)
+
+
+class OutboxSender:
+    """Owns the delivery thread. `on_error(reason)` feeds the chat-error metric."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        client: WebClient,
+        *,
+        on_error: Callable[[str], None] = lambda reason: None,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        poll: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.outbox = outbox
+        self.client = client
+        self.on_error = on_error
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.poll = poll
+        self.clock = clock
+        self.paused_until = 0.0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # lifecycle ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="slack-sender", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wake(self) -> None:
+        """Something was queued: deliver now rather than at the next poll."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                sent = self.deliver_due()
+            except sqlite3.Error as exc:  # e.g. the database is locked for longer than its timeout
+                log.warning("slack delivery pass could not read the outbox: %s", exc)
+                sent = 0
+            if sent == 0:
+                self._wake.wait(self._idle_wait())
+
+    def _idle_wait(self) -> float:
+        now = self.clock()
+        if self.paused_until > now:
+            return min(self.paused_until - now, self.poll * 5)
+        return self.poll
+
+    # delivery -------------------------------------------------------------------------------------
+
+    def deliver_due(self) -> int:
+        """One pass over the head item of each run; returns how many items were delivered."""
+        sent = 0
+        for item in self.outbox.due():
+            if self._stop.is_set() or self.clock() < self.paused_until:
+                break
+            if self._deliver(item):
+                sent += 1
+        return sent
+
+    def _deliver(self, item: Item) -> bool:
+        message = item.message
+        payload = dict(message.payload)
+        if message.target:
+            where = self.outbox.message(item.run_id, message.target)
+            if where is None:  # the message to edit was never posted (Slack refused it for good)
+                self.outbox.give_up(item, f"no {message.target} message to update")
+                return False
+            payload["channel"], payload["ts"] = where
+        if message.thread:
+            parent = self.outbox.message(item.run_id, message.thread)
+            if parent is not None:
+                payload["channel"], payload["thread_ts"] = parent
+        try:
+            response = self.client.api_call(message.method, json=payload)
+        except SlackApiError as exc:
+            self._failed(item, exc)
+            return False
+        except NETWORK_ERRORS as exc:
+            self._retry(item, f"{type(exc).__name__}: {exc}", "unreachable")
+            return False
+        remember = None
+        if message.remember and response.get("ts"):
+            remember = (str(response.get("channel") or payload.get("channel")), str(response["ts"]))
+        self.outbox.delivered(item, remember)
+        return True
+
+    def _failed(self, item: Item, exc: SlackApiError) -> None:
+        response: Any = exc.response
+        status = getattr(response, "status_code", 0)
+        error = ""
+        if isinstance(getattr(response, "data", None), dict):
+            error = str(response.data.get("error", ""))
+        if status == 429 or error == "ratelimited":
+            delay = _retry_after(getattr(response, "headers", {}) or {}, default=self.backoff)
+            self.paused_until = max(self.paused_until, self.clock() + delay)
+            self.on_error("ratelimited")
+            log.info("slack rate-limited %s; pausing %.0fs", item.message.method, delay)
+            self.outbox.retry_later(item, delay, "ratelimited")
+        elif error in PERMANENT:
+            self.on_error(error)
+            log.error("slack refused %s for run %s: %s; dropping this message", item.message.method,
+                      item.run_id, error)
+            self.outbox.give_up(item, error)
+        else:
+            self._retry(item, error or f"HTTP {status}", "server_error" if status >= 500 else (error or "error"))
+
+    def _retry(self, item: Item, error: str, reason: str) -> None:
+        delay = min(self.max_backoff, self.backoff * 2 ** min(item.attempts, 16))
+        self.on_error(reason)
+        log.warning("slack %s for run %s failed (%s); retrying in %.1fs", item.message.method, item.run_id,
+                    error, delay)
+        self.outbox.retry_later(item, delay, error)
+
+
+def _retry_after(headers: Any, default: float) -> float:
+    value = None
+    for name in ("Retry-After", "retry-after"):
+        value = headers.get(name) if hasattr(headers, "get") else None
+        if value:
+            break
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return max(0.0, float(value)) if value is not None else default
+    except ValueError:
+        return default

@@ -1,0 +1,126 @@
+"""The Slack `EventSink`: turns run events into outbox rows (never a network call on the run's thread).
+
+Routing: the runbook's `chat.channel`, else `severity_channels[metadata.severity]`, else
+`slack_channel`, else the channel a slash command came from. A run with nowhere to go is only logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.errors import RunbookError
+from engine.events import RunEvent
+from engine.model import Runbook
+from engine.records import RunRecord
+from engine.run_store import RunStore
+from integrations.slack import render
+from integrations.slack.outbox import Message, Outbox
+
+log = logging.getLogger("runbook.slack")
+
+
+class Router:
+    """Chooses a run's channel from the runbook, its severity and the server defaults."""
+
+    def __init__(self, default: str | None = None, severity: Mapping[str, str] | None = None) -> None:
+        self.default = default
+        self.severity = dict(severity or {})
+
+    def channel(self, runbook: Runbook, run: RunRecord) -> str | None:
+        return (runbook.chat.channel or self.severity.get(runbook.metadata.severity) or self.default
+                or (run.trigger or {}).get("channel") or None)
+
+
+class SlackSink:
+    """Renders events into the outbox; `wake` tells the sender there is work."""
+
+    def __init__(self, store: RunStore, outbox: Outbox, router: Router,
+                 wake: Callable[[], None] = lambda: None) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.router = router
+        self.wake = wake
+        self._runbooks: OrderedDict[str, Runbook] = OrderedDict()
+
+    def emit(self, event: RunEvent) -> None:
+        """Never raises for chat trouble: a sink must not fail a run."""
+        try:
+            run = self.store.get_run(event.run_id)
+            messages = self._render(event, run, self._runbook(run))
+            if messages:
+                self.outbox.put(run.id, messages)
+                self.wake()
+        except (sqlite3.Error, RunbookError, ValidationError, KeyError, TypeError, ValueError) as exc:
+            log.error("could not queue the Slack message for %s of run %s: %s", event.kind, event.run_id, exc)
+
+    # chat-only messages from the server -----------------------------------------------------------
+
+    def note(self, run_id: str, body: str) -> None:
+        """A reply in the run's thread (alert resolved, approval refused, ...); `body` is safe mrkdwn."""
+        self.outbox.put(run_id, [Message("chat.postMessage", render.note(body), thread="parent")])
+        self.wake()
+
+    def ephemeral(self, channel: str, user: str, body: str, run_id: str = "") -> None:
+        """A message only `user` sees, e.g. why their click was refused."""
+        self.outbox.put(run_id, [Message("chat.postEphemeral", {"channel": channel, "user": user, "text": body})])
+        self.wake()
+
+    # rendering ------------------------------------------------------------------------------------
+
+    def _runbook(self, run: RunRecord) -> Runbook:
+        runbook = self._runbooks.get(run.id)
+        if runbook is None:
+            runbook = Runbook.model_validate_json(run.definition)
+            self._runbooks[run.id] = runbook
+            while len(self._runbooks) > 256:
+                self._runbooks.popitem(last=False)
+        return runbook
+
+    def _render(self, event: RunEvent, run: RunRecord, runbook: Runbook) -> list[Message]:
+        channel = self.router.channel(runbook, run)
+        if channel is None:
+            if event.kind == "run_started":
+                log.warning("run %s of %s has no Slack channel (set chat.channel, severity_channels or "
+                            "slack_channel); chat skipped", run.id, run.runbook)
+            return []
+        update = Message("chat.update", render.parent(run, runbook), target="parent")
+        data = event.data
+        if event.kind == "run_started":
+            return [Message("chat.postMessage", {"channel": channel, **render.parent(run, runbook)},
+                            remember="parent")]
+        if event.kind == "step_finished":
+            reply = render.step_result(data)
+            return [self._reply(channel, reply)] if reply else []
+        if event.kind == "approval_needed":
+            card = render.proposal(run.id, event.step, data.get("proposal") or {}, data.get("deadline"))
+            return [Message("chat.postMessage", {"channel": channel, **card}, thread="parent",
+                            remember=f"proposal:{event.step}"), update]
+        if event.kind == "approval_decided":
+            verb = "approved" if data.get("decision") == "approved" else "rejected"
+            outcome = f"{verb} by {render.who(str(data.get('actor', '?')))}"
+            return [*self._proposal_update(run, event.step, outcome),
+                    self._reply(channel, render.decision(data, event.step)), update]
+        if event.kind == "run_finished":
+            messages = []
+            for step in run.steps:
+                if step.proposal is not None and step.proposal.status == "expired":
+                    messages += self._proposal_update(run, step.id, "expired: nobody decided in time")
+            return [*messages, self._reply(channel, render.finished(data)), update]
+        return []
+
+    def _reply(self, channel: str, body: dict[str, Any]) -> Message:
+        return Message("chat.postMessage", {"channel": channel, **body}, thread="parent")
+
+    def _proposal_update(self, run: RunRecord, step_id: str, outcome: str) -> list[Message]:
+        record = next((s for s in run.steps if s.id == step_id and s.proposal is not None), None)
+        if record is None or record.proposal is None:
+            return []
+        card = render.proposal(run.id, step_id, record.proposal.model_dump(mode="json"), run.approval_deadline,
+                               outcome=outcome)
+        return [Message("chat.update", card, target=f"proposal:{step_id}")]

@@ -1,0 +1,100 @@
+"""Approvers act with their own Kubernetes identity: mapped, checked before approving, used to execute."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from engine.actions import ActionRegistry, Identity, Permission
+from engine.errors import ApprovalError
+from engine.executor import Executor
+from engine.loader import Loader
+from engine.records import RunStatus
+from engine.run_store import RunStore
+from tests.conftest import Toy
+from tests.engine.test_executor import FIX
+
+Write = Callable[[str, str], Path]
+
+
+class Directory:
+    """Slack-like people mapped to Kubernetes users."""
+
+    def __init__(self, mapping: dict[str, Identity]) -> None:
+        self.mapping = mapping
+
+    def resolve(self, actor: str, groups: frozenset[str]) -> Identity | None:
+        return self.mapping.get(actor)
+
+
+class Cluster:
+    """Answers access reviews: only `allowed` users may patch configmaps."""
+
+    def __init__(self, allowed: set[str]) -> None:
+        self.allowed = allowed
+        self.asked: list[tuple[str | None, str | None]] = []
+
+    def missing(self, permissions: tuple[Permission, ...], namespace: str | None,
+                identity: Identity | None) -> list[Permission]:
+        self.asked.append((identity.user if identity else None, namespace))
+        user = identity.user if identity else "engine"
+        return [] if user in self.allowed else list(permissions)
+
+
+PEOPLE = Directory({"bob": Identity("bob@corp.example", ("sre",)), "carol": Identity("carol@corp.example")})
+
+
+def executor_for(registry: ActionRegistry, store: RunStore, allowed: set[str]) -> Executor:
+    return Executor(registry, store, checker=Cluster(allowed), identities=PEOPLE)
+
+
+def start(executor: Executor, loader: Loader, write: Write, toy: Toy, text: str = FIX) -> str:
+    toy.values["a"] = "broken"
+    run = executor.run(loader.load_file(write(text)), {"key": "a"}, requester="alice")
+    assert run.status == RunStatus.AWAITING_APPROVAL
+    return run.id
+
+
+def test_the_remediation_executes_as_the_approver(registry: ActionRegistry, store: RunStore, loader: Loader,
+                                                  write: Write, toy: Toy) -> None:
+    executor = executor_for(registry, store, {"engine", "bob@corp.example"})
+    run = executor.decide(start(executor, loader, write, toy), True, "bob")
+    assert run.status == RunStatus.SUCCEEDED
+    assert toy.identities == [Identity("bob@corp.example", ("sre",))]
+    executed = [e for e in store.audit_log(run.id) if e.action == "remediation.executed"]
+    assert executed[0].detail["as"] == "bob@corp.example (groups sre)"
+
+
+def test_an_approver_the_cluster_forbids_is_refused_plainly(registry: ActionRegistry, store: RunStore,
+                                                            loader: Loader, write: Write, toy: Toy) -> None:
+    executor = executor_for(registry, store, {"engine", "bob@corp.example"})
+    run_id = start(executor, loader, write, toy)
+    with pytest.raises(ApprovalError, match=r"carol acts in Kubernetes as carol@corp.example, who may not run "
+                                            r"toy.set: missing configmaps:patch"):
+        executor.decide(run_id, True, "carol")
+    assert store.get_run(run_id).status == RunStatus.AWAITING_APPROVAL and toy.values["a"] == "broken"
+
+
+def test_unmapped_approvers_are_refused_unless_the_runbook_allows_the_engine_role(
+        registry: ActionRegistry, store: RunStore, loader: Loader, write: Write, toy: Toy) -> None:
+    executor = executor_for(registry, store, {"engine"})
+    run_id = start(executor, loader, write, toy)
+    with pytest.raises(ApprovalError, match="dave has no Kubernetes identity mapped"):
+        executor.decide(run_id, True, "dave")
+    lenient = FIX.replace("policy: {approval_timeout: 1h}", "policy: {approval_timeout: 1h, fallback_to_engine: true}")
+    run = executor.decide(start(executor, loader, write, toy, lenient), True, "dave")
+    assert run.status == RunStatus.SUCCEEDED and toy.identities == [None]
+
+
+def test_the_identity_survives_a_restart_between_approval_and_execution(
+        registry: ActionRegistry, loader: Loader, write: Write, toy: Toy, tmp_path: Path) -> None:
+    first = RunStore(tmp_path / "r.db", instance="a")
+    executor = executor_for(registry, first, {"engine", "bob@corp.example"})
+    run_id = start(executor, loader, write, toy)
+    executor.decide(run_id, True, "bob", resume=False)
+    first.close()
+    second = RunStore(tmp_path / "r.db", instance="b")
+    run = executor_for(registry, second, {"engine", "bob@corp.example"}).resume(run_id)
+    assert run.status == RunStatus.SUCCEEDED and toy.identities == [Identity("bob@corp.example", ("sre",))]

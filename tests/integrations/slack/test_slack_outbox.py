@@ -1,0 +1,170 @@
+"""The outbox and its sender against the Slack fake, through the real `slack_sdk.WebClient`.
+
+The sender's clock is injected and passes are driven by hand, so retry timing is checked without sleeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from slack_sdk import WebClient
+
+from engine.run_store import RunStore
+from integrations.slack.fake import FakeSlack
+from integrations.slack.outbox import Message, Outbox
+from integrations.slack.sender import OutboxSender
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def outbox(tmp_path: Path, clock: Clock) -> Iterator[Outbox]:
+    store = RunStore(tmp_path / "runs.db", instance="test")
+    yield Outbox(store, clock=clock)
+    store.close()
+
+
+@pytest.fixture
+def sender(outbox: Outbox, fake: FakeSlack, clock: Clock) -> OutboxSender:
+    client = WebClient(token=fake.token, base_url=fake.url, timeout=2, retry_handlers=[])
+    errors: list[str] = []
+    sender = OutboxSender(outbox, client, on_error=errors.append, backoff=1.0, max_backoff=8.0, clock=clock)
+    sender.errors = errors  # type: ignore[attr-defined]
+    return sender
+
+
+def thread_of(run: str, n: int) -> list[Message]:
+    parent = Message("chat.postMessage", {"channel": "C1", "text": f"{run} parent"}, remember="parent")
+    replies = [Message("chat.postMessage", {"channel": "C1", "text": f"{run} reply {i}"}, thread="parent")
+               for i in range(n)]
+    return [parent, *replies, Message("chat.update", {"text": f"{run} parent (done)"}, target="parent")]
+
+
+def drain(sender: OutboxSender, clock: Clock, passes: int = 50) -> None:
+    for _ in range(passes):
+        if sender.outbox.pending() == 0:
+            return
+        sender.deliver_due()
+        clock.now += 1.0
+    raise AssertionError("outbox did not drain")
+
+
+def test_threads_in_order_and_parent_updated(outbox: Outbox, sender: OutboxSender, fake: FakeSlack,
+                                             clock: Clock) -> None:
+    outbox.put("r1", thread_of("r1", 3))
+    drain(sender, clock)
+    parent = fake.parents()[0]
+    assert parent.text == "r1 parent (done)" and parent.edits == 1
+    assert [m.text for m in fake.thread(parent.ts)] == ["r1 reply 0", "r1 reply 1", "r1 reply 2"]
+    assert outbox.message("r1", "parent") == ("C1", parent.ts)
+    assert outbox.run_for_message("C1", parent.ts) == "r1"
+
+
+def test_ratelimit_pauses_all_sending_for_retry_after(outbox: Outbox, sender: OutboxSender, fake: FakeSlack,
+                                                      clock: Clock) -> None:
+    outbox.put("r1", thread_of("r1", 1))
+    fake.fail("ratelimited", times=1, retry_after=30)
+    assert sender.deliver_due() == 0
+    assert sender.paused_until == clock.now + 30 and sender.errors == ["ratelimited"]  # type: ignore[attr-defined]
+    clock.now += 29
+    assert sender.deliver_due() == 0 and len(fake.requests) == 1  # nothing sent inside the window
+    clock.now += 2
+    drain(sender, clock)
+    assert [m.text for m in fake.messages] == ["r1 parent (done)", "r1 reply 0"]
+
+
+def test_server_errors_back_off_per_run_without_blocking_other_runs(outbox: Outbox, sender: OutboxSender,
+                                                                    fake: FakeSlack, clock: Clock) -> None:
+    outbox.put("r1", thread_of("r1", 2))
+    outbox.put("r2", thread_of("r2", 2))
+    fake.fail("error500", times=1)  # hits r1's parent, the oldest item
+    sender.deliver_due()
+    assert [m.text for m in fake.parents()] == ["r2 parent"]  # r2 went ahead
+    drain(sender, clock)
+    for run in ("r1", "r2"):
+        parent = next(m for m in fake.parents() if m.text.startswith(run))
+        assert [m.text for m in fake.thread(parent.ts)] == [f"{run} reply 0", f"{run} reply 1"]
+    assert sender.errors == ["server_error"]  # type: ignore[attr-defined]
+
+
+def test_down_then_back_loses_nothing(outbox: Outbox, sender: OutboxSender, fake: FakeSlack, clock: Clock) -> None:
+    fake.go_down()
+    outbox.put("r1", thread_of("r1", 5))
+    for _ in range(6):
+        sender.deliver_due()
+        clock.now += 10
+    assert outbox.pending() == 7 and set(sender.errors) == {"unreachable"}  # type: ignore[attr-defined]
+    fake.come_back()
+    clock.now += 60  # past the longest backoff
+    drain(sender, clock)
+    parent = fake.parents()[0]
+    assert [m.text for m in fake.thread(parent.ts)] == [f"r1 reply {i}" for i in range(5)]
+
+
+def test_backoff_grows_and_is_capped(outbox: Outbox, sender: OutboxSender, fake: FakeSlack, clock: Clock) -> None:
+    fake.go_down()
+    outbox.put("r1", thread_of("r1", 0)[:1])
+    waits = []
+    for _ in range(6):
+        start = clock.now
+        sender.deliver_due()
+        due = outbox.next_due_at()
+        assert due is not None
+        waits.append(due - start)
+        clock.now = due
+    assert waits == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    fake.come_back()
+
+
+def test_permanent_errors_drop_one_message_not_the_thread(outbox: Outbox, sender: OutboxSender, fake: FakeSlack,
+                                                          clock: Clock) -> None:
+    outbox.put("r1", thread_of("r1", 0)[:1])
+    outbox.put("r1", [Message("chat.postMessage", {"channel": "C-gone", "text": "lost"}),
+                      Message("chat.postMessage", {"channel": "C1", "text": "after"}, thread="parent")])
+    fake.unknown_channels.add("C-gone")
+    drain(sender, clock)
+    assert [f[2] for f in outbox.failures()] == ["channel_not_found"]
+    assert [m.text for m in fake.thread(fake.parents()[0].ts)] == ["after"]
+
+
+def test_update_without_parent_is_dropped(outbox: Outbox, sender: OutboxSender, clock: Clock) -> None:
+    outbox.put("r1", [Message("chat.update", {"text": "x"}, target="parent")])
+    drain(sender, clock)
+    assert outbox.failures()[0][2] == "no parent message to update"
+
+
+def test_sender_thread_delivers_and_survives_restart(tmp_path: Path, fake: FakeSlack) -> None:
+    from integrations.server.testing import wait_for
+
+    store = RunStore(tmp_path / "r.db")
+    outbox = Outbox(store)
+    outbox.put("r1", thread_of("r1", 2))  # queued before any sender exists (e.g. by a previous process)
+    client = WebClient(token=fake.token, base_url=fake.url, timeout=2, retry_handlers=[])
+    sender = OutboxSender(outbox, client, poll=0.05)
+    sender.start()
+    try:
+        wait_for(lambda: outbox.pending() == 0, timeout=20, what="the sender thread to deliver")
+        assert sender.alive
+    finally:
+        sender.stop()
+        store.close()
+    assert len(fake.messages) == 3
