@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.actions import ActionKind, ActionRegistry, Identity, IdentityResolver, PermissionChecker
-from engine.errors import ApprovalError, RunStateError
+from engine.errors import ApprovalError, RunStateError, StepError
 from engine.events import EventSink, RunEvent
 from engine.model import Runbook, Step
 from engine.params import coerce_params
@@ -106,8 +106,11 @@ class Executor:
             record = self.steps.execute(run, index, step, context, dry_run=run.dry_run or remediation,
                                         checker=self.checker, on_start=self._on_step_start)
             if remediation and record.status == StepStatus.SUCCEEDED:
-                record.proposal = self._proposal(run, runbook, step, record, context)
-                record.status = StepStatus.PROPOSED
+                try:
+                    record.proposal = self._proposal(run, runbook, step, record, context)
+                    record.status = StepStatus.PROPOSED
+                except StepError as exc:  # a proposal nobody can read must not be approved
+                    record.status, record.error = StepStatus.FAILED, f"cannot present the proposal: {exc}"
             records[index] = record
             _remember(context, record)
             self.store.save_step(run.id, record, cursor=index)

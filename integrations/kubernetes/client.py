@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
@@ -27,7 +28,7 @@ from engine.actions import Identity
 from engine.errors import PermanentError, SettingsError, StepTimeout, TransientError
 from integrations.kubernetes import errors
 from integrations.kubernetes.objects import path as api_path
-from integrations.kubernetes.transport import Policy, RequestCounter, Response, reason, retryable
+from integrations.kubernetes.transport import Policy, RequestCounter, Response, ServerClock, reason, retryable
 
 PATCH_TYPES = {
     "strategic": "application/strategic-merge-patch+json",
@@ -61,6 +62,7 @@ class Kube:
         impersonate: tuple[str, tuple[str, ...]] | None = None,
         deadline: float | None = None,
         counter: RequestCounter | None = None,
+        clock: ServerClock | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.api = api
@@ -68,6 +70,7 @@ class Kube:
         self.impersonate = impersonate
         self.deadline = deadline
         self._counter = counter or RequestCounter()
+        self._clock = clock or ServerClock()
         self._sleep = sleep
 
     # -- construction -------------------------------------------------------------------------------
@@ -115,6 +118,7 @@ class Kube:
             "impersonate": self.impersonate,
             "deadline": self.deadline,
             "counter": self._counter,
+            "clock": self._clock,
             "sleep": self._sleep,
         }
         values.update(changes)
@@ -151,6 +155,10 @@ class Kube:
     @property
     def request_count(self) -> int:
         return self._counter.value
+
+    def now(self) -> datetime:
+        """The API server's current time (see `ServerClock`)."""
+        return self._clock.now()
 
     # -- generic verbs ------------------------------------------------------------------------------
 
@@ -372,7 +380,9 @@ class Kube:
             data = raw.read()  # type: ignore[no-untyped-call]
         except ApiException as exc:  # the REST layer reports TLS failures this way (status 0)
             raise PermanentError(f"cannot talk to the API server at {self.server}: {exc.reason}") from exc
-        return Response(raw.status, dict(raw.headers or {}), data or b"")
+        response = Response(raw.status, dict(raw.headers or {}), data or b"")
+        self._clock.observe(response.headers.get("Date") or response.headers.get("date"), time.time())
+        return response
 
     def _timeout(self, method: str, path: str) -> tuple[float, bool]:
         """The timeout for the next attempt and whether the step deadline (not the policy) set it."""

@@ -21,7 +21,7 @@ from integrations.kubernetes.jobs import by_creation, is_manual, job_start, job_
 from integrations.kubernetes.objects import condition, meta, name_of, owned_by, path
 from integrations.kubernetes.podstatus import CAUSE_ORDER, ContainerState, PodState, decode_pod
 from integrations.kubernetes.report import Report, ev
-from integrations.kubernetes.timeutil import format_time, human_duration, now_utc, parse_time, stamp_with_age
+from integrations.kubernetes.timeutil import format_time, human_duration, parse_time, stamp_with_age
 
 POD_BLOCKERS = ("missing_secret", "missing_configmap", "missing_key", "config_error", "image_pull")
 LOG_CAUSES = ("oom_killed", "exit_code", "crash_loop")
@@ -274,7 +274,7 @@ class CronJobActions(KubeActions):
         jobs = by_creation(jobs_of(kube, cron))
         recent = jobs[-args.max_jobs:]
         pods = pods_of(kube, args.namespace, recent)
-        now = now_utc()
+        now = kube.now()
         report = analyze_cronjob(cron, jobs, pods, now, args.max_jobs)
         out = report.output
         missing = out["missing_object"]

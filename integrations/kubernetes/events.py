@@ -15,7 +15,7 @@ from integrations.kubernetes.base import KubeActions
 from integrations.kubernetes.client import Kube
 from integrations.kubernetes.objects import path
 from integrations.kubernetes.report import Report, ev
-from integrations.kubernetes.timeutil import format_time, now_utc, parse_time, stamp_with_age
+from integrations.kubernetes.timeutil import format_time, parse_time, stamp_with_age
 
 MAX_EVENTS = 500
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -99,7 +99,7 @@ class EventActions(KubeActions):
         report = Report({"events": summary, "warnings": len(warnings), "total": len(raw)})
         if warnings:
             target = f"{args.kind} {args.namespace + '/' if args.namespace else ''}{args.name}"
-            now = now_utc()
+            now = kube.now()
             reasons = ", ".join(f"{e['reason']} x{e['count']}" for e in warnings[:5])
             report.add(
                 "events.warnings",

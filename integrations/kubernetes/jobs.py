@@ -25,7 +25,7 @@ from integrations.kubernetes.objects import (
     path,
 )
 from integrations.kubernetes.report import Report, ev
-from integrations.kubernetes.timeutil import format_time, human_duration, now_utc, parse_time
+from integrations.kubernetes.timeutil import format_time, human_duration, parse_time
 
 HELM_HOOK = "helm.sh/hook"
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -228,4 +228,4 @@ class JobActions(KubeActions):
         else:
             jobs = kube.list(jobs_path, label_selector=args.selector)
             source = f"selector {args.selector} in {args.namespace}"
-        return analyze_overlap(jobs, now_utc(), source, policy).emit(ctx)
+        return analyze_overlap(jobs, kube.now(), source, policy).emit(ctx)

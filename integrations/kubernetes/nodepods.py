@@ -250,9 +250,9 @@ def fetch_owners(kube: Kube, pods: list[dict[str, Any]]) -> dict[tuple[str, str,
             if lookups >= MAX_OWNER_LOOKUPS:
                 break
             lookups += 1
-            obj = kube.get_or_none(path(_OWNER_RESOURCES[kind], name, ns))
-            if obj is not None:
-                owners[(kind, ns, name)] = obj
+            found = kube.get_or_none(path(_OWNER_RESOURCES[kind], name, ns))
+            if found is not None:
+                owners[(kind, ns, name)] = found
     return owners
 
 

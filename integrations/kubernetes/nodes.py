@@ -18,7 +18,7 @@ from integrations.kubernetes.base import KubeActions
 from integrations.kubernetes.events import fetch_events, summarize_events
 from integrations.kubernetes.objects import condition, labels, name_of, path
 from integrations.kubernetes.report import Report, ev
-from integrations.kubernetes.timeutil import age_seconds, human_duration, now_utc, stamp_with_age
+from integrations.kubernetes.timeutil import age_seconds, human_duration, stamp_with_age
 
 CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
 PRESSURES = ("MemoryPressure", "DiskPressure", "PIDPressure")
@@ -259,4 +259,4 @@ class NodeActions(KubeActions):
             node = kube.get(path("nodes", args.node))  # raises NotFoundError with the usual message
         lease = kube.get_or_none(path("leases", args.node, "kube-node-lease"))
         events = fetch_events(kube, "Node", args.node, None)
-        return analyze_node(node, lease, nodes, events, now_utc(), args).emit(ctx)
+        return analyze_node(node, lease, nodes, events, kube.now(), args).emit(ctx)

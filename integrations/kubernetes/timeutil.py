@@ -29,10 +29,6 @@ def format_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
 def age_seconds(value: Any, now: datetime) -> float | None:
     """Seconds between a timestamp and `now`, or None when the timestamp is missing."""
     parsed = parse_time(value) if not isinstance(value, datetime) else value

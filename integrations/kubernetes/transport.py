@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import urllib3
@@ -24,6 +27,34 @@ class RequestCounter:
     def bump(self) -> None:
         with self.lock:
             self.value += 1
+
+
+@dataclass
+class ServerClock:
+    """The API server's clock, learnt from its `Date` headers.
+
+    Ages (a Lease renewed 45 s ago, runs missed since the last schedule) are measured against the
+    control plane's time, not this process's: a skewed engine clock must not make a healthy kubelet
+    look stale. Until the server has answered, the local clock stands in.
+    """
+
+    skew: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def observe(self, date_header: str | None, received_at: float) -> None:
+        if not date_header:
+            return
+        try:
+            server = parsedate_to_datetime(date_header).timestamp()
+        except (TypeError, ValueError):
+            return
+        with self.lock:
+            # `Date` has one-second resolution; keep the estimate unless it is off by more than that
+            if abs(server - received_at - self.skew) >= 1.0:
+                self.skew = server - received_at
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(time.time() + self.skew, UTC)
 
 
 @dataclass(frozen=True)

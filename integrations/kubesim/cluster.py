@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -15,11 +16,11 @@ from .api import ApiHandler
 from .defaults import apply_defaults
 from .faults import Faults
 from .lifecycle import DeleteOptions
-from .objects import clone, format_time, new_uid, utcnow
+from .objects import Clock, clone, format_time, new_uid, use_clock
 from .rbac import Authorizer
 from .request import UserInfo
 from .resources import ResourceTable, ResourceType
-from .scenario import load_scenario
+from .scenario import parse_scenario, scenario_now
 from .selectors import FieldSelector, LabelSelector
 from .server import HTTPServerThread, RequestLog
 from .store import Store
@@ -44,8 +45,10 @@ class SimulatedCluster:
         tokens: Mapping[str, str | UserInfo] | None = None,
         seed: int = 0,
         tls: bool = False,
+        now: datetime | None = None,
     ) -> None:
         self.host = host
+        self.clock = Clock.starting_at(now)
         self.tls = tls
         self._cert: Certificate | None = None
         self._requested_port = port
@@ -62,9 +65,16 @@ class SimulatedCluster:
 
     @classmethod
     def from_files(cls, paths: Iterable[str | Path], **kwargs: Any) -> SimulatedCluster:
+        """Load scenario files as written. A `# kubesim-now:` header starts the cluster's clock at that
+        instant (served in every `Date` header), instead of shifting timestamps to the real clock, so
+        that cron schedules and ages read exactly as the scenario's author saw them."""
         objects: list[dict] = []
+        pinned: datetime | None = None
         for path in paths:
-            objects.extend(load_scenario(path))
+            text = Path(path).read_text(encoding="utf-8")
+            pinned = pinned or scenario_now(text)
+            objects.extend(parse_scenario(text, str(path), shift=False))
+        kwargs.setdefault("now", pinned)
         return cls(objects=objects, **kwargs)
 
     # -- loading -----------------------------------------------------------------------------
@@ -87,7 +97,8 @@ class SimulatedCluster:
 
     def load(self, objects: Iterable[dict]) -> int:
         """Bulk-load objects (no watch events); creates any namespace they reference."""
-        self._now = format_time(utcnow())
+        use_clock(self.clock)
+        self._now = format_time(self.clock.now())
         prepared = [self._prepare(obj) for obj in objects]
         ns_rt = self.table.lookup("namespaces")
         wanted = set(SYSTEM_NAMESPACES)
@@ -122,7 +133,7 @@ class SimulatedCluster:
                 self._cert = self._cert or self_signed(self.host)
                 context = self._cert.server_context()
             self._http = HTTPServerThread(
-                self.host, self._requested_port, self.api, self.faults, self._log, context
+                self.host, self._requested_port, self.api, self.faults, self._log, self.clock, context
             )
             self._http.start()
         return self
@@ -219,7 +230,8 @@ class SimulatedCluster:
 
     def apply(self, obj: dict) -> dict:
         """Put/replace an object directly (status included), emitting a watch event."""
-        self._now = format_time(utcnow())
+        use_clock(self.clock)
+        self._now = format_time(self.clock.now())
         rt, prepared = self._prepare(clone(obj))
         current = self.store.get(rt, prepared["metadata"].get("namespace"), prepared["metadata"]["name"])
         if current is not None and not (obj.get("metadata") or {}).get("uid"):
@@ -235,6 +247,7 @@ class SimulatedCluster:
         self, kind: str, name: str, namespace: str | None = None, grace_period: int | None = None
     ) -> None:
         """Delete through the API semantics (terminating pods, cascades) without HTTP."""
+        use_clock(self.clock)
         rt = self.table.lookup(kind)
         self.api.lifecycle.delete(
             rt,

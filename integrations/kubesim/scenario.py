@@ -80,11 +80,14 @@ def _flatten(docs: Iterable[Any], source: str) -> list[dict]:
     return out
 
 
-def parse_scenario(text: str, source: str = "<string>", now: datetime | None = None) -> list[dict]:
-    """Parse manifest text; ``now`` overrides the real clock for the time shift (tests)."""
+def parse_scenario(
+    text: str, source: str = "<string>", now: datetime | None = None, shift: bool = True
+) -> list[dict]:
+    """Parse manifest text; ``now`` overrides the real clock for the time shift (tests). With
+    ``shift=False`` timestamps stay as written (for a cluster whose clock starts at the scenario's instant)."""
     objects = _flatten(yaml.load_all(text, Loader=ScenarioLoader), source)
     pinned = scenario_now(text)
-    if pinned is None:
+    if pinned is None or not shift:
         return objects
     delta = timedelta(seconds=round(((now or utcnow()) - pinned).total_seconds()))
     return [shift_timestamps(obj, delta) for obj in objects]

@@ -11,6 +11,7 @@ import ssl
 import threading
 import time
 from collections import Counter
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -18,6 +19,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from .api import ApiHandler
 from .errors import ApiError, bad_request, fault_error, internal_error
 from .faults import Faults
+from .objects import Clock, use_clock
 from .request import ApiRequest, ApiResponse
 
 _ERRORS_AS_500 = (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError)
@@ -47,8 +49,10 @@ class KubeHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
-    def __init__(self, address: tuple[str, int], api: ApiHandler, faults: Faults, log: RequestLog) -> None:
+    def __init__(self, address: tuple[str, int], api: ApiHandler, faults: Faults, log: RequestLog,
+                 clock: Clock) -> None:
         super().__init__(address, _Handler)
+        self.clock = clock
         self.api = api
         self.faults = faults
         self.log = log
@@ -116,7 +120,12 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header in simulated time: clients measure ages against the server's clock."""
+        return formatdate(self.server.clock.now().timestamp() if timestamp is None else timestamp, usegmt=True)
+
     def _serve(self) -> None:
+        use_clock(self.server.clock)
         split = urlsplit(self.path)
         path = unquote(split.path)
         method = self.command
@@ -189,9 +198,10 @@ class HTTPServerThread:
         api: ApiHandler,
         faults: Faults,
         log: RequestLog,
+        clock: Clock,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.httpd = KubeHTTPServer((host, port), api, faults, log)
+        self.httpd = KubeHTTPServer((host, port), api, faults, log, clock)
         if ssl_context is not None:
             # Handshake lazily in the connection's own thread, not in the accept loop.
             self.httpd.socket = ssl_context.wrap_socket(
