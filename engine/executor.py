@@ -293,7 +293,7 @@ class Executor:
             id=step.id, step=step.id, action=step.action, target=target,
             summary=rendered.get("summary") or step.title, reason=rendered.get("reason", ""),
             risk=rendered.get("risk", "medium"), dry_run=tuple(record.changes),
-            warnings=tuple(rendered.get("warnings", ())),
+            warnings=tuple(w for w in rendered.get("warnings", ()) if str(w).strip()),
         )
 
     def _on_step_start(self, run: RunRecord, record: StepRecord) -> None:

@@ -139,7 +139,8 @@ class Retry(Model):
 
 
 class ProposalSpec(Model):
-    """How a remediation step presents itself to the approver. Templated."""
+    """How a remediation step presents itself to the approver. Templated; a warning that renders empty
+    does not apply to this run and is left out."""
 
     summary: str = ""
     reason: str = ""
