@@ -168,7 +168,7 @@ class Executor:
         context = self._context(run, runbook, self.store.get_run(run.id).steps)
         record = self.steps.execute(run, index, step, context, dry_run=False, checker=self.checker,
                                     on_start=self._on_step_start, inputs=proposed.inputs, identity=identity)
-        record.findings = [*proposed.findings, *record.findings]
+        record.findings = list({(f.id, f.summary): f for f in [*proposed.findings, *record.findings]}.values())
         record.changes = [*proposed.changes, *record.changes]
         ok = record.status == StepStatus.SUCCEEDED
         record.proposal = _with_status(proposed.proposal, "executed" if ok else "failed")
