@@ -124,13 +124,9 @@ class RunStore:
         now = time.time()
         with self.transaction() as db:
             if dedup_key is not None:
-                row = db.execute(
-                    "SELECT id FROM runs WHERE dedup_key = ? AND (status IN (?, ?, ?) OR finished_at > ?)"
-                    " ORDER BY created_at DESC LIMIT 1",
-                    (dedup_key, *_ACTIVE, now - cooldown),
-                ).fetchone()
-                if row:
-                    return row[0], False
+                existing = self._find_by_dedup_key(db, dedup_key, cooldown)
+                if existing:
+                    return existing, False
             run_id = uuid.uuid4().hex[:12]
             db.execute(
                 "INSERT INTO runs (id, runbook, status, params, requester, trigger, definition, auto_approve,"
@@ -140,6 +136,25 @@ class RunStore:
             )
             self._audit(db, requester, "run.requested", run_id, {"runbook": runbook, "params": params})
         return run_id, True
+
+    def find_by_dedup_key(self, key: str, cooldown: float | None = None) -> str | None:
+        """The newest run with `key`; with `cooldown`, only one still active or finished less than
+        `cooldown` seconds ago (the rule `create_run` deduplicates by)."""
+        with self._lock:
+            return self._find_by_dedup_key(self._db, key, cooldown)
+
+    @staticmethod
+    def _find_by_dedup_key(db: sqlite3.Connection, key: str, cooldown: float | None) -> str | None:
+        if cooldown is None:
+            row = db.execute("SELECT id FROM runs WHERE dedup_key = ? ORDER BY created_at DESC LIMIT 1",
+                             (key,)).fetchone()
+        else:
+            row = db.execute(
+                "SELECT id FROM runs WHERE dedup_key = ? AND (status IN (?, ?, ?) OR finished_at > ?)"
+                " ORDER BY created_at DESC LIMIT 1",
+                (key, *_ACTIVE, time.time() - cooldown),
+            ).fetchone()
+        return str(row[0]) if row else None
 
     def get_run(self, run_id: str) -> RunRecord:
         with self._lock:

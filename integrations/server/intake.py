@@ -9,7 +9,6 @@ Alertmanager retries the whole payload, and the alerts already handled dedup ont
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +16,6 @@ from typing import Any
 from engine.catalog import Catalog
 from engine.errors import ParamError
 from engine.executor import Executor
-from engine.records import RunStatus
 from engine.run_store import RunStore
 from integrations.alertmanager import Alert, Match, WebhookPayload, key_for, match_alert
 from integrations.server.metrics import Metrics
@@ -27,7 +25,6 @@ from integrations.slack.render import text
 log = logging.getLogger("runbook.server")
 REQUESTER = "alertmanager"
 _NOTE_EACH = 3  # alerts per run resolved one message each; beyond that one message when all are resolved
-_ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL)
 
 
 @dataclass
@@ -45,26 +42,6 @@ class Summary:
                 "deferred": self.deferred}
 
 
-class DedupIndex:
-    """Read-only lookups of runs by dedup key (the same rule as `RunStore.create_run`, which stays the
-    atomic arbiter). Lets a full queue still absorb repeats, and a resolution find its run."""
-
-    def __init__(self, store: RunStore) -> None:
-        self.store = store
-
-    def live(self, key: str, cooldown: float) -> str | None:
-        with self.store.transaction() as db:
-            row = db.execute("SELECT id FROM runs WHERE dedup_key = ? AND (status IN (?, ?, ?) OR finished_at > ?)"
-                             " ORDER BY created_at DESC LIMIT 1", (key, *_ACTIVE, time.time() - cooldown)).fetchone()
-        return row[0] if row else None
-
-    def latest(self, key: str) -> str | None:
-        with self.store.transaction() as db:
-            row = db.execute("SELECT id FROM runs WHERE dedup_key = ? ORDER BY created_at DESC LIMIT 1",
-                             (key,)).fetchone()
-        return row[0] if row else None
-
-
 class Intake:
     def __init__(self, catalog: Catalog, executor: Executor, store: RunStore, pool: WorkerPool, metrics: Metrics,
                  *, cooldown: float, note: Callable[[str, str], None]) -> None:
@@ -75,7 +52,6 @@ class Intake:
         self.metrics = metrics
         self.cooldown = cooldown
         self.note = note
-        self.index = DedupIndex(store)
 
     def process(self, payload: WebhookPayload) -> Summary:
         summary = Summary()
@@ -101,7 +77,7 @@ class Intake:
         runbook = match.runbook
         key = key_for(match, alert)
         ref = {"alertname": alert.name, "fingerprint": alert.fingerprint, "runbook": runbook.name}
-        existing = self.index.live(key, self.cooldown)
+        existing = self.store.find_by_dedup_key(key, self.cooldown)
         if existing is not None:
             return self._attach(existing, alert, ref, summary)
         if not self.pool.reserve():
@@ -136,7 +112,7 @@ class Intake:
 
     def _resolved(self, alert: Alert, match: Match, summary: Summary) -> str:
         ref = {"alertname": alert.name, "fingerprint": alert.fingerprint, "runbook": match.runbook.name}
-        run_id = self.index.latest(key_for(match, alert))
+        run_id = self.store.find_by_dedup_key(key_for(match, alert))
         if run_id is None:
             summary.unmatched.append({**ref, "reason": "resolved, but no run was started for it"})
             return "unmatched"
