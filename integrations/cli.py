@@ -20,10 +20,11 @@ from engine.errors import DefinitionError, ParamError, RunbookError, RunStateErr
 from engine.model import Runbook, json_schema
 from engine.params import coerce_params
 from engine.records import RunRecord, RunStatus
+from engine.run_store import RunStore
 from engine.settings import Settings
 from integrations.clusters import open_cluster
 from integrations.console import ConsoleSink, terminal
-from integrations.wiring import Engine, build
+from integrations.wiring import Engine, build, load_catalog
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 out = terminal()
@@ -115,9 +116,7 @@ def run(
     settings = _settings(config, runbooks)
     params = _parse_params(param)
     try:
-        offline = build(settings)  # name and params are checked before any cluster is contacted
-        coerce_params(offline.catalog.get(name), params)
-        offline.close()
+        coerce_params(load_catalog(settings).get(name), params)  # before any cluster is contacted
         with open_cluster(settings, scenario, kubeconfig, context) as kube:
             engine = _engine(settings, kube, quiet)
             runbook = engine.catalog.get(name)
@@ -136,9 +135,11 @@ def _decide(run_id: str, step: str | None, approve: bool, as_: str | None, reaso
             scenario: Path | None, kubeconfig: str | None, context: str | None, config: Path | None) -> None:
     settings = _settings(config)
     try:
-        store_run = build(settings).store.get_run(run_id)
-        if scenario is None and store_run.trigger.get("scenario") and not (kubeconfig or settings.kubeconfig):
-            scenario = Path(store_run.trigger["scenario"])
+        peek = RunStore(settings.db)
+        trigger = peek.get_run(run_id).trigger
+        peek.close()
+        if scenario is None and trigger.get("scenario") and not (kubeconfig or settings.kubeconfig):
+            scenario = Path(trigger["scenario"])  # a rehearsal run: approve it against the same scenario
         with open_cluster(settings, scenario, kubeconfig, context) as kube:
             engine = _engine(settings, kube)
             record = engine.executor.decide(run_id, approve, as_ or settings.user, step=step, reason=reason)
@@ -183,13 +184,12 @@ def validate(
     config: ConfigOpt = None,
 ) -> None:
     """Check runbooks and print every problem as file:line:column field: message. Exit 1 on any."""
-    settings = _settings(config, paths)
-    engine = build(settings)
-    for problem in engine.catalog.problems:
+    catalog = load_catalog(_settings(config, paths))
+    for problem in catalog.problems:
         out.print(str(problem), markup=False)
-    count = len(engine.catalog.runbooks)
-    if engine.catalog.problems:
-        err.print(f"[red]{len(engine.catalog.problems)} problem(s)[/]; {count} runbook(s) valid")
+    count = len(catalog.runbooks)
+    if catalog.problems:
+        err.print(f"[red]{len(catalog.problems)} problem(s)[/]; {count} runbook(s) valid")
         raise typer.Exit(1)
     err.print(f"[green]{count} runbook(s) valid[/]")
 
@@ -197,9 +197,8 @@ def validate(
 @app.command("list")
 def list_(config: ConfigOpt = None, runbooks: RunbooksOpt = None) -> None:
     """Show the runbooks in the runbook path with their params and triggers."""
-    engine = build(_settings(config, runbooks))
     table = Table("name", "title", "params", "triggers")
-    for rb in engine.catalog.runbooks.values():
+    for rb in load_catalog(_settings(config, runbooks)).runbooks.values():
         table.add_row(rb.name, rb.metadata.title, _params_text(rb), _triggers_text(rb))
     out.print(table)
 
@@ -229,7 +228,7 @@ def history(
     """List past and current runs, newest first."""
     if status and status not in {s.value for s in RunStatus}:
         _fail(f"unknown status {status!r}; one of {', '.join(s.value for s in RunStatus)}")
-    runs = build(_settings(config)).store.list_runs(runbook, status, limit)
+    runs = RunStore(_settings(config).db).list_runs(runbook, status, limit)
     table = Table("run", "runbook", "status", "requester", "started (UTC)", "findings", "proposals")
     for r in runs:
         table.add_row(r.id, r.runbook, str(r.status), r.requester, _when(r.created_at), str(len(r.findings)),
@@ -240,9 +239,9 @@ def history(
 @app.command()
 def show(run_id: str, output: OutputOpt = "text", config: ConfigOpt = None) -> None:
     """Show one run: its steps, verdict, decisions and audit trail."""
-    engine = build(_settings(config))
+    store = RunStore(_settings(config).db)
     try:
-        record = engine.store.get_run(run_id)
+        record = store.get_run(run_id)
     except RunbookError as exc:
         _fail(str(exc))
     if output == "json":
@@ -253,7 +252,7 @@ def show(run_id: str, output: OutputOpt = "text", config: ConfigOpt = None) -> N
     for s in record.steps:
         out.print(f"  {s.status:11} {s.id}: {escape(s.title)}" + (f"  [red]{escape(s.error)}[/]" if s.error else ""))
     _report(record, "text")
-    for entry in engine.store.audit_log(run_id):
+    for entry in store.audit_log(run_id):
         out.print(f"  [dim]{_when(entry.at)} {entry.actor} {entry.action} {json.dumps(entry.detail)}[/]")
 
 

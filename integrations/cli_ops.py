@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine.errors import RunbookError
+from engine.run_store import RunStore
 from engine.settings import Settings
 from integrations.clusters import SIM_TOKEN
 from integrations.console import terminal
@@ -123,7 +124,7 @@ def audit(
     config: Annotated[Path | None, typer.Option("--config", help="Settings file (YAML).")] = None,
 ) -> None:
     """Print the append-only audit log: who did what, when, to which run."""
-    store = build(Settings.load(config)).store
+    store = RunStore(Settings.load(config).db)
     for entry in store.audit_log(run_id, limit):
         out.print(f"{entry.at:.3f} {entry.actor:24} {entry.action:28} {entry.run_id or '-':14} "
                   f"{json.dumps(entry.detail)}", markup=False)
@@ -153,8 +154,48 @@ def actions(
     out.print(table)
 
 
+def rbac(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Runbook files or folders (default: settings).")] = None,
+    namespace: Annotated[str | None, typer.Option(
+        "--namespace", "-n", help="Where the engine runs (default: the pod's own namespace, else 'runbook').")] = None,
+    service_account: Annotated[str, typer.Option("--service-account", help="Its service account.")] = "runbook",
+    target: Annotated[list[str] | None, typer.Option(
+        "--target-namespace", help="Grant namespaced access only here (Roles), for runbooks whose namespace "
+        "comes from an alert or chat. Repeatable.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings file; its `identities` add "
+                                                "impersonation of exactly the mapped users and groups.")] = None,
+) -> None:
+    """Print least-privilege RBAC (ServiceAccount, Roles, ClusterRoles, bindings) for the runbooks' actions."""
+    from engine.catalog import Catalog
+    from engine.loader import Loader
+    from integrations.identities import impersonation_targets
+    from integrations.incluster import pod_namespace
+    from integrations.rbac import generate, to_yaml
+
+    try:
+        settings = Settings.load(config)
+    except RunbookError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    registry = build_registry()
+    sources = [str(p) for p in paths] if paths else list(settings.runbook_path)
+    catalog = Catalog.load(sources, Loader(registry))
+    if catalog.problems:
+        for problem in catalog.problems:
+            err.print(str(problem), markup=False)
+        raise typer.Exit(1)
+    ns = namespace or pod_namespace() or "runbook"
+    objects = generate(catalog.runbooks.values(), registry, namespace=ns, service_account=service_account,
+                       targets=tuple(target or ()), impersonate=impersonation_targets(settings))
+    names = ", ".join(sorted(catalog.runbooks))
+    again = " ".join(["runbook rbac", *sources, "--namespace", ns, "--service-account", service_account,
+                      *(f"--target-namespace {t}" for t in target or ())])
+    typer.echo(to_yaml(objects, f"Least-privilege RBAC for the runbooks {names}.\nGenerated; do not edit. "
+                                f"Regenerate with:\n  {again}"), nl=False)
+
+
 def register(app: typer.Typer) -> None:
     from integrations.demo import demo
 
-    for command in (test, actions, simulate, serve, cancel, audit, demo):
+    for command in (test, actions, simulate, serve, cancel, audit, rbac, demo):
         app.command()(command)

@@ -42,6 +42,11 @@ def build_registry(kube: Any = None) -> ActionRegistry:
     return registry
 
 
+def load_catalog(settings: Settings) -> Catalog:
+    """The runbooks alone, checked against every action; no store, no cluster (validate, list, params)."""
+    return Catalog.load(settings.runbook_path, Loader(build_registry()))
+
+
 def build(settings: Settings, *, kube: Any = None, sink: EventSink | None = None,
           checker: PermissionChecker | None = None) -> Engine:
     registry = build_registry(kube)
@@ -52,5 +57,11 @@ def build(settings: Settings, *, kube: Any = None, sink: EventSink | None = None
         from integrations.kubernetes.access import AccessChecker
 
         checker = AccessChecker(kube)
-    executor = Executor(registry, store, sink=sink, checker=checker, templating=loader.templating)
+    identities = None
+    if settings.identities:
+        from integrations.identities import MappedIdentities
+
+        identities = MappedIdentities(settings.identities)
+    executor = Executor(registry, store, sink=sink, checker=checker, templating=loader.templating,
+                        identities=identities)
     return Engine(settings, registry, loader, catalog, store, executor, kube)
