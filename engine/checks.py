@@ -109,6 +109,10 @@ def _check_template(
     kind = "condition" if is_expression else "template"
     try:
         tree = templating.parse_expression(source) if is_expression else templating.parse(source)
+        if is_expression:
+            templating.compile_condition(source)
+        else:
+            templating.compile(source)
     except TemplateSyntaxError as exc:
         yield loc, f"{kind} does not compile: {exc.message}", False
         return

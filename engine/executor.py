@@ -7,6 +7,7 @@ Every transition is stored before the next one starts, so any process can resume
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -21,6 +22,8 @@ from engine.run_store import RunStore
 from engine.step_runner import StepRunner, missing_permissions
 from engine.templating import Templating
 from engine.verdict import Proposal
+
+log = logging.getLogger("runbook.engine")
 
 
 class _NullSink:
@@ -77,8 +80,30 @@ class Executor:
     # progressing ----------------------------------------------------------------------------------
 
     def resume(self, run_id: str) -> RunRecord:
-        """Carry a run forward until it finishes or needs a decision. Safe to call on any run."""
+        """Carry a run forward until it finishes or needs a decision. Safe to call on any run.
+
+        Whatever goes wrong inside, the run ends in a state a person can see: an engine bug fails the run
+        with its reason instead of leaving it `running` with nobody working on it."""
         run = self.store.get_run(run_id)
+        try:
+            return self._resume(run)
+        except Exception as exc:  # the boundary that keeps runs from being stranded; see the docstring
+            log.exception("engine error in run %s", run_id)
+            return self._crashed(run_id, exc)
+
+    def _crashed(self, run_id: str, exc: Exception) -> RunRecord:
+        reason = f"engine error: {type(exc).__name__}: {exc}"
+        run = self.store.get_run(run_id)
+        for record in run.steps:
+            if record.status == StepStatus.RUNNING:
+                record.status, record.error, record.finished_at = StepStatus.FAILED, reason, time.time()
+                self.store.save_step(run_id, record)
+        if run.status.finished:
+            return run
+        return self._finish(run, RunStatus.FAILED, reason)
+
+    def _resume(self, run: RunRecord) -> RunRecord:
+        run_id = run.id
         if run.status == RunStatus.AWAITING_APPROVAL:
             run = self._continue_after_decision(run)
             if run.status != RunStatus.RUNNING:
@@ -120,7 +145,7 @@ class Executor:
             if record.status == StepStatus.PROPOSED and not run.dry_run:
                 if run.auto_approve:
                     self.store.record_decision(Decision(run.id, step.id, "approved", "auto-approve", time.time(),
-                                                       "run started with auto-approve"))
+                                                        "run started with auto-approve"), awaiting=False)
                     records[index] = self._execute_remediation(run, runbook, index, record)
                     _remember(context, records[index])
                     if records[index].status == StepStatus.FAILED and step.on_failure == "abort":
@@ -148,14 +173,11 @@ class Executor:
             return run
         if not self.store.claim(run.id, RunStatus.AWAITING_APPROVAL, RunStatus.RUNNING, awaiting_step=None):
             return self.store.get_run(run.id)
+        if decision.decision != "approved":
+            return self._close(run, decision.decision, decision.actor, decision.reason)
         runbook = Runbook.model_validate_json(run.definition)
         index = next(i for i, s in enumerate(runbook.steps) if s.id == step_id)
         record = next(s for s in run.steps if s.index == index)
-        if decision.decision == "rejected":
-            record.status = StepStatus.REJECTED
-            record.proposal = _with_status(record.proposal, "rejected")
-            self.store.save_step(run.id, record)
-            return self._finish(run, RunStatus.REJECTED, f"{decision.actor} rejected {step_id!r}: {decision.reason}")
         record = self._execute_remediation(run, runbook, index, record, decision.identity)
         if record.status == StepStatus.FAILED and runbook.steps[index].on_failure == "abort":
             return self._finish(run, RunStatus.FAILED, f"step {step_id!r} failed: {record.error}")
@@ -167,9 +189,7 @@ class Executor:
         step = runbook.steps[index]
         context = self._context(run, runbook, self.store.get_run(run.id).steps)
         record = self.steps.execute(run, index, step, context, dry_run=False, checker=self.checker,
-                                    on_start=self._on_step_start, inputs=proposed.inputs, identity=identity)
-        record.findings = list({(f.id, f.summary): f for f in [*proposed.findings, *record.findings]}.values())
-        record.changes = [*proposed.changes, *record.changes]
+                                    on_start=self._on_step_start, approved=proposed, identity=identity)
         ok = record.status == StepStatus.SUCCEEDED
         record.proposal = _with_status(proposed.proposal, "executed" if ok else "failed")
         self.store.save_step(run.id, record, cursor=index + 1)
@@ -220,7 +240,12 @@ class Executor:
             raise
         outcome = "approved" if approve else "rejected"
         decision = Decision(run_id, run.awaiting_step, outcome, actor, time.time(), reason, identity)
-        self.store.record_decision(decision)
+        if not self.store.record_decision(decision):
+            earlier = next((d for d in self.store.decisions(run_id) if d.step == run.awaiting_step), None)
+            if earlier is None:
+                raise RunStateError(f"run {run_id} no longer awaits {run.awaiting_step!r}")
+            raise RunStateError(f"{run.awaiting_step!r} of run {run_id} was already {earlier.decision} by "
+                                f"{earlier.actor}; a decision cannot be changed")
         self._emit("approval_decided", run, run.awaiting_step, {"decision": decision.decision, "actor": actor,
                                                                 "reason": reason})
         return self.resume(run_id) if resume else self.store.get_run(run_id)
@@ -245,27 +270,43 @@ class Executor:
         return identity
 
     def expire(self, run_id: str) -> RunRecord:
-        """Time out a run whose approval window closed without a decision."""
+        """Time out a run whose approval window closed without a decision (a decision made meanwhile wins)."""
         run = self.store.get_run(run_id)
-        if not self.store.claim(run_id, RunStatus.AWAITING_APPROVAL, RunStatus.RUNNING):
-            return self.store.get_run(run_id)
-        for record in run.steps:
-            if record.id == run.awaiting_step:
-                record.proposal = _with_status(record.proposal, "expired")
-                self.store.save_step(run_id, record)
-        self.store.record_decision(Decision(run_id, run.awaiting_step or "", "expired", "engine", time.time(),
-                                            "no decision within the approval timeout"))
-        return self._finish(run, RunStatus.TIMED_OUT,
-                            f"nobody approved or rejected {run.awaiting_step!r} in time; nothing was changed")
+        expired = Decision(run_id, run.awaiting_step or "", "expired", "engine", time.time(),
+                           "no decision within the approval timeout")
+        if run.status == RunStatus.AWAITING_APPROVAL and self.store.record_decision(expired):
+            return self.resume(run_id)
+        return self.store.get_run(run_id)
 
     def cancel(self, run_id: str, actor: str, reason: str = "") -> RunRecord:
+        """Abort a pending run, or one waiting for approval unless someone decided first."""
         run = self.store.get_run(run_id)
-        for status in (RunStatus.AWAITING_APPROVAL, RunStatus.PENDING):
-            if self.store.claim(run_id, status, RunStatus.RUNNING):
-                self.store.audit(actor, "run.cancelled", run_id, {"reason": reason})
-                why = f"cancelled by {actor}" + (f": {reason}" if reason else "")
-                return self._finish(run, RunStatus.ABORTED, why)
-        raise RunStateError(f"run {run_id} is {run.status}; only pending or waiting runs can be cancelled")
+        if run.status == RunStatus.AWAITING_APPROVAL:
+            if self.store.record_decision(Decision(run_id, run.awaiting_step or "", "cancelled", actor, time.time(),
+                                                   reason)):
+                return self.resume(run_id)
+        elif run.status == RunStatus.PENDING and self.store.claim(run_id, RunStatus.PENDING, RunStatus.RUNNING):
+            self.store.audit(actor, "run.cancelled", run_id, {"reason": reason})
+            return self._finish(run, RunStatus.ABORTED, f"cancelled by {actor}" + (f": {reason}" if reason else ""))
+        run = self.store.get_run(run_id)
+        raise RunStateError(f"run {run_id} is {run.status}; only pending runs or runs awaiting a decision "
+                            "can be cancelled")
+
+    def _close(self, run: RunRecord, decision: str, actor: str, reason: str) -> RunRecord:
+        """End a run at its awaited remediation without executing it (rejected, expired or cancelled)."""
+        outcomes = {
+            "rejected": (RunStatus.REJECTED, "rejected", f"{actor} rejected {run.awaiting_step!r}"),
+            "expired": (RunStatus.TIMED_OUT, "expired",
+                        f"nobody approved or rejected {run.awaiting_step!r} in time; nothing was changed"),
+            "cancelled": (RunStatus.ABORTED, "skipped", f"cancelled by {actor}"),
+        }
+        status, proposal_status, why = outcomes[decision]
+        for record in run.steps:
+            if record.id == run.awaiting_step:
+                record.proposal = _with_status(record.proposal, proposal_status)
+                record.status = StepStatus.REJECTED if decision == "rejected" else StepStatus.SKIPPED
+                self.store.save_step(run.id, record)
+        return self._finish(run, status, why + (f": {reason}" if reason and decision != "expired" else ""))
 
     # helpers --------------------------------------------------------------------------------------
 
@@ -291,9 +332,9 @@ class Executor:
         target = action.target(action.args.model_validate(record.inputs))
         return Proposal(
             id=step.id, step=step.id, action=step.action, target=target,
-            summary=rendered.get("summary") or step.title, reason=rendered.get("reason", ""),
+            summary=str(rendered.get("summary") or record.title), reason=str(rendered.get("reason", "")),
             risk=rendered.get("risk", "medium"), dry_run=tuple(record.changes),
-            warnings=tuple(w for w in rendered.get("warnings", ()) if str(w).strip()),
+            warnings=tuple(str(w) for w in rendered.get("warnings", ()) if str(w).strip()),
         )
 
     def _on_step_start(self, run: RunRecord, record: StepRecord) -> None:
@@ -301,7 +342,10 @@ class Executor:
         self._emit("step_started", run, record.id, {"title": record.title, "action": record.action})
 
     def _emit(self, kind: Any, run: RunRecord, step: str = "", data: dict[str, Any] | None = None) -> None:
-        self.sink.emit(RunEvent(kind, run.id, run.runbook, step, data or {}))
+        try:
+            self.sink.emit(RunEvent(kind, run.id, run.runbook, step, data or {}))
+        except Exception:  # a sink (a closed terminal, a chat bug) must never fail or strand the run
+            log.exception("event sink failed on %s of run %s", kind, run.id)
 
 
 def _remember(context: dict[str, Any], record: StepRecord) -> None:

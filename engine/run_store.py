@@ -240,8 +240,17 @@ class RunStore:
 
     # decisions, alerts, audit ---------------------------------------------------------------------
 
-    def record_decision(self, decision: Decision) -> None:
+    def record_decision(self, decision: Decision, awaiting: bool = True) -> bool:
+        """Store a decision unless the step already has one: the first decision wins, atomically, so two
+        people clicking at once cannot have an approval overrule a rejection. With `awaiting`, also only
+        while the run still waits on that step. False when refused."""
         with self.transaction() as db:
+            taken = db.execute("SELECT 1 FROM decisions WHERE run_id = ? AND step_id = ?",
+                               (decision.run_id, decision.step)).fetchone()
+            waiting = db.execute("SELECT 1 FROM runs WHERE id = ? AND status = ? AND awaiting_step = ?",
+                                 (decision.run_id, RunStatus.AWAITING_APPROVAL, decision.step)).fetchone()
+            if taken or (awaiting and not waiting):
+                return False
             db.execute(
                 "INSERT INTO decisions (run_id, step_id, decision, actor, at, reason, identity)"
                 " VALUES (?,?,?,?,?,?,?)",
@@ -252,6 +261,7 @@ class RunStore:
             if decision.identity:
                 detail["as"] = str(decision.identity)
             self._audit(db, decision.actor, f"step.{decision.decision}", decision.run_id, detail)
+        return True
 
     def decisions(self, run_id: str) -> list[Decision]:
         with self._lock:

@@ -8,9 +8,28 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from engine.errors import SettingsError
+
+
+class IdentityMapping(BaseModel):
+    """The Kubernetes user and/or groups a Slack user, Slack user group or CLI name acts as.
+
+    A person's entry needs a `user` (impersonation always names a user); a group's entry usually only
+    adds `groups`, and may name a shared `user` for members without an entry of their own.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user: str | None = Field(default=None, min_length=1, description="Kubernetes user to impersonate.")
+    groups: tuple[str, ...] = Field(default=(), description="Kubernetes groups to impersonate with it.")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> IdentityMapping:
+        if self.user is None and not self.groups:
+            raise ValueError("an identity needs a user or groups")
+        return self
 
 
 class Settings(BaseModel):
@@ -35,8 +54,20 @@ class Settings(BaseModel):
     dedup_cooldown: float = Field(default=600.0, ge=0, description="Seconds a finished run still absorbs repeats.")
     runners: tuple[str, ...] = Field(default=(), description="Default: who may start runs from chat (empty: anyone).")
     approvers: tuple[str, ...] = Field(default=(), description="Default approvers when a runbook names none.")
+    identities: dict[str, IdentityMapping] = Field(
+        default_factory=dict,
+        description="Slack user id, Slack user group id or CLI name -> the Kubernetes identity approvals by "
+        "them execute as (impersonation). A plain string is a user name.")
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     user: str = Field(default_factory=lambda: os.environ.get("USER", "cli"), description="Your name on the CLI.")
+
+    @field_validator("identities", mode="before")
+    @classmethod
+    def _plain_user_names(cls, value: Any) -> Any:
+        """`U024BE7LH: alice@corp.example` is short for `{user: alice@corp.example}` (and works in env)."""
+        if isinstance(value, dict):
+            return {k: {"user": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
 
     @classmethod
     def load(cls, config: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:

@@ -18,7 +18,7 @@ from engine.actions import (
     Permission,
     PermissionChecker,
 )
-from engine.errors import ForbiddenError, PermanentError, StepError, StepTimeout
+from engine.errors import ConflictError, ForbiddenError, PermanentError, StepError, StepTimeout
 from engine.model import Step
 from engine.records import RunRecord, StepRecord, StepStatus
 from engine.redaction import redact, redact_data
@@ -52,20 +52,29 @@ class StepRunner:
         dry_run: bool,
         checker: PermissionChecker | None,
         on_start: StartHook,
-        inputs: dict[str, Any] | None = None,
+        approved: StepRecord | None = None,
         identity: Identity | None = None,
     ) -> StepRecord:
-        """Run `step` and return its record; never raises for the step's own failures."""
+        """Run `step` and return its record; never raises for the step's own failures.
+
+        `approved` is the proposal record of a remediation being executed after its approval: the run
+        starts from it (same inputs, findings and dry-run), so even a crash mid-change leaves on record
+        what was approved and where."""
         action = self.registry.get(step.action)
         record = StepRecord(index, step.id, step.action, StepStatus.RUNNING, title=self._title(step, context),
                             started_at=time.time())
+        if approved is not None:
+            record.inputs, record.findings = dict(approved.inputs), list(approved.findings)
+            record.changes = list(approved.changes)
+            record.proposal = approved.proposal.model_copy(update={"status": "approved"}) if approved.proposal else None
         try:
-            if inputs is None and step.when is not None and not self.templating.evaluate(step.when, context):
+            if approved is None and step.when is not None and not self.templating.evaluate(step.when, context):
                 record.status = StepStatus.SKIPPED
                 record.finished_at = time.time()
                 return record
+            if approved is None:
+                record.inputs = self.templating.render_value(step.with_, context)
             on_start(run, record)
-            record.inputs = inputs if inputs is not None else self.templating.render_value(step.with_, context)
             args = _validate_args(action, record.inputs)
             if checker is not None and action.kind == ActionKind.REMEDIATE and action.permissions:
                 _check_permissions(checker, action, record.inputs, identity)
@@ -85,24 +94,35 @@ class StepRunner:
     def _attempts(self, run: RunRecord, step: Step, action: Action[Any], args: ActionArgs, record: StepRecord,
                   dry_run: bool, identity: Identity | None) -> None:
         delay = step.retry.backoff
+        changing = action.kind == ActionKind.REMEDIATE and not dry_run
         for attempt in range(1, step.retry.attempts + 1):
             record.attempts = attempt
             ctx = ActionContext(run.id, step.id, dry_run, time.monotonic() + step.timeout, identity)
             try:
                 output = _call_with_timeout(self.pool, action, ctx, args, step.timeout)
             except StepError as exc:
-                record.findings.extend(_redacted(f) for f in ctx.findings)
-                record.changes.extend(ctx.changes)
-                if not exc.transient or attempt == step.retry.attempts:
+                _keep(record, ctx)
+                if changing and isinstance(exc, StepTimeout):
+                    # the change may still be under way in the abandoned worker: never send it again
+                    raise StepTimeout(f"{exc}; its effect is unknown: check {action.target(args)} before "
+                                      "acting again") from exc
+                retry = exc.transient and (not changing or isinstance(exc, ConflictError))
+                if not retry or attempt == step.retry.attempts:
                     raise
-                self.sleep(min(max(exc.retry_after or 0.0, delay), step.retry.max_delay))
+                self.sleep(max(exc.retry_after or 0.0, min(delay, step.retry.max_delay)))
                 delay *= step.retry.factor
                 continue
             record.output = output or {}
-            record.findings.extend(_redacted(f) for f in ctx.findings)
-            record.changes.extend(ctx.changes)
+            _keep(record, ctx)
             record.status = StepStatus.SUCCEEDED
             return
+
+
+def _keep(record: StepRecord, ctx: ActionContext) -> None:
+    """Add what an attempt reported, once: a retried attempt repeats the same findings."""
+    seen = {(f.id, f.summary) for f in record.findings}
+    record.findings.extend(f for f in map(_redacted, ctx.findings) if (f.id, f.summary) not in seen)
+    record.changes.extend(ctx.changes)
 
 
 def _validate_args(action: Action[Any], inputs: dict[str, Any]) -> ActionArgs:

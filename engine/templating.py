@@ -15,7 +15,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.errors import PermanentError
 
-_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}|\{\{).)*)\}\}\s*$", re.DOTALL)
+_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{[-+]?(?P<expr>(?:(?!\}\}|\{\{).)*?)[-+]?\}\}\s*$", re.DOTALL)
 CONTEXT_NAMES = frozenset({"params", "steps", "findings", "run", "alert", "now"})
 
 
@@ -42,6 +42,20 @@ class Templating:
     def parse_expression(self, source: str) -> nodes.Template:
         return self.env.parse("{{ (" + source + ") }}")
 
+    def compile(self, source: str) -> None:
+        """Compile `source` exactly as rendering will (load-time check); raises TemplateSyntaxError."""
+        self._compiled(source)
+
+    def compile_condition(self, expression: str) -> None:
+        self._condition(expression)
+
+    def _condition(self, expression: str) -> Any:
+        compiled = self._cache.get("when:" + expression)
+        if compiled is None:
+            compiled = self.env.compile_expression(expression, undefined_to_none=False)
+            self._cache["when:" + expression] = compiled
+        return compiled
+
     def _compiled(self, source: str) -> Any:
         compiled = self._cache.get(source)
         if compiled is None:
@@ -62,8 +76,8 @@ class Templating:
         if isinstance(value, str):
             if not is_template(value):
                 return value
-            kind, compiled = self._compiled(value)
             try:
+                kind, compiled = self._compiled(value)
                 result = compiled(**context) if kind == "expr" else compiled.render(**context)
                 if isinstance(result, Undefined):
                     result._fail_with_undefined_error()  # a sandbox refusal or missing name, not a value
@@ -78,12 +92,8 @@ class Templating:
 
     def evaluate(self, expression: str, context: Mapping[str, Any]) -> bool:
         """Evaluate a `when` condition to a boolean."""
-        compiled = self._cache.get("when:" + expression)
-        if compiled is None:
-            compiled = self.env.compile_expression(expression, undefined_to_none=False)
-            self._cache["when:" + expression] = compiled
         try:
-            result = compiled(**context)
+            result = self._condition(expression)(**context)
             if isinstance(result, Undefined):
                 result._fail_with_undefined_error()
             return bool(result)

@@ -307,3 +307,80 @@ def test_deduplicated_start_returns_the_active_run(executor: Executor, loader: L
     first, created = executor.start(runbook, {"key": "a"}, requester="am", dedup_key="fp1", cooldown=60)
     again, created_again = executor.start(runbook, {"key": "a"}, requester="am", dedup_key="fp1", cooldown=60)
     assert created and not created_again and first == again
+
+
+def test_the_first_decision_wins(executor: Executor, loader: Loader, write: Write, toy: Toy) -> None:
+    toy.values["a"] = "broken"
+    run = executor.run(load(loader, write, FIX), {"key": "a"}, requester="alice")
+    executor.decide(run.id, False, "carol", reason="freeze", resume=False)
+    with pytest.raises(RunStateError, match="already rejected by carol; a decision cannot be changed"):
+        executor.decide(run.id, True, "bob")
+    assert executor.resume(run.id).status == RunStatus.REJECTED and toy.values["a"] == "broken"
+
+
+def test_cancel_a_waiting_run_changes_nothing(executor: Executor, loader: Loader, write: Write, toy: Toy) -> None:
+    toy.values["a"] = "broken"
+    run = executor.run(load(loader, write, FIX), {"key": "a"}, requester="alice")
+    done = executor.cancel(run.id, "bob", "handled by hand")
+    assert done.status == RunStatus.ABORTED and "cancelled by bob: handled by hand" in (done.error or "")
+    assert done.proposals[0].status == "skipped" and toy.values["a"] == "broken"
+
+
+def test_a_timed_out_remediation_is_not_sent_again(executor: Executor, loader: Loader, write: Write,
+                                                   registry: ActionRegistry) -> None:
+    calls: list[str] = []
+
+    from engine.actions import ActionKind
+    from tests.conftest import SetArgs
+
+    @registry.register("toy.hang", kind=ActionKind.REMEDIATE, args=SetArgs)
+    def hang(ctx, args):  # type: ignore[no-untyped-def]
+        """Hangs when executed for real."""
+        if not ctx.dry_run:
+            calls.append(args.key)
+            time.sleep(0.5)
+        return {}
+
+    text = HEADER + """
+steps:
+  - id: fix
+    title: Fix
+    action: toy.hang
+    with: {key: "{{ params.key }}", value: ok}
+    timeout: 100ms
+    retry: {attempts: 3}
+"""
+    run = executor.run(load(loader, write, text), {"key": "a"}, requester="alice", dry_run=False)
+    done = executor.decide(run.id, True, "bob")
+    assert done.status == RunStatus.FAILED and calls == ["a"]
+    assert "its effect is unknown: check" in (done.error or "")
+    assert done.steps[0].proposal is not None and done.steps[0].proposal.status == "failed"
+
+
+def test_engine_errors_fail_the_run_instead_of_stranding_it(executor: Executor, loader: Loader, write: Write) -> None:
+    text = HEADER + """
+steps:
+  - id: a
+    title: A
+    action: noop
+    with: {value: 3}
+  - id: fix
+    title: Fix
+    action: toy.set
+    with: {key: "{{ params.key }}", value: ok}
+    proposal: {reason: "{{ steps.a.output.value }}", summary: "{{- params.key -}}"}
+"""
+    run = executor.run(load(loader, write, text), {"key": "a"}, requester="alice")
+    assert run.status == RunStatus.AWAITING_APPROVAL
+    assert run.proposals[0].reason == "3" and run.proposals[0].summary == "a"
+
+
+def test_a_broken_sink_never_strands_a_run(registry: ActionRegistry, store: RunStore, loader: Loader,
+                                           write: Write) -> None:
+    class Broken:
+        def emit(self, event: RunEvent) -> None:
+            raise BrokenPipeError("stderr closed")
+
+    text = HEADER + "\nsteps:\n  - {id: a, title: A, action: noop}\n"
+    run = Executor(registry, store, sink=Broken()).run(load(loader, write, text), {"key": "a"}, requester="x")
+    assert run.status == RunStatus.SUCCEEDED
