@@ -156,8 +156,9 @@ class Executor:
 
     def _await(self, run: RunRecord, runbook: Runbook, step: Step, record: StepRecord) -> RunRecord:
         deadline = time.time() + runbook.policy.approval_timeout
-        self.store.update_run(run.id, status=RunStatus.AWAITING_APPROVAL, awaiting_step=step.id,
-                              approval_deadline=deadline)
+        if not self.store.update_run(run.id, status=RunStatus.AWAITING_APPROVAL, awaiting_step=step.id,
+                                     approval_deadline=deadline):
+            return self.store.get_run(run.id)
         assert record.proposal is not None
         self._emit("approval_needed", run, step.id, {"proposal": record.proposal.model_dump(mode="json"),
                                                      "deadline": deadline, "requester": run.requester})
@@ -201,7 +202,8 @@ class Executor:
         return record
 
     def _finish(self, run: RunRecord, status: RunStatus, error: str | None = None) -> RunRecord:
-        self.store.update_run(run.id, status=status, error=error, awaiting_step=None)
+        if not self.store.update_run(run.id, status=status, error=error, awaiting_step=None):
+            return self.store.get_run(run.id)  # another process ended it (e.g. declared it interrupted)
         finished = self.store.get_run(run.id)
         self.store.audit("engine", f"run.{status}", run.id, {"error": error} if error else {})
         self._emit("run_finished", finished, data=finished.to_dict())
@@ -337,8 +339,9 @@ class Executor:
             warnings=tuple(str(w) for w in rendered.get("warnings", ()) if str(w).strip()),
         )
 
-    def _on_step_start(self, run: RunRecord, record: StepRecord) -> None:
-        self.store.save_step(run.id, record, cursor=record.index)
+    def _on_step_start(self, run: RunRecord, record: StepRecord, timeout: float) -> None:
+        if not self.store.save_step(run.id, record, cursor=record.index, lease=timeout + self.store.LEASE_GRACE):
+            raise RunStateError(f"run {run.id} was taken over (declared interrupted) while this process worked on it")
         self._emit("step_started", run, record.id, {"title": record.title, "action": record.action})
 
     def _emit(self, kind: Any, run: RunRecord, step: str = "", data: dict[str, Any] | None = None) -> None:

@@ -7,6 +7,7 @@ step. Several threads (and later several replicas) share it; claims are atomic u
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
 import threading
@@ -28,7 +29,7 @@ CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, runbook TEXT NOT NULL, status TEXT NOT NULL, params TEXT NOT NULL,
     requester TEXT NOT NULL, trigger TEXT NOT NULL, definition TEXT NOT NULL,
     auto_approve INTEGER NOT NULL, dry_run INTEGER NOT NULL, cursor INTEGER NOT NULL DEFAULT 0,
-    awaiting_step TEXT, approval_deadline REAL, error TEXT, dedup_key TEXT, owner TEXT,
+    awaiting_step TEXT, approval_deadline REAL, error TEXT, dedup_key TEXT, owner TEXT, lease_until REAL,
     created_at REAL NOT NULL, updated_at REAL NOT NULL, finished_at REAL
 );
 CREATE INDEX IF NOT EXISTS runs_by_runbook ON runs (runbook, created_at);
@@ -67,17 +68,24 @@ def _dumps(value: Any) -> str:
 
 
 class RunStore:
-    """Durable run state. `instance` names this process, so a restart can find its own interrupted runs."""
+    """Durable run state.
+
+    A running run is owned by one process (`instance`) under a lease that it renews at every step; any
+    process, on any replica, marks a run whose lease ran out as `interrupted`. Commits are fully synced:
+    an approval or an executed change must survive a machine crash, not only a process crash.
+    """
+
+    LEASE_GRACE = 60.0  # seconds a run's owner may overrun its step's timeout before others give up on it
 
     def __init__(self, path: str | Path, instance: str | None = None) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.instance = instance or socket.gethostname()
+        self.instance = instance or f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:6]}"
         self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
         self._migrate()
@@ -87,6 +95,8 @@ class RunStore:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(decisions)")}
         if "identity" not in columns:
             self._db.execute("ALTER TABLE decisions ADD COLUMN identity TEXT")
+        if "lease_until" not in {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}:
+            self._db.execute("ALTER TABLE runs ADD COLUMN lease_until REAL")
 
     def close(self) -> None:
         with self._lock:
@@ -183,19 +193,24 @@ class RunStore:
             rows = self._db.execute(f"SELECT id FROM runs WHERE status IN ({marks}) ORDER BY created_at", statuses)
             return [r[0] for r in rows]
 
-    def update_run(self, run_id: str, **fields: Any) -> None:
+    def update_run(self, run_id: str, **fields: Any) -> bool:
+        """Update a run this process owns while it is running; False when it no longer does (another
+        process declared it interrupted), so a late writer cannot overwrite a final state."""
         fields["updated_at"] = time.time()
         if "status" in fields and RunStatus(fields["status"]).finished:
             fields.setdefault("finished_at", fields["updated_at"])
         names = ", ".join(f"{k} = ?" for k in fields)
         with self.transaction() as db:
-            db.execute(f"UPDATE runs SET {names} WHERE id = ?", (*fields.values(), run_id))
+            cur = db.execute(f"UPDATE runs SET {names} WHERE id = ? AND status = ? AND owner = ?",
+                             (*fields.values(), run_id, RunStatus.RUNNING, self.instance))
+            return cur.rowcount == 1
 
-    def claim(self, run_id: str, expected: RunStatus, new: RunStatus, **fields: Any) -> bool:
-        """Atomically move a run from `expected` to `new`; False when someone else got there first."""
-        fields.update(status=new, updated_at=time.time(), owner=self.instance)
+    def claim(self, run_id: str, expected: RunStatus, new: RunStatus, lease: float = 300.0, **fields: Any) -> bool:
+        """Atomically move a run from `expected` to `new` (and own it); False when someone else got there first."""
+        now = time.time()
+        fields.update(status=new, updated_at=now, owner=self.instance, lease_until=now + lease)
         if new.finished:
-            fields.setdefault("finished_at", fields["updated_at"])
+            fields.setdefault("finished_at", now)
         names = ", ".join(f"{k} = ?" for k in fields)
         with self.transaction() as db:
             cur = db.execute(f"UPDATE runs SET {names} WHERE id = ? AND status = ?",
@@ -203,14 +218,17 @@ class RunStore:
             return cur.rowcount == 1
 
     def recover_interrupted(self) -> list[str]:
-        """Mark runs this instance left mid-step as interrupted; runs awaiting approval keep waiting."""
+        """Mark running runs whose owner's lease ran out (a process or replica that died) as interrupted;
+        runs awaiting approval keep waiting. Safe to call from any process at any time."""
         now = time.time()
         with self.transaction() as db:
-            rows = db.execute(
-                "SELECT r.id, s.step_id FROM runs r LEFT JOIN steps s ON s.run_id = r.id AND s.status = ?"
-                " WHERE r.status = ? AND r.owner = ?",
-                (StepStatus.RUNNING, RunStatus.RUNNING, self.instance),
+            candidates = db.execute(
+                "SELECT r.id, s.step_id, r.owner, r.lease_until FROM runs r"
+                " LEFT JOIN steps s ON s.run_id = r.id AND s.status = ? WHERE r.status = ?",
+                (StepStatus.RUNNING, RunStatus.RUNNING),
             ).fetchall()
+            rows = [(run_id, step_id) for run_id, step_id, owner, lease in candidates
+                    if lease is None or lease < now or _owner_is_gone(owner)]
             for run_id, step_id in rows:
                 reason = f"the engine stopped while step {step_id!r} was running" if step_id else "the engine stopped"
                 reason += "; its effect is unknown, check the target before re-running"
@@ -223,9 +241,19 @@ class RunStore:
 
     # steps ----------------------------------------------------------------------------------------
 
-    def save_step(self, run_id: str, step: StepRecord, cursor: int | None = None) -> None:
-        """Insert or replace a step's record (and move the run's cursor) in one commit."""
+    def save_step(self, run_id: str, step: StepRecord, cursor: int | None = None, lease: float | None = None) -> bool:
+        """Insert or replace a step's record in one commit. With `cursor`, also move the run's cursor and
+        renew this process's lease, but only while it still owns the run: False (nothing written) when
+        another process declared the run interrupted meanwhile."""
         with self.transaction() as db:
+            if cursor is not None:
+                now = time.time()
+                cur = db.execute("UPDATE runs SET cursor = ?, updated_at = ?, lease_until = COALESCE(?, lease_until)"
+                                 " WHERE id = ? AND status = ? AND owner = ?",
+                                 (cursor, now, now + lease if lease else None, run_id, RunStatus.RUNNING,
+                                  self.instance))
+                if cur.rowcount != 1:
+                    return False
             db.execute(
                 "INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, step.index, step.id, step.action, step.title, step.status, step.attempts,
@@ -235,8 +263,7 @@ class RunStore:
                  _dumps([c.model_dump(mode="json") for c in step.changes]), step.error,
                  step.started_at, step.finished_at),
             )
-            if cursor is not None:
-                db.execute("UPDATE runs SET cursor = ?, updated_at = ? WHERE id = ?", (cursor, time.time(), run_id))
+        return True
 
     # decisions, alerts, audit ---------------------------------------------------------------------
 
@@ -301,6 +328,21 @@ class RunStore:
         with self._lock:
             rows = self._db.execute(query + " ORDER BY id LIMIT ?", args).fetchall()
         return [AuditEntry(i, at, actor, action, rid, json.loads(d)) for i, at, actor, action, rid, d in rows]
+
+
+def _owner_is_gone(owner: str | None) -> bool:
+    """An owner on this very host whose process no longer exists need not be waited for."""
+    host, _, rest = (owner or "").partition("/")
+    pid = rest.partition("/")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _identity(raw: str | None) -> Identity | None:

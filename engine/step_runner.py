@@ -32,7 +32,7 @@ class ActionCrashed(PermanentError):
 
 
 class StartHook(Protocol):
-    def __call__(self, run: RunRecord, record: StepRecord) -> None: ...
+    def __call__(self, run: RunRecord, record: StepRecord, timeout: float) -> None: ...
 
 
 class StepRunner:
@@ -74,7 +74,7 @@ class StepRunner:
                 return record
             if approved is None:
                 record.inputs = self.templating.render_value(step.with_, context)
-            on_start(run, record)
+            on_start(run, record, step.timeout)
             args = _validate_args(action, record.inputs)
             if checker is not None and action.kind == ActionKind.REMEDIATE and action.permissions:
                 _check_permissions(checker, action, record.inputs, identity)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -285,7 +286,7 @@ def test_events_tell_the_story_in_order(registry: ActionRegistry, store: RunStor
 
 def test_a_run_killed_mid_step_is_marked_interrupted(registry: ActionRegistry, loader: Loader, write: Write,
                                                      tmp_path: Path) -> None:
-    store = RunStore(tmp_path / "r.db", instance="pod-a")
+    store = RunStore(tmp_path / "r.db", instance=f"{socket.gethostname()}/{2**22 + 12345}/dead")  # no such pid
     executor = Executor(registry, store)
     run_id, _ = executor.start(load(loader, write, FIX), {"key": "a"}, requester="alice")
     assert store.claim(run_id, RunStatus.PENDING, RunStatus.RUNNING)
@@ -293,7 +294,7 @@ def test_a_run_killed_mid_step_is_marked_interrupted(registry: ActionRegistry, l
 
     store.save_step(run_id, StepRecord(0, "look", "toy.get", StepStatus.RUNNING, started_at=time.time()), cursor=0)
     store.close()
-    restarted = RunStore(tmp_path / "r.db", instance="pod-a")
+    restarted = RunStore(tmp_path / "r.db")
     assert restarted.recover_interrupted() == [run_id]
     run = restarted.get_run(run_id)
     assert run.status == RunStatus.INTERRUPTED and "'look' was running" in (run.error or "")
@@ -384,3 +385,16 @@ def test_a_broken_sink_never_strands_a_run(registry: ActionRegistry, store: RunS
     text = HEADER + "\nsteps:\n  - {id: a, title: A, action: noop}\n"
     run = Executor(registry, store, sink=Broken()).run(load(loader, write, text), {"key": "a"}, requester="x")
     assert run.status == RunStatus.SUCCEEDED
+
+
+def test_another_replica_recovers_a_run_whose_lease_ran_out(registry: ActionRegistry, loader: Loader,
+                                                             write: Write, tmp_path: Path) -> None:
+    replica_a = RunStore(tmp_path / "r.db", instance="pod-a/1/x")
+    run_id, _ = Executor(registry, replica_a).start(load(loader, write, FIX), {"key": "a"}, requester="alice")
+    assert replica_a.claim(run_id, RunStatus.PENDING, RunStatus.RUNNING, lease=30)
+    replica_b = RunStore(tmp_path / "r.db", instance="pod-b/1/y")
+    assert replica_b.recover_interrupted() == []  # pod-a still holds a valid lease
+    assert replica_a.claim(run_id, RunStatus.RUNNING, RunStatus.RUNNING, lease=-1)  # pod-a dies; its lease lapses
+    assert replica_b.recover_interrupted() == [run_id]
+    assert not replica_a.update_run(run_id, status=RunStatus.SUCCEEDED)  # a late pod-a cannot overwrite it
+    assert replica_b.get_run(run_id).status == RunStatus.INTERRUPTED
