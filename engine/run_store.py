@@ -193,6 +193,13 @@ class RunStore:
             rows = self._db.execute(f"SELECT id FROM runs WHERE status IN ({marks}) ORDER BY created_at", statuses)
             return [r[0] for r in rows]
 
+    def approvals_due(self, now: float) -> list[str]:
+        """Runs still awaiting a decision whose approval window closed before `now`."""
+        with self._lock:
+            rows = self._db.execute("SELECT id FROM runs WHERE status = ? AND approval_deadline < ? ORDER BY id",
+                                    (RunStatus.AWAITING_APPROVAL, now)).fetchall()
+        return [r[0] for r in rows]
+
     def update_run(self, run_id: str, **fields: Any) -> bool:
         """Update a run this process owns while it is running; False when it no longer does (another
         process declared it interrupted), so a late writer cannot overwrite a final state."""

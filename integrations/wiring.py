@@ -53,6 +53,7 @@ def build(settings: Settings, *, kube: Any = None, sink: EventSink | None = None
     loader = Loader(registry)
     catalog = Catalog.load(settings.runbook_path, loader)
     store = RunStore(settings.db)
+    store.recover_interrupted()  # runs a dead process left mid-step say so instead of showing `running`
     if checker is None and kube is not None:
         from integrations.kubernetes.access import AccessChecker
 

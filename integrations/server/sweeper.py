@@ -1,5 +1,6 @@
-"""Periodic housekeeping: time out runs whose approval window closed, pick up pending runs nobody queued
-(a crash between creating and queueing), and replace dead workers.
+"""Periodic housekeeping: time out runs whose approval window closed, declare runs of a dead process or
+replica interrupted (their lease ran out), pick up pending runs nobody queued (a crash between creating
+and queueing), and replace dead workers.
 
 Expiry emits `run_finished` like any other end, so the timeout appears in the run's thread.
 """
@@ -56,15 +57,14 @@ class Sweeper:
     def sweep(self) -> list[str]:
         """One pass; returns the ids of runs it timed out."""
         expired = []
-        now = self.clock()
-        for run_id in self.store.run_ids((RunStatus.AWAITING_APPROVAL,)):
-            run = self.store.get_run(run_id)
-            if run.approval_deadline is not None and now > run.approval_deadline:
-                try:
-                    self.executor.expire(run_id)
-                    expired.append(run_id)
-                except RunbookError as exc:
-                    log.error("could not time out run %s: %s", run_id, exc)
+        for run_id in self.store.approvals_due(self.clock()):
+            try:
+                self.executor.expire(run_id)
+                expired.append(run_id)
+            except RunbookError as exc:
+                log.error("could not time out run %s: %s", run_id, exc)
+        for run_id in self.store.recover_interrupted():
+            log.warning("run %s was interrupted: the process running it stopped", run_id)
         for run_id in self.store.run_ids((RunStatus.PENDING,)):
             self.pool.submit(run_id)
         self.pool.ensure_alive()
