@@ -138,7 +138,7 @@ class Executor:
                     record.status, record.error = StepStatus.FAILED, f"cannot present the proposal: {exc}"
             records[index] = record
             _remember(context, record)
-            self.store.save_step(run.id, record, cursor=index)
+            self.store.save_step(run.id, record, cursor=index, durable=False)  # read-only or a dry-run
             self._emit("step_finished", run, step.id, record.to_dict())
             if record.status == StepStatus.FAILED and step.on_failure == "abort":
                 return self._finish(run, RunStatus.FAILED, f"step {step.id!r} failed: {record.error}")
@@ -340,7 +340,9 @@ class Executor:
         )
 
     def _on_step_start(self, run: RunRecord, record: StepRecord, timeout: float) -> None:
-        if not self.store.save_step(run.id, record, cursor=record.index, lease=timeout + self.store.LEASE_GRACE):
+        changing = record.proposal is not None  # an approved remediation starts executing: keep that on disk
+        if not self.store.save_step(run.id, record, cursor=record.index, lease=timeout + self.store.LEASE_GRACE,
+                                    durable=changing):
             raise RunStateError(f"run {run.id} was taken over (declared interrupted) while this process worked on it")
         self._emit("step_started", run, record.id, {"title": record.title, "action": record.action})
 

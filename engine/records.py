@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -54,12 +54,14 @@ class StepRecord:
     finished_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["status"] = str(self.status)
-        data["findings"] = [f.model_dump(mode="json") for f in self.findings]
-        data["proposal"] = self.proposal.model_dump(mode="json") if self.proposal else None
-        data["changes"] = [c.model_dump(mode="json") for c in self.changes]
-        return data
+        return {
+            "index": self.index, "id": self.id, "action": self.action, "status": str(self.status),
+            "title": self.title, "attempts": self.attempts, "inputs": self.inputs, "output": self.output,
+            "findings": [f.model_dump(mode="json") for f in self.findings],
+            "proposal": self.proposal.model_dump(mode="json") if self.proposal else None,
+            "changes": [c.model_dump(mode="json") for c in self.changes],
+            "error": self.error, "started_at": self.started_at, "finished_at": self.finished_at,
+        }
 
 
 @dataclass

@@ -103,16 +103,26 @@ class RunStore:
             self._db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """An immediate (write-locking) transaction; integrations may keep their own tables in it too."""
+    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """An immediate (write-locking) transaction; integrations may keep their own tables in it too.
+
+        `durable=False` skips the fsync for records that are safe to lose in a machine crash (a read-only
+        step's result: the run is then declared interrupted, nothing was changed); decisions, claims and
+        executed changes are always synced."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            if not durable:
+                self._db.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+            finally:
+                if not durable:
+                    self._db.execute("PRAGMA synchronous=FULL")
 
     # runs -----------------------------------------------------------------------------------------
 
@@ -248,11 +258,12 @@ class RunStore:
 
     # steps ----------------------------------------------------------------------------------------
 
-    def save_step(self, run_id: str, step: StepRecord, cursor: int | None = None, lease: float | None = None) -> bool:
+    def save_step(self, run_id: str, step: StepRecord, cursor: int | None = None, lease: float | None = None,
+                  durable: bool = True) -> bool:
         """Insert or replace a step's record in one commit. With `cursor`, also move the run's cursor and
         renew this process's lease, but only while it still owns the run: False (nothing written) when
         another process declared the run interrupted meanwhile."""
-        with self.transaction() as db:
+        with self.transaction(durable) as db:
             if cursor is not None:
                 now = time.time()
                 cur = db.execute("UPDATE runs SET cursor = ?, updated_at = ?, lease_until = COALESCE(?, lease_until)"

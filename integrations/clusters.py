@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from engine.settings import Settings
+from integrations.incluster import ServiceAccountFiles, configuration, detected
 
 SIM_TOKEN = "runbook-sim-admin"
 
 
 @contextmanager
 def open_cluster(
-    settings: Settings, scenario: Path | None = None, kubeconfig: str | None = None, context: str | None = None
+    settings: Settings, scenario: Path | None = None, kubeconfig: str | None = None, context: str | None = None,
+    *, environ: Mapping[str, str] | None = None, files: ServiceAccountFiles | None = None,
 ) -> Iterator[Any]:
-    """Yield a Kube client. With `scenario`, a simulated cluster runs in-process for the duration."""
+    """Yield a Kube client. With `scenario`, a simulated cluster runs in-process for the duration.
+
+    Without a kubeconfig (option, setting or `KUBECONFIG`), a pod's service account is used when one is
+    mounted (`in_cluster` forces it), so a Deployment needs no kubeconfig at all.
+    """
     from integrations.kubernetes.client import Kube
 
     if scenario is not None:
@@ -26,8 +33,9 @@ def open_cluster(
             yield kube
         return
     path = kubeconfig or settings.kubeconfig
-    if settings.in_cluster and not path:
-        with Kube.in_cluster() as kube:
+    env = os.environ if environ is None else environ
+    if not path and (settings.in_cluster or (not env.get("KUBECONFIG") and detected(env, files))):
+        with Kube.from_configuration(configuration(files, env)) as kube:
             yield kube
         return
     with Kube.from_kubeconfig(path, context or settings.context) as kube:

@@ -87,7 +87,19 @@ def _load_test_file(file: Path, catalog: Catalog) -> tuple[list[Case], list[Prob
     return ([], problems) if problems else (cases, [])
 
 
-def rehearse(case: Case) -> CaseResult:
+@dataclass(frozen=True)
+class Authz:
+    """Rehearse under RBAC: these Roles/ClusterRoles/bindings are added to the scenario, the simulator
+    enforces them, and the engine authenticates as `user` (e.g. the service account `runbook rbac` binds)."""
+
+    objects: tuple[dict[str, Any], ...]
+    user: str = "system:serviceaccount:runbook:runbook"
+
+
+RBAC_TOKEN = "runbook-rehearsal-sa"
+
+
+def rehearse(case: Case, authz: Authz | None = None) -> CaseResult:
     """Run one case against a fresh simulated cluster; never raises for the case's own failures."""
     from integrations.kubernetes.access import AccessChecker
     from integrations.kubernetes.client import Kube
@@ -96,7 +108,13 @@ def rehearse(case: Case) -> CaseResult:
     result = CaseResult(case.runbook.name, case.test.name)
     started = time.perf_counter()
     scenario = case.base / case.test.scenario
-    with SimulatedCluster.from_files([scenario]) as sim, Kube.from_url(sim.url, SIM_TOKEN) as kube:
+    options: dict[str, Any] = {}
+    if authz is not None:
+        options = {"rbac": True, "tokens": {RBAC_TOKEN: authz.user}}
+    token = RBAC_TOKEN if authz is not None else SIM_TOKEN
+    with SimulatedCluster.from_files([scenario], **options) as sim, Kube.from_url(sim.url, token) as kube:
+        if authz is not None:
+            sim.load(authz.objects)
         executor = Executor(build_registry(kube), RunStore(":memory:"), checker=AccessChecker(kube))
         before = _state(sim)
         try:

@@ -41,7 +41,10 @@ def _p(resource: str, verb: str, group: str = "", sub: str = "", ns: bool = Fals
 NODE_GET, NODE_LIST, NODE_PATCH = _p("nodes", "get"), _p("nodes", "list"), _p("nodes", "patch")
 NS_EVENTS = _p("events", "list", ns=True)
 NS_PODS = (_p("pods", "get", ns=True), _p("pods", "list", ns=True), _p("pods", "get", sub="log", ns=True))
-NS_REFS = (_p("secrets", "get", ns=True), _p("configmaps", "get", ns=True))
+# Secrets and ConfigMaps a pod refers to: read as metadata only (get to confirm one is missing, list to
+# name look-alikes when it was renamed); their values are never read.
+NS_REFS = (_p("secrets", "get", ns=True), _p("configmaps", "get", ns=True),
+           _p("secrets", "list", ns=True), _p("configmaps", "list", ns=True))
 CRON_GET = _p("cronjobs", "get", "batch", ns=True)
 
 PERMISSIONS: dict[str, tuple[Permission, ...]] = {

@@ -19,6 +19,7 @@ from integrations.kubernetes.cronmath import Schedule, ScheduleError, missed_run
 from integrations.kubernetes.events import fetch_events, summarize_events
 from integrations.kubernetes.jobs import by_creation, is_manual, job_start, job_state, job_summary
 from integrations.kubernetes.objects import condition, meta, name_of, owned_by, path
+from integrations.kubernetes.pods import suggest_renamed
 from integrations.kubernetes.podstatus import CAUSE_ORDER, ContainerState, PodState, decode_pod
 from integrations.kubernetes.report import Report, ev
 from integrations.kubernetes.timeutil import format_time, human_duration, parse_time, stamp_with_age
@@ -291,4 +292,6 @@ class CronJobActions(KubeActions):
                     logs[which] = redact(text)
         events = fetch_events(kube, "CronJob", args.cronjob, args.namespace)
         final = analyze_cronjob(cron, jobs, pods, now, args.max_jobs, exists, logs, events)
-        return final.emit(ctx)
+        output = final.emit(ctx)
+        suggest_renamed(ctx, kube, output.get("missing_object"), "cronjob.similar_object")
+        return output

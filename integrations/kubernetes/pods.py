@@ -7,11 +7,13 @@ read) and attaches the redacted tail of the current and previous container logs.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from engine.actions import ActionArgs, ActionContext
 from engine.errors import NotFoundError, PermanentError
 from engine.redaction import redact
+from engine.verdict import Evidence
 from integrations.kubernetes.base import KubeActions
 from integrations.kubernetes.client import Kube
 from integrations.kubernetes.objects import meta, path
@@ -131,6 +133,24 @@ def object_exists(kube: Kube, kind: str, namespace: str, name: str) -> bool:
     return kube.get_metadata(path(resource, name, namespace)) is not None
 
 
+def suggest_renamed(ctx: ActionContext, kube: Kube, missing: dict[str, Any] | None, finding: str) -> None:
+    """A "missing" Secret or ConfigMap is often one that was renamed (billing-db-credentials ->
+    billing-db-creds): name the look-alikes in its namespace, as `missing["similar"]` and a finding.
+    Names only; values are never read."""
+    if not missing or missing.get("exists") is not False:
+        return
+    kind, namespace, name = missing["kind"], missing["namespace"], missing["name"]
+    resource = "secrets" if kind == "Secret" else "configmaps"
+    similar = difflib.get_close_matches(name, kube.names(path(resource, namespace=namespace)), n=3, cutoff=0.6)
+    missing["similar"] = similar
+    if similar:
+        ctx.finding(finding, "warning",
+                    f"{kind} {namespace}/{', '.join(similar)} exists with a name like {name}; if it was renamed, "
+                    f"point the workload at the new name (or recreate {name}) before re-running",
+                    [Evidence(object=f"{kind} {namespace}/{other}", field="metadata.name", value=other)
+                     for other in similar])
+
+
 class PodActions(KubeActions):
     def inspect(self, ctx: ActionContext, args: PodInspectArgs) -> dict[str, Any]:
         """Decode why pods do not run: waiting reasons, exit codes, OOM at which limit, missing objects, logs.
@@ -138,9 +158,11 @@ class PodActions(KubeActions):
         Output: `cause` (healthy | missing_secret | missing_configmap | missing_key | config_error | image_pull |
         oom_killed | crash_loop | exit_code | unschedulable | pending | no_pods), `summary`, `pods_total`, `pods`
         (decoded, worst first), `pod`, `node`, `container`, `exit_code`, `exit_meaning`, `memory_limit`, `image`,
-        `restarts`, `missing_object` {kind, namespace, name, key, exists}, `logs` {current, previous} (redacted).
+        `restarts`, `missing_object` {kind, namespace, name, key, exists, similar}, `logs` {current, previous}
+        (redacted).
         Findings: `pod.<cause>` (critical; warning for unschedulable/pending), one per distinct problem (pods
         with the same problem share one finding);
+        `pod.similar_object` (warning) naming look-alikes of a missing Secret/ConfigMap (renamed?);
         `pod.healthy` (info) when nothing is wrong.
         """
         if bool(args.name) == bool(args.selector):
@@ -169,7 +191,9 @@ class PodActions(KubeActions):
                     text = kube.log(args.namespace, state.name, c.name, previous, args.tail_lines)
                     if text:
                         logs.setdefault(state.name, {})[which] = redact(text)
-        return analyze_pods(pods, exists, logs, args.max_pods).emit(ctx)
+        output = analyze_pods(pods, exists, logs, args.max_pods).emit(ctx)
+        suggest_renamed(ctx, kube, output.get("missing_object"), "pod.similar_object")
+        return output
 
     def secret_exists(self, ctx: ActionContext, args: ObjectExistsArgs) -> dict[str, Any]:
         """Whether a Secret exists (metadata only; with `key`, whether the key is present, values never read).

@@ -28,7 +28,7 @@ from engine.errors import UnknownRunError
 from engine.events import EventSink, Fanout
 from engine.records import RunStatus
 from integrations.alertmanager import PayloadError, parse_payload
-from integrations.server.chatops import ChatOps
+from integrations.server.chatops import ChatOps, approver_outlook
 from integrations.server.console import ConsoleSink
 from integrations.server.http import BodyTooLarge, check_webhook_auth, error, read_body
 from integrations.server.intake import Intake
@@ -108,7 +108,10 @@ def create_app(engine: Engine, *, slack: Slack | None = None, metrics: Metrics |
                     cooldown=settings.dedup_cooldown, note=note)
     chatops = ChatOps(engine.catalog, engine.executor, engine.store, pool, directory, metrics,
                       runners=settings.runners, approvers=settings.approvers,
-                      channel_of=slack.sink.router.channel if slack else None)
+                      channel_of=slack.sink.router.channel if slack else None,
+                      identity_groups=tuple(settings.identities))
+    if slack is not None and engine.executor.identities is not None:
+        slack.sink.outlook = approver_outlook(engine.executor, settings)
     sweeper = Sweeper(engine.store, engine.executor, pool, interval=sweep_interval)
     services = Services(engine, slack, metrics, pool, sweeper, intake, chatops, Fanout(fan))
     token = settings.webhook_token.get_secret_value() if settings.webhook_token else None

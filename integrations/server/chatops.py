@@ -23,10 +23,13 @@ from engine.executor import Executor
 from engine.model import Runbook
 from engine.records import RunRecord
 from engine.run_store import RunStore
+from engine.settings import Settings
+from integrations.identities import approval_outlook, candidates
 from integrations.server.metrics import Metrics
 from integrations.server.workers import WorkerPool
 from integrations.slack.directory import Directory, is_group
 from integrations.slack.render import APPROVE, REJECT, status_label, text, who
+from integrations.slack.render import outlook as render_outlook
 
 HELP = """*Usage:* `/runbook <command>`
 • `run NAME [key=value ...] [--dry-run]`: start a runbook (quote values with spaces: `note="disk full"`)
@@ -47,8 +50,8 @@ class Reply:
 class ChatOps:
     def __init__(self, catalog: Catalog, executor: Executor, store: RunStore, pool: WorkerPool,
                  directory: Directory, metrics: Metrics, *, runners: tuple[str, ...] = (),
-                 approvers: tuple[str, ...] = (), channel_of: Callable[[Runbook, RunRecord], str | None] | None = None
-                 ) -> None:
+                 approvers: tuple[str, ...] = (), channel_of: Callable[[Runbook, RunRecord], str | None] | None = None,
+                 identity_groups: tuple[str, ...] = ()) -> None:
         self.catalog = catalog
         self.executor = executor
         self.store = store
@@ -58,6 +61,7 @@ class ChatOps:
         self.runners = runners
         self.approvers = approvers
         self.channel_of = channel_of
+        self.identity_groups = tuple(g for g in identity_groups if is_group(g))
 
     # slash command ---------------------------------------------------------------------------------
 
@@ -153,6 +157,8 @@ class ChatOps:
                 self.metrics.refusals.inc(endpoint="decision", reason="not_allowed")
                 return Reply(f":no_entry: You are not an approver of *{run.runbook}*; ask one of: "
                              + ", ".join(_mention(a) for a in approvers) + ".", ok=False, run_id=run_id)
+            if approve and self.identity_groups:  # Slack groups with a Kubernetes identity mapped
+                groups |= self.directory.groups_of(user, self.identity_groups)
             self.executor.decide(run_id, approve, user, step=step, groups=groups, reason=reason, resume=False)
         except UnknownRunError:
             return Reply(f"No run `{text(run_id, 40)}`.", ok=False)
@@ -200,3 +206,14 @@ def _mention(entry: str) -> str:
     if is_group(entry) and not entry.startswith("@"):
         return f"<!subteam^{entry}>"
     return who(entry)
+
+
+def approver_outlook(executor: Executor, settings: Settings) -> Callable[[RunRecord, Runbook, str], str | None]:
+    """For the proposal thread: asks the cluster, per approver, whether their mapped identity may run the
+    remediation (the same check an Approve click gets), so nobody learns it only by being refused."""
+
+    def outlook(run: RunRecord, runbook: Runbook, step: str) -> str | None:
+        entries = approval_outlook(executor, run, candidates(runbook, settings))
+        return render_outlook(step, entries) if entries else None
+
+    return outlook

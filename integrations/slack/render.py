@@ -182,3 +182,24 @@ def finished(run: dict[str, Any]) -> dict[str, Any]:
 def note(body: str) -> dict[str, Any]:
     """A plain thread reply; `body` is already-safe mrkdwn built by the caller."""
     return {"text": body, "blocks": [_section(body)]}
+
+
+def outlook(step: str, entries: list[Any]) -> str:
+    """Who can approve `step` with their own Kubernetes permissions (entries: `identities.Outlook`)."""
+    lines = [f"*Who can approve `{text(step, 80)}`* (asked the cluster's RBAC):"]
+    for entry in entries:
+        if entry.can:
+            as_ = f"as `{text(entry.identity, 200)}`" if entry.identity else "with the engine's own role (fallback)"
+            lines.append(f"• :white_check_mark: {_mention(entry.approver)} {as_}")
+        else:
+            lines.append(f"• :no_entry: {_mention(entry.approver)}: {text(entry.refusal, 500)}")
+    if entries and not any(e.can for e in entries):
+        lines.insert(0, ":warning: *Nobody listed can approve this remediation* in Kubernetes; an Approve click "
+                        "will be refused until their RBAC allows it or someone else is mapped.")
+    return "\n".join(lines)
+
+
+def _mention(entry: str) -> str:
+    if re.match(r"^S[A-Z0-9]+$", entry):
+        return f"<!subteam^{entry}>"
+    return who(entry)

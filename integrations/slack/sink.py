@@ -23,6 +23,8 @@ from integrations.slack import render
 from integrations.slack.outbox import Message, Outbox
 
 log = logging.getLogger("runbook.slack")
+# (run, runbook, awaited step) -> safe mrkdwn saying who can approve it, or None.
+Outlook = Callable[[RunRecord, Runbook, str], str | None]
 
 
 class Router:
@@ -41,11 +43,12 @@ class SlackSink:
     """Renders events into the outbox; `wake` tells the sender there is work."""
 
     def __init__(self, store: RunStore, outbox: Outbox, router: Router,
-                 wake: Callable[[], None] = lambda: None) -> None:
+                 wake: Callable[[], None] = lambda: None, outlook: Outlook | None = None) -> None:
         self.store = store
         self.outbox = outbox
         self.router = router
         self.wake = wake
+        self.outlook = outlook
         self._runbooks: OrderedDict[str, Runbook] = OrderedDict()
 
     def emit(self, event: RunEvent) -> None:
@@ -99,8 +102,10 @@ class SlackSink:
             return [self._reply(channel, reply)] if reply else []
         if event.kind == "approval_needed":
             card = render.proposal(run.id, event.step, data.get("proposal") or {}, data.get("deadline"))
-            return [Message("chat.postMessage", {"channel": channel, **card}, thread="parent",
-                            remember=f"proposal:{event.step}"), update]
+            messages = [Message("chat.postMessage", {"channel": channel, **card}, thread="parent",
+                                remember=f"proposal:{event.step}"), update]
+            who = self._outlook(run, runbook, event.step)
+            return messages + ([self._reply(channel, render.note(who))] if who else [])
         if event.kind == "approval_decided":
             verb = "approved" if data.get("decision") == "approved" else "rejected"
             outcome = f"{verb} by {render.who(str(data.get('actor', '?')))}"
@@ -113,6 +118,16 @@ class SlackSink:
                     messages += self._proposal_update(run, step.id, "expired: nobody decided in time")
             return [*messages, self._reply(channel, render.finished(data)), update]
         return []
+
+    def _outlook(self, run: RunRecord, runbook: Runbook, step: str) -> str | None:
+        """Who may approve, asked before anyone clicks; a failing check must not lose the approval card."""
+        if self.outlook is None:
+            return None
+        try:
+            return self.outlook(run, runbook, step)
+        except RunbookError as exc:
+            log.warning("could not check who may approve %s of run %s: %s", step, run.id, exc)
+            return f":warning: Could not ask the cluster who may approve this: {render.text(exc, 500)}"
 
     def _reply(self, channel: str, body: dict[str, Any]) -> Message:
         return Message("chat.postMessage", {"channel": channel, **body}, thread="parent")

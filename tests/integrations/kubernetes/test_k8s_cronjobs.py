@@ -40,7 +40,7 @@ def test_missing_secret_blocks_active_job(cluster, ctx):
     out, findings = inspect(kube, ctx)
     assert out["cause"] == "missing_secret"
     assert out["missing_object"] == {"kind": "Secret", "namespace": "billing", "name": "billing-db", "key": None,
-                                     "exists": False}
+                                     "exists": False, "similar": []}
     assert out["problem_job"] == "billing-report-2" and out["active_jobs"] == ["billing-report-2"]
     ids = [f.id for f in findings]
     assert ids[0] == "cronjob.missing_secret" and "cronjob.blocked_by_active_job" in ids
@@ -48,6 +48,21 @@ def test_missing_secret_blocks_active_job(cluster, ctx):
     evidence = findings[0].evidence
     assert evidence[0].object == "Pod billing/billing-report-2-x7k2p"
     assert evidence[1].object == "Secret billing/billing-db" and evidence[1].value == "not found"
+
+
+def test_a_renamed_secret_is_named_without_reading_values(cluster, ctx):
+    cron = cronjob(last_schedule=ts(600), last_success=ts(HOUR + 500), created=ts(30 * HOUR), schedule="*/10 * * * *")
+    stuck = job("billing-report-2", cron=cron, state="active", started=600)
+    pod = job_pod(stuck, "billing-report-2-x7k2p", [waiting("CreateContainerConfigError",
+                                                           'secret "billing-db-credentials" not found')], "Pending")
+    renamed = secret("billing-db-creds", "billing", {"password": "aHVudGVyMg=="})
+    unrelated = secret("payments-api-token", "billing", {"token": "c2VjcmV0"})
+    _, kube = cluster([cron, stuck, pod, renamed, unrelated])
+    out, findings = inspect(kube, ctx)
+    assert out["missing_object"]["similar"] == ["billing-db-creds"]
+    similar = next(f for f in findings if f.id == "cronjob.similar_object")
+    assert "billing/billing-db-creds exists with a name like billing-db-credentials" in similar.summary
+    assert "aHVudGVyMg" not in str(out) + str(findings) and "hunter2" not in str(out) + str(findings)
 
 
 def test_missing_key_in_existing_secret(cluster, ctx):
