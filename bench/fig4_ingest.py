@@ -35,7 +35,7 @@ steps:
 """
 
 
-def measure(total: int = 20000, concurrency: int = 48, per_payload: int = 1, nodes: int = 3000,
+def measure(total: int = 20000, concurrency: int = 48, per_payload: int = 1, nodes: int = 60,
             seconds: float = 60.0) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         defaults = Settings()
@@ -55,7 +55,7 @@ def measure(total: int = 20000, concurrency: int = 48, per_payload: int = 1, nod
     return {**result, "runs": len(runs), "workers": settings.workers, "queue_size": settings.queue_size}
 
 
-def run(total: int = 4000, concurrency: int = 48, per_payload: int = 1) -> list[Row]:
+def run(total: int = 20000, concurrency: int = 4, per_payload: int = 5) -> list[Row]:
     progress(f"fig4: {total} alerts, concurrency {concurrency}, {per_payload} alert(s) per payload")
     res = measure(total, concurrency, per_payload)
     lat: list[float] = res["latencies"]  # type: ignore[assignment]

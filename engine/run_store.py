@@ -83,12 +83,15 @@ class RunStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.instance = instance or f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:6]}"
         self._lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
         self._migrate()
+        self._columns = [c[0] for c in self._db.execute("SELECT * FROM runs LIMIT 0").description]
 
     def _migrate(self) -> None:
         """Bring a store made by an older version up to date, in place."""
@@ -100,7 +103,30 @@ class RunStore:
 
     def close(self) -> None:
         with self._lock:
+            for reader in self._readers:
+                reader.close()
             self._db.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A consistent snapshot to read from. Each thread reads on its own connection, so readers (request
+        handlers, the sweeper) never queue behind the writer's lock or fsync; WAL keeps them consistent."""
+        if self.path == ":memory:":  # one in-memory database per connection: share the writer's
+            with self._lock:
+                yield self._db
+            return
+        reader: sqlite3.Connection | None = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+            reader.execute("PRAGMA query_only=ON")
+            self._local.reader = reader
+            with self._lock:
+                self._readers.append(reader)
+        reader.execute("BEGIN")
+        try:
+            yield reader
+        finally:
+            reader.execute("COMMIT")
 
     @contextmanager
     def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
@@ -160,8 +186,8 @@ class RunStore:
     def find_by_dedup_key(self, key: str, cooldown: float | None = None) -> str | None:
         """The newest run with `key`; with `cooldown`, only one still active or finished less than
         `cooldown` seconds ago (the rule `create_run` deduplicates by)."""
-        with self._lock:
-            return self._find_by_dedup_key(self._db, key, cooldown)
+        with self._read() as db:
+            return self._find_by_dedup_key(db, key, cooldown)
 
     @staticmethod
     def _find_by_dedup_key(db: sqlite3.Connection, key: str, cooldown: float | None) -> str | None:
@@ -177,13 +203,12 @@ class RunStore:
         return str(row[0]) if row else None
 
     def get_run(self, run_id: str) -> RunRecord:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        with self._read() as db:
+            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise UnknownRunError(f"no run with id {run_id!r}")
-            steps = self._db.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY idx", (run_id,)).fetchall()
-            columns = [c[0] for c in self._db.execute("SELECT * FROM runs LIMIT 0").description]
-        return _run_from_row(dict(zip(columns, row, strict=True)), [_step_from_row(s) for s in steps])
+            steps = db.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY idx", (run_id,)).fetchall()
+        return _run_from_row(dict(zip(self._columns, row, strict=True)), [_step_from_row(s) for s in steps])
 
     def list_runs(
         self, runbook: str | None = None, status: str | None = None, limit: int = 50
@@ -193,20 +218,20 @@ class RunStore:
             query, args = query + " AND runbook = ?", [*args, runbook]
         if status:
             query, args = query + " AND status = ?", [*args, status]
-        with self._lock:
-            ids = [r[0] for r in self._db.execute(query + " ORDER BY created_at DESC LIMIT ?", (*args, limit))]
+        with self._read() as db:
+            ids = [r[0] for r in db.execute(query + " ORDER BY created_at DESC LIMIT ?", (*args, limit))]
         return [self.get_run(i) for i in ids]
 
     def run_ids(self, statuses: tuple[RunStatus, ...]) -> list[str]:
         marks = ",".join("?" * len(statuses))
-        with self._lock:
-            rows = self._db.execute(f"SELECT id FROM runs WHERE status IN ({marks}) ORDER BY created_at", statuses)
+        with self._read() as db:
+            rows = db.execute(f"SELECT id FROM runs WHERE status IN ({marks}) ORDER BY created_at", statuses)
             return [r[0] for r in rows]
 
     def approvals_due(self, now: float) -> list[str]:
         """Runs still awaiting a decision whose approval window closed before `now`."""
-        with self._lock:
-            rows = self._db.execute("SELECT id FROM runs WHERE status = ? AND approval_deadline < ? ORDER BY id",
+        with self._read() as db:
+            rows = db.execute("SELECT id FROM runs WHERE status = ? AND approval_deadline < ? ORDER BY id",
                                     (RunStatus.AWAITING_APPROVAL, now)).fetchall()
         return [r[0] for r in rows]
 
@@ -309,8 +334,8 @@ class RunStore:
         return True
 
     def decisions(self, run_id: str) -> list[Decision]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT run_id, step_id, decision, actor, at, reason, identity FROM decisions"
                 " WHERE run_id = ? ORDER BY id",
                 (run_id,),
@@ -318,13 +343,15 @@ class RunStore:
         return [Decision(r[0], r[1], r[2], r[3], r[4], r[5], _identity(r[6])) for r in rows]
 
     def attach_alert(self, run_id: str, fingerprint: str, status: str, payload: dict[str, Any]) -> None:
-        with self.transaction() as db:
+        """Keep an alert with the run it belongs to. Not synced to disk: the dedup decision is in the runs
+        table, and an alert lost in a machine crash is re-sent by Alertmanager on its repeat interval."""
+        with self.transaction(durable=False) as db:
             db.execute("INSERT INTO alerts (run_id, fingerprint, status, received_at, payload) VALUES (?,?,?,?,?)",
                        (run_id, fingerprint, status, time.time(), _dumps(payload)))
 
     def alerts(self, run_id: str) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT fingerprint, status, received_at, payload FROM alerts WHERE run_id = ? ORDER BY id", (run_id,)
             ).fetchall()
         return [{"fingerprint": f, "status": s, "received_at": t, "alert": json.loads(p)} for f, s, t, p in rows]
@@ -343,8 +370,8 @@ class RunStore:
         args: tuple[Any, ...] = (limit,)
         if run_id:
             query, args = query + " WHERE run_id = ?", (run_id, limit)
-        with self._lock:
-            rows = self._db.execute(query + " ORDER BY id LIMIT ?", args).fetchall()
+        with self._read() as db:
+            rows = db.execute(query + " ORDER BY id LIMIT ?", args).fetchall()
         return [AuditEntry(i, at, actor, action, rid, json.loads(d)) for i, at, actor, action, rid, d in rows]
 
 
