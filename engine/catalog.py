@@ -59,7 +59,9 @@ class Catalog:
         close = difflib.get_close_matches(name, list(self.runbooks), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         known = ", ".join(sorted(self.runbooks)) or "none"
-        raise KeyError(f"no runbook named {name!r}{hint} (known: {known})")
+        broken = sorted({p.file for p in self.problems})
+        failed = f"; {len(broken)} file(s) did not load ({', '.join(broken)}): see `runbook validate`" if broken else ""
+        raise KeyError(f"no runbook named {name!r}{hint} (known: {known}){failed}")
 
     def for_command(self, command: str) -> Runbook | None:
         return next((r for r in self.runbooks.values() if r.triggers.command == command), None)

@@ -43,9 +43,11 @@ class Executor:
         templating: Templating | None = None,
         sleep: Callable[[float], None] = time.sleep,
         identities: IdentityResolver | None = None,
+        default_approvers: tuple[str, ...] = (),
     ) -> None:
         self.registry = registry
         self.identities = identities
+        self.default_approvers = default_approvers
         self.store = store
         self.sink: EventSink = sink or _NullSink()
         self.checker = checker
@@ -66,8 +68,17 @@ class Executor:
         dedup_key: str | None = None,
         cooldown: float = 0.0,
     ) -> tuple[str, bool]:
-        """Validate params and store a pending run; (run_id, created). Raises ParamError on bad params."""
+        """Validate params and store a pending run; (run_id, created). Raises ParamError on bad params, and
+        ApprovalError when `auto_approve` is asked for but the runbook would not let the requester approve."""
         values = coerce_params(runbook, params)
+        if auto_approve and not dry_run:
+            policy = runbook.policy
+            if not policy.allow_self_approval:
+                raise ApprovalError(f"{runbook.name} forbids approving your own request, so it cannot be "
+                                    "auto-approved; run it and let another approver decide")
+            if (policy.approvers or self.default_approvers) and requester not in (
+                    policy.approvers or self.default_approvers):
+                raise ApprovalError(f"{requester} is not an approver of {runbook.name}, so cannot auto-approve it")
         return self.store.create_run(
             runbook.name, runbook.model_dump_json(by_alias=True), values, requester, trigger,
             auto_approve=auto_approve, dry_run=dry_run, dedup_key=dedup_key, cooldown=cooldown,
@@ -226,10 +237,11 @@ class Executor:
         if step is not None and step != run.awaiting_step:
             raise RunStateError(f"run {run_id} awaits approval of step {run.awaiting_step!r}, not {step!r}")
         policy = Runbook.model_validate_json(run.definition).policy
+        approvers = policy.approvers or self.default_approvers  # the runbook's, else the server's default
         try:
-            if policy.approvers and actor not in policy.approvers and not groups & set(policy.approvers):
+            if approvers and actor not in approvers and not groups & set(approvers):
                 raise ApprovalError(f"{actor} is not an approver of {run.runbook}; ask one of: "
-                                    + ", ".join(policy.approvers))
+                                    + ", ".join(approvers))
             if approve and actor == run.requester and not policy.allow_self_approval:
                 raise ApprovalError(f"{actor} requested run {run_id} and {run.runbook} forbids approving "
                                     "your own request; ask another approver")

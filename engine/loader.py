@@ -93,9 +93,14 @@ def _walk(node: yaml.Node, loc: Loc, doc: Document) -> None:
 class Loader:
     """Turns runbook files into `Runbook` objects, checked against the action registry."""
 
-    def __init__(self, registry: ActionRegistry, templating: Templating | None = None) -> None:
+    def __init__(
+        self, registry: ActionRegistry, templating: Templating | None = None, check_tests: bool = True
+    ) -> None:
+        """`check_tests=False` ignores problems in a runbook's rehearsal cases (a moved scenario file), so
+        they never disable the runbook itself where it runs; `runbook validate` and `runbook test` check them."""
         self.registry = registry
         self.templating = templating or Templating()
+        self.check_tests = check_tests
 
     def load_file(self, path: str | Path) -> Runbook:
         path = Path(path)
@@ -119,7 +124,8 @@ class Loader:
             problems.extend(_validation_problems(exc, doc))
             raise DefinitionError(problems) from None
         base = Path(file).parent
-        for loc, message, at_key in check_runbook(runbook, doc.data, self.registry, self.templating, base):
+        for loc, message, at_key in check_runbook(runbook, doc.data, self.registry, self.templating, base,
+                                                  self.check_tests):
             problems.append(doc.problem(loc, message, at_key))
         if problems:
             raise DefinitionError(sorted(problems, key=lambda p: (p.line, p.column)))

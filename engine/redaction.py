@@ -34,12 +34,23 @@ def redact(text: str) -> str:
     return text
 
 
+_SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential)")
+
+
 def redact_data(value: Any) -> Any:
-    """`redact` applied to every string inside JSON-like data."""
+    """`redact` applied to every string inside JSON-like data, and whole values masked under keys that name
+    secrets: `{"password": ...}`, and the Kubernetes env shape `{"name": "DB_PASSWORD", "value": ...}`."""
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, dict):
-        return {k: redact_data(v) for k, v in value.items()}
+        secret_env = isinstance(value.get("name"), str) and bool(_SECRET_KEY.search(value["name"]))
+        return {k: MASK if _masked(k, v, secret_env) else redact_data(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact_data(v) for v in value]
     return value
+
+
+def _masked(key: Any, value: Any, secret_env: bool) -> bool:
+    if not isinstance(value, str):  # flags and counts (`secret_exists: true`) are not secrets
+        return False
+    return (isinstance(key, str) and bool(_SECRET_KEY.search(key))) or (secret_env and key == "value")

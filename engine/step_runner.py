@@ -112,17 +112,19 @@ class StepRunner:
                 self.sleep(max(exc.retry_after or 0.0, min(delay, step.retry.max_delay)))
                 delay *= step.retry.factor
                 continue
-            record.output = output or {}
+            record.output = redact_data(output or {})
             _keep(record, ctx)
             record.status = StepStatus.SUCCEEDED
             return
 
 
 def _keep(record: StepRecord, ctx: ActionContext) -> None:
-    """Add what an attempt reported, once: a retried attempt repeats the same findings."""
+    """Add what an attempt reported, once (a retried attempt repeats the same findings), redacted: changes
+    carry request bodies (a Job's env) that the store, the CLI's JSON and chat would otherwise show."""
     seen = {(f.id, f.summary) for f in record.findings}
     record.findings.extend(f for f in map(_redacted, ctx.findings) if (f.id, f.summary) not in seen)
-    record.changes.extend(ctx.changes)
+    record.changes.extend(c.model_copy(update={"request": redact_data(c.request), "result": redact_data(c.result),
+                                               "diff": tuple(redact(d) for d in c.diff)}) for c in ctx.changes)
 
 
 def _validate_args(action: Action[Any], inputs: dict[str, Any]) -> ActionArgs:

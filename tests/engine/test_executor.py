@@ -160,7 +160,10 @@ def test_approval_expires(executor: Executor, loader: Loader, write: Write, toy:
 def test_auto_approve_executes_and_records_who(executor: Executor, loader: Loader, write: Write, toy: Toy,
                                                store: RunStore) -> None:
     toy.values["a"] = "broken"
-    run = executor.run(load(loader, write, FIX), {"key": "a"}, requester="alice", auto_approve=True)
+    with pytest.raises(ApprovalError, match="forbids approving your own request, so it cannot be auto-approved"):
+        executor.run(load(loader, write, FIX), {"key": "a"}, requester="alice", auto_approve=True)
+    lenient = FIX.replace("policy: {approval_timeout: 1h}", "policy: {approval_timeout: 1h, allow_self_approval: true}")
+    run = executor.run(load(loader, write, lenient), {"key": "a"}, requester="alice", auto_approve=True)
     assert run.status == RunStatus.SUCCEEDED and toy.values["a"] == "ok"
     assert [d.actor for d in store.decisions(run.id)] == ["auto-approve"]
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.actions import ActionRegistry
 from engine.errors import DefinitionError, Problem
 from engine.loader import Loader
 
@@ -195,3 +196,11 @@ def test_remediation_proposal_only_on_remediate_actions(loader: Loader, write: W
     path = write(GOOD.replace("    action: toy.get\n", "    action: toy.get\n    proposal: {risk: low}\n"))
     problem = only(loader, path)
     assert problem.path == "steps[0].proposal" and "only applies to remediate actions" in problem.message
+
+
+def test_a_broken_rehearsal_case_never_disables_the_runbook_where_it_runs(registry: ActionRegistry,
+                                                                          write: Write) -> None:
+    text = GOOD + "tests:\n  - {name: moved, scenario: scenarios/gone.yaml, params: {key: a}}\n"
+    path = write(text)
+    assert "scenario file 'scenarios/gone.yaml' not found" in only(Loader(registry), path).message
+    assert Loader(registry, check_tests=False).load_file(path).name == "toy-fix"

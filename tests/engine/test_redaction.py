@@ -27,3 +27,10 @@ def test_ordinary_text_is_left_alone() -> None:
 
 def test_nested_data() -> None:
     assert redact_data({"a": ["token=abc123"], "n": 3}) == {"a": [f"token={MASK}"], "n": 3}
+
+
+def test_values_under_secret_keys_and_secret_env_vars() -> None:
+    job = {"env": [{"name": "DB_PASSWORD", "value": "hunter2"}, {"name": "MODE", "value": "fast"}],
+           "api_key": "k-123", "secret_exists": True, "author": "bob"}
+    assert redact_data(job) == {"env": [{"name": "DB_PASSWORD", "value": MASK}, {"name": "MODE", "value": "fast"}],
+                                "api_key": MASK, "secret_exists": True, "author": "bob"}

@@ -71,6 +71,11 @@ def test_approve_from_another_process_executes_and_verifies(cli: Invoke) -> None
     assert run_id in history.stdout
 
 
+def test_unknown_run_ids_and_closed_windows(cli: Invoke) -> None:
+    run_json(cli)
+    assert "no run with id 'nope'" in cli("approve", "nope", "--as", "bob").stderr
+
+
 def test_reject_ends_the_run_and_changes_nothing(cli: Invoke) -> None:
     run_id = run_json(cli)["run_id"]
     result = cli("reject", run_id, "--as", "bob", "--reason", "change freeze", "-o", "json")
@@ -95,7 +100,8 @@ def test_dry_run_never_pauses(cli: Invoke) -> None:
     (("run", "node-not-redy", "-p", "node=a"), "did you mean 'node-not-ready'"),
     (("run", "node-not-ready", "-p", "nod=a"), "unknown param 'nod'"),
     (("run", "node-not-ready", "-p", "node"), "--param expects key=value"),
-    (("approve", "nope"), "no run with id 'nope'"),
+    (("approve", "nope"), "no run store at"),
+    (("show", "nope"), "no run store at"),
     (("history", "--status", "sleeping"), "unknown status 'sleeping'"),
 ])
 def test_bad_input_exits_2_with_a_reason(cli: Invoke, args: tuple[str, ...], message: str) -> None:
