@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import DefinitionError, Problem
+from engine.hints import did_you_mean
 from engine.loader import Loader
 from engine.model import Runbook
 
@@ -56,8 +56,7 @@ class Catalog:
         """The runbook called `name`, or a KeyError whose message suggests the closest name."""
         if name in self.runbooks:
             return self.runbooks[name]
-        close = difflib.get_close_matches(name, list(self.runbooks), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, self.runbooks)
         known = ", ".join(sorted(self.runbooks)) or "none"
         broken = sorted({p.file for p in self.problems})
         failed = f"; {len(broken)} file(s) did not load ({', '.join(broken)}): see `runbook validate`" if broken else ""

@@ -3,7 +3,6 @@ refer to params and to steps that come earlier."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,16 +11,12 @@ from jinja2 import TemplateSyntaxError, nodes
 from pydantic import TypeAdapter, ValidationError
 
 from engine.actions import ActionKind, ActionRegistry
+from engine.hints import did_you_mean
 from engine.model import Runbook, Step
 from engine.templating import CONTEXT_NAMES, Templating, is_template
 
 Loc = tuple[str | int, ...]
 Issue = tuple[Loc, str, bool]
-
-
-def _hint(word: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def check_runbook(
@@ -49,9 +44,12 @@ def check_runbook(
 
 def _check_action(step: Step, loc: Loc, raw_step: dict[str, Any], registry: ActionRegistry) -> Iterator[Issue]:
     if step.action not in registry:
-        yield (*loc, "action"), f"unknown action {step.action!r}{_hint(step.action, registry.names())}", False
+        yield (*loc, "action"), f"unknown action {step.action!r}{did_you_mean(step.action, registry.names())}", False
         return
     action = registry.get(step.action)
+    if action.kind == ActionKind.REMEDIATE and step.on_failure == "continue":
+        yield ((*loc, "on_failure"), "a remediation cannot 'continue' on failure: a change that failed after its "
+               "approval must fail the run, not end it as succeeded", False)
     if step.proposal is not None and action.kind != ActionKind.REMEDIATE:
         yield (*loc, "proposal"), f"'proposal' only applies to remediate actions; {action.name} is {action.kind}", True
     with_loc = (*loc, "with") if "with" in raw_step else loc
@@ -61,7 +59,7 @@ def _check_action(step: Step, loc: Loc, raw_step: dict[str, Any], registry: Acti
             yield (*with_loc, name), "field required", False
     for key, value in step.with_.items():
         if key not in fields:
-            message = f"unknown argument for {action.name}{_hint(key, list(fields))}"
+            message = f"unknown argument for {action.name}{did_you_mean(key, list(fields))}"
             yield (*loc, "with", key), message, True
         elif not _contains_template(value):
             try:
@@ -122,19 +120,19 @@ def _check_template(
     for name in tree.find_all(nodes.Name):
         if name.ctx == "load" and name.name not in CONTEXT_NAMES and name.name not in bound:
             known = sorted(CONTEXT_NAMES)
-            yield loc, f"{kind} uses unknown name {name.name!r}{_hint(name.name, known)}", False
+            yield loc, f"{kind} uses unknown name {name.name!r}{did_you_mean(name.name, known)}", False
     for attr in tree.find_all(nodes.Getattr):
         if attr.attr.startswith("_"):
             yield loc, f"{kind} accesses {attr.attr!r}: private attributes are not allowed in runbooks", False
     all_ids = [s.id for s in runbook.steps]
     for root, key in _references(tree):
         if root == "params" and key not in runbook.params:
-            yield loc, f"{kind} refers to undeclared param {key!r}{_hint(key, list(runbook.params))}", False
+            yield loc, f"{kind} refers to undeclared param {key!r}{did_you_mean(key, list(runbook.params))}", False
         elif root == "steps" and key not in earlier:
             if key in all_ids:
                 yield loc, f"{kind} refers to step {key!r}, which runs later; outputs exist only after it ran", False
             else:
-                yield loc, f"{kind} refers to unknown step {key!r}{_hint(key, all_ids)}", False
+                yield loc, f"{kind} refers to unknown step {key!r}{did_you_mean(key, all_ids)}", False
 
 
 def _references(tree: nodes.Template) -> Iterator[tuple[str, str]]:
@@ -155,7 +153,7 @@ def _check_triggers(runbook: Runbook) -> Iterator[Issue]:
         loc: Loc = ("triggers", "alerts", i)
         for param in trigger.params:
             if param not in runbook.params:
-                hint = _hint(param, list(runbook.params))
+                hint = did_you_mean(param, list(runbook.params))
                 yield (*loc, "params", param), f"maps an alert label to undeclared param {param!r}{hint}", True
         for name, spec in runbook.params.items():
             if spec.required and name not in trigger.params:
@@ -170,14 +168,14 @@ def _check_tests(runbook: Runbook, base: Path) -> Iterator[Issue]:
             yield (*loc, "scenario"), f"scenario file {test.scenario!r} not found next to the runbook", False
         for key in test.params:
             if key not in runbook.params:
-                yield (*loc, "params", key), f"unknown param {key!r}{_hint(key, list(runbook.params))}", True
+                yield (*loc, "params", key), f"unknown param {key!r}{did_you_mean(key, list(runbook.params))}", True
         for j, step_id in enumerate(test.approve):
             if step_id not in step_ids:
-                yield (*loc, "approve", j), f"unknown step {step_id!r}{_hint(step_id, sorted(step_ids))}", False
+                yield (*loc, "approve", j), f"unknown step {step_id!r}{did_you_mean(step_id, sorted(step_ids))}", False
         for part, expect in (("expect", test.expect), ("after", test.after)):
             if expect is None:
                 continue
             for j, step_id in enumerate((*expect.proposals, *expect.no_proposals)):
                 if step_id not in step_ids:
                     where = (*loc, part, "proposals" if j < len(expect.proposals) else "no_proposals")
-                    yield where, f"unknown step {step_id!r}{_hint(step_id, sorted(step_ids))}", False
+                    yield where, f"unknown step {step_id!r}{did_you_mean(step_id, sorted(step_ids))}", False

@@ -134,9 +134,6 @@ class Executor:
         context = self._context(run, runbook, run.steps)
         for index in range(run.cursor, len(runbook.steps)):
             step = runbook.steps[index]
-            record = records.get(index)
-            if record is not None and record.status == StepStatus.SUCCEEDED:
-                continue  # the remediation executed just now, after its approval
             action = self.registry.get(step.action)
             remediation = action.kind == ActionKind.REMEDIATE
             record = self.steps.execute(run, index, step, context, dry_run=run.dry_run or remediation,
@@ -193,8 +190,7 @@ class Executor:
         record = self._execute_remediation(run, runbook, index, record, decision.identity)
         if record.status == StepStatus.FAILED and runbook.steps[index].on_failure == "abort":
             return self._finish(run, RunStatus.FAILED, f"step {step_id!r} failed: {record.error}")
-        self.store.update_run(run.id, cursor=index + 1)
-        return self.store.get_run(run.id)
+        return self.store.get_run(run.id)  # its cursor is past the executed step: `_advance` continues there
 
     def _execute_remediation(self, run: RunRecord, runbook: Runbook, index: int, proposed: StepRecord,
                              identity: Identity | None = None) -> StepRecord:

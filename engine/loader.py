@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from collections.abc import Iterable
@@ -14,12 +13,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from engine.actions import ActionRegistry
-from engine.checks import check_runbook
+from engine.checks import Loc, check_runbook
 from engine.errors import DefinitionError, Problem
+from engine.hints import did_you_mean
 from engine.model import Runbook
 from engine.templating import Templating
 
-Loc = tuple[str | int, ...]
 _SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -141,7 +140,7 @@ def _validation_problems(exc: ValidationError, doc: Document) -> list[Problem]:
         if kind == "missing":
             message = "field required"
         elif kind == "extra_forbidden":
-            message = "unknown key" + _did_you_mean(str(loc[-1]), model_fields_at(Runbook, loc[:-1]))
+            message = "unknown key" + did_you_mean(str(loc[-1]), model_fields_at(Runbook, loc[:-1]))
         elif kind.startswith("literal_error"):
             message = f"{message}, got {error.get('input')!r}"
         elif kind == "union_tag_invalid" or kind.endswith("_type"):
@@ -150,15 +149,6 @@ def _validation_problems(exc: ValidationError, doc: Document) -> list[Problem]:
             message = f"key {loc[-1]!r}: {message}"
         problems.append(doc.problem(loc, message, at_key=kind == "extra_forbidden"))
     return problems
-
-
-def _did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    return _did_you_mean(word, candidates)
 
 
 def model_fields_at(model: type[BaseModel], loc: Loc) -> list[str]:

@@ -148,14 +148,6 @@ class ProposalSpec(Model):
     warnings: tuple[str, ...] = ()
 
 
-class FindingSpec(Model):
-    """A finding the runbook itself declares (for the built-in `finding` action or after a step)."""
-
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-    severity: Severity
-    summary: str
-
-
 class Step(Model):
     id: str = Field(pattern=IDENTIFIER, description="Unique; later steps refer to it as steps.<id>.")
     title: str
@@ -206,11 +198,6 @@ class Runbook(Model):
     def name(self) -> str:
         return self.metadata.name
 
-    def step(self, step_id: str) -> Step:
-        for step in self.steps:
-            if step.id == step_id:
-                return step
-        raise KeyError(step_id)
 
 
 def json_schema() -> str:

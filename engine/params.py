@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from engine.errors import ParamError
+from engine.hints import did_you_mean
 from engine.model import Param, Runbook
 
 _TRUE = {"true", "yes", "y", "1", "on"}
@@ -24,8 +24,7 @@ def coerce_params(runbook: Runbook, given: Mapping[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key in given:
         if key not in runbook.params:
-            close = difflib.get_close_matches(key, list(runbook.params), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(key, runbook.params)
             known = ", ".join(runbook.params) or "none"
             problems.append(f"unknown param {key!r}{hint}; {runbook.name} takes: {known}")
     for name, spec in runbook.params.items():

@@ -16,7 +16,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from engine.errors import DefinitionError, ParamError, RunbookError, RunStateError, SettingsError
+from engine.errors import (
+    ApprovalError,
+    DefinitionError,
+    ParamError,
+    RunbookError,
+    RunStateError,
+    SettingsError,
+    UnknownRunError,
+)
 from engine.model import Runbook, json_schema
 from engine.params import coerce_params
 from engine.records import RunRecord, RunStatus
@@ -73,7 +81,8 @@ def _parse_params(pairs: list[str] | None) -> dict[str, str]:
 
 
 def _exit_code(run: RunRecord) -> int:
-    ok = (RunStatus.SUCCEEDED, RunStatus.AWAITING_APPROVAL, RunStatus.REJECTED, RunStatus.PENDING)
+    ok = (RunStatus.SUCCEEDED, RunStatus.AWAITING_APPROVAL, RunStatus.REJECTED, RunStatus.PENDING,
+          RunStatus.RUNNING)  # running: another process is carrying it on
     return 0 if run.status in ok else 1
 
 
@@ -125,7 +134,7 @@ def run(
                                          trigger=trigger, auto_approve=auto_approve, dry_run=dry_run)
     except KeyError as exc:
         _fail(str(exc.args[0]))
-    except (ParamError, SettingsError, DefinitionError) as exc:
+    except (ParamError, SettingsError, DefinitionError, ApprovalError) as exc:
         _fail(str(exc))
     _report(record, output)
     raise typer.Exit(_exit_code(record))
@@ -134,19 +143,33 @@ def run(
 def _decide(run_id: str, step: str | None, approve: bool, as_: str | None, reason: str, output: str,
             scenario: Path | None, kubeconfig: str | None, context: str | None, config: Path | None) -> None:
     settings = _settings(config)
+    store = _existing_store(settings)
     try:
-        peek = RunStore(settings.db)
-        trigger = peek.get_run(run_id).trigger
-        peek.close()
-        if scenario is None and trigger.get("scenario") and not (kubeconfig or settings.kubeconfig):
-            scenario = Path(trigger["scenario"])  # a rehearsal run: approve it against the same scenario
-        with open_cluster(settings, scenario, kubeconfig, context) as kube:
-            engine = _engine(settings, kube)
-            record = engine.executor.decide(run_id, approve, as_ or settings.user, step=step, reason=reason)
-    except (RunStateError, SettingsError) as exc:
+        trigger = store.get_run(run_id).trigger
+        if not approve:  # rejecting executes nothing: no cluster needed
+            record = _engine(settings).executor.decide(run_id, False, as_ or settings.user, step=step, reason=reason)
+        else:
+            if scenario is None and trigger.get("scenario") and not (kubeconfig or settings.kubeconfig):
+                scenario = Path(trigger["scenario"])  # a rehearsal run: approve it against the same scenario
+            with open_cluster(settings, scenario, kubeconfig, context) as kube:
+                engine = _engine(settings, kube)
+                record = engine.executor.decide(run_id, True, as_ or settings.user, step=step, reason=reason)
+    except RunStateError as exc:
+        if isinstance(exc, UnknownRunError) or not store.get_run(run_id).status.finished:
+            _fail(str(exc))
+        err.print(f"[red]error:[/] {escape(str(exc))}")  # e.g. the approval window closed: the run timed out
+        record = store.get_run(run_id)
+    except SettingsError as exc:
         _fail(str(exc))
     _report(record, output)
     raise typer.Exit(_exit_code(record))
+
+
+def _existing_store(settings: Settings) -> RunStore:
+    """The run store, which must already exist: a mistyped path must not quietly create an empty one."""
+    if settings.db != ":memory:" and not Path(settings.db).exists():
+        _fail(f"no run store at {settings.db} (setting db / RUNBOOK_DB); nothing has run here yet")
+    return RunStore(settings.db)
 
 
 @app.command()
@@ -184,7 +207,7 @@ def validate(
     config: ConfigOpt = None,
 ) -> None:
     """Check runbooks and print every problem as file:line:column field: message. Exit 1 on any."""
-    catalog = load_catalog(_settings(config, paths))
+    catalog = load_catalog(_settings(config, paths), check_tests=True)
     for problem in catalog.problems:
         out.print(str(problem), markup=False)
     count = len(catalog.runbooks)
@@ -228,7 +251,8 @@ def history(
     """List past and current runs, newest first."""
     if status and status not in {s.value for s in RunStatus}:
         _fail(f"unknown status {status!r}; one of {', '.join(s.value for s in RunStatus)}")
-    runs = RunStore(_settings(config).db).list_runs(runbook, status, limit)
+    settings = _settings(config)
+    runs = _existing_store(settings).list_runs(runbook, status, limit) if Path(settings.db).exists() else []
     table = Table("run", "runbook", "status", "requester", "started (UTC)", "findings", "proposals")
     for r in runs:
         table.add_row(r.id, r.runbook, str(r.status), r.requester, _when(r.created_at), str(len(r.findings)),
@@ -239,7 +263,7 @@ def history(
 @app.command()
 def show(run_id: str, output: OutputOpt = "text", config: ConfigOpt = None) -> None:
     """Show one run: its steps, verdict, decisions and audit trail."""
-    store = RunStore(_settings(config).db)
+    store = _existing_store(_settings(config))
     try:
         record = store.get_run(run_id)
     except RunbookError as exc:

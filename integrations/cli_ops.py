@@ -109,8 +109,8 @@ def cancel(
     config: Annotated[Path | None, typer.Option("--config", help="Settings file (YAML).")] = None,
 ) -> None:
     """Abort a pending run or one waiting for approval; nothing more is executed."""
-    settings = Settings.load(config)
     try:
+        settings = Settings.load(config)
         record = build(settings).executor.cancel(run_id, as_ or settings.user, reason)
     except RunbookError as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")
@@ -124,8 +124,15 @@ def audit(
     config: Annotated[Path | None, typer.Option("--config", help="Settings file (YAML).")] = None,
 ) -> None:
     """Print the append-only audit log: who did what, when, to which run."""
-    store = RunStore(Settings.load(config).db)
-    for entry in store.audit_log(run_id, limit):
+    try:
+        settings = Settings.load(config)
+    except RunbookError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    if not Path(settings.db).exists():
+        err.print(f"[red]error:[/] no run store at {settings.db} (setting db / RUNBOOK_DB)")
+        raise typer.Exit(2)
+    for entry in RunStore(settings.db).audit_log(run_id, limit):
         out.print(f"{entry.at:.3f} {entry.actor:24} {entry.action:28} {entry.run_id or '-':14} "
                   f"{json.dumps(entry.detail)}", markup=False)
 
@@ -179,7 +186,7 @@ def rbac(
         raise typer.Exit(2) from None
     registry = build_registry()
     sources = [str(p) for p in paths] if paths else list(settings.runbook_path)
-    catalog = Catalog.load(sources, Loader(registry))
+    catalog = Catalog.load(sources, Loader(registry, check_tests=False))
     if catalog.problems:
         for problem in catalog.problems:
             err.print(str(problem), markup=False)

@@ -8,7 +8,7 @@ the state afterwards. A case also fails when anything in the cluster changed wit
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from engine.catalog import Catalog
-from engine.errors import DefinitionError, ParamError, Problem, RunbookError
+from engine.errors import DefinitionError, Problem, RunbookError
 from engine.executor import Executor
 from engine.expectations import check_expectations
 from engine.loader import Loader, parse_yaml
@@ -119,7 +119,7 @@ def rehearse(case: Case, authz: Authz | None = None) -> CaseResult:
         before = _state(sim)
         try:
             run = executor.run(case.runbook, _params(case), requester=TESTER, trigger=_trigger(case))
-        except (ParamError, RunbookError) as exc:
+        except RunbookError as exc:
             result.failures.append(f"could not start: {exc}")
             return result
         result.failures += check_expectations(run, case.test.expect, sim.get)
@@ -169,8 +169,3 @@ def _state(sim: Any) -> dict[tuple[str, str, str], str]:
 def _changed(before: dict[tuple[str, str, str], str], after: dict[tuple[str, str, str], str]) -> str:
     keys = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
     return ", ".join(f"{k}/{ns + '/' if ns else ''}{n}" for k, ns, n in sorted(keys)) or "mutations recorded"
-
-
-def rehearse_all(cases: list[Case]) -> Iterator[CaseResult]:
-    for case in cases:
-        yield rehearse(case)

@@ -42,15 +42,15 @@ def build_registry(kube: Any = None) -> ActionRegistry:
     return registry
 
 
-def load_catalog(settings: Settings) -> Catalog:
+def load_catalog(settings: Settings, check_tests: bool = False) -> Catalog:
     """The runbooks alone, checked against every action; no store, no cluster (validate, list, params)."""
-    return Catalog.load(settings.runbook_path, Loader(build_registry()))
+    return Catalog.load(settings.runbook_path, Loader(build_registry(), check_tests=check_tests))
 
 
 def build(settings: Settings, *, kube: Any = None, sink: EventSink | None = None,
           checker: PermissionChecker | None = None) -> Engine:
     registry = build_registry(kube)
-    loader = Loader(registry)
+    loader = Loader(registry, check_tests=False)
     catalog = Catalog.load(settings.runbook_path, loader)
     store = RunStore(settings.db)
     store.recover_interrupted()  # runs a dead process left mid-step say so instead of showing `running`
@@ -64,5 +64,5 @@ def build(settings: Settings, *, kube: Any = None, sink: EventSink | None = None
 
         identities = MappedIdentities(settings.identities)
     executor = Executor(registry, store, sink=sink, checker=checker, templating=loader.templating,
-                        identities=identities)
+                        identities=identities, default_approvers=settings.approvers)
     return Engine(settings, registry, loader, catalog, store, executor, kube)

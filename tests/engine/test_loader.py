@@ -204,3 +204,9 @@ def test_a_broken_rehearsal_case_never_disables_the_runbook_where_it_runs(regist
     path = write(text)
     assert "scenario file 'scenarios/gone.yaml' not found" in only(Loader(registry), path).message
     assert Loader(registry, check_tests=False).load_file(path).name == "toy-fix"
+
+
+def test_a_remediation_may_not_continue_on_failure(loader: Loader, write: Write) -> None:
+    path = write(GOOD.replace("      value: ok\n", "      value: ok\n    on_failure: continue\n"))
+    problem = only(loader, path)
+    assert problem.path == "steps[1].on_failure" and "cannot 'continue' on failure" in problem.message
