@@ -13,6 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 from engine.actions import ActionKind, ActionRegistry
 from engine.hints import did_you_mean
 from engine.model import Runbook, Step
+from engine.params import coerce_value
 from engine.templating import CONTEXT_NAMES, Templating, is_template
 
 Loc = tuple[str | int, ...]
@@ -36,6 +37,12 @@ def check_runbook(
         earlier = [s.id for s in runbook.steps[:index]]
         for where, source, is_expression in _templates(step, loc):
             issues.extend(_check_template(source, where, is_expression, runbook, earlier, templating))
+    for name, spec in runbook.params.items():
+        if spec.default is not None:
+            try:
+                coerce_value(spec, spec.default)
+            except ValueError as exc:
+                issues.append((("params", name, "default"), f"the default does not fit the param: {exc}", False))
     issues.extend(_check_triggers(runbook))
     if check_tests:
         issues.extend(_check_tests(runbook, base))

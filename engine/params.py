@@ -30,7 +30,7 @@ def coerce_params(runbook: Runbook, given: Mapping[str, Any]) -> dict[str, Any]:
     for name, spec in runbook.params.items():
         if name in given and given[name] is not None:
             try:
-                values[name] = _coerce(spec, given[name])
+                values[name] = coerce_value(spec, given[name])
             except ValueError as exc:
                 problems.append(f"param {name!r}: {exc}")
         elif spec.default is not None:
@@ -44,7 +44,8 @@ def coerce_params(runbook: Runbook, given: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _coerce(spec: Param, value: Any) -> Any:
+def coerce_value(spec: Param, value: Any) -> Any:
+    """`value` as the param's type; ValueError saying why it does not fit."""
     if spec.type == "boolean":
         if isinstance(value, bool):
             return value

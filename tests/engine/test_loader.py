@@ -210,3 +210,9 @@ def test_a_remediation_may_not_continue_on_failure(loader: Loader, write: Write)
     path = write(GOOD.replace("      value: ok\n", "      value: ok\n    on_failure: continue\n"))
     problem = only(loader, path)
     assert problem.path == "steps[1].on_failure" and "cannot 'continue' on failure" in problem.message
+
+
+def test_a_default_must_fit_its_param(loader: Loader, write: Write) -> None:
+    path = write(GOOD.replace("    required: true\n", "    default: Not A Node!\n    pattern: '^[a-z-]+$'\n"))
+    problem = only(loader, path)
+    assert problem.path == "params.key.default" and "does not match the pattern" in problem.message
