@@ -18,9 +18,9 @@ from pathlib import Path
 
 import yaml
 
-from bench.alertmanager import Alertmanager, free_port
 from bench.common import ROOT, WORK, progress
 from bench.fig3_ours import first_times
+from integrations.alertmanager.process import Alertmanager, free_port
 from integrations.slack.fake import FakeSlack
 
 VENV = WORK / "eda-venv"
@@ -118,7 +118,8 @@ def measure(alerts: int = 10, timeout_each: float = 60.0) -> dict[str, object]:
             began = time.monotonic()
             _wait_port(port, process, 120)
             startup = time.monotonic() - began
-            with Alertmanager(tmp / "am", f"http://127.0.0.1:{port}/endpoint") as am:
+            with Alertmanager(tmp / "am", f"http://127.0.0.1:{port}/endpoint", send_resolved=False,
+                              repeat_interval="1h") as am:
                 sent: dict[str, float] = {}
                 for node in nodes:
                     sent[node] = am.fire({"alertname": "KubeNodeNotReady", "node": node, "severity": "critical"})

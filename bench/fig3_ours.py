@@ -14,12 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.alertmanager import Alertmanager
 from bench.common import RUNBOOKS, SIM_TOKEN, progress
 from engine.actions import ActionRegistry
 from engine.builtins import register_builtins
 from engine.loader import Loader
 from engine.settings import Settings
+from integrations.alertmanager.process import Alertmanager
 from integrations.kubernetes import Kube, register
 from integrations.kubesim import SimulatedCluster, generate_cluster
 from integrations.server.testing import WEBHOOK_TOKEN, Harness, make_engine, server_settings
@@ -74,7 +74,8 @@ def measure(alerts: int = 100, nodes: int = 1000, pods_per_node: int = 5, spacin
         runbook = Loader(registry).load_file(RUNBOOKS / "node-not-ready.yaml")
         settings = server_settings(str(tmp / "runs.db"), fake.url, workers=Settings().workers)
         harness = Harness(make_engine(settings, registry, (runbook,)), fake).start()
-        am = Alertmanager(tmp / "am", f"{harness.url}/hooks/alertmanager", WEBHOOK_TOKEN).start()
+        am = Alertmanager(tmp / "am", f"{harness.url}/hooks/alertmanager", WEBHOOK_TOKEN, send_resolved=False,
+                          repeat_interval="1h").start()
         try:
             sent: dict[str, float] = {}
             for node in targets:

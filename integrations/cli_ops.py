@@ -7,13 +7,14 @@ import json
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from engine.errors import RunbookError
+from engine.hints import did_you_mean
 from engine.run_store import RunStore
 from engine.settings import Settings
 from integrations.clusters import SIM_TOKEN
@@ -23,6 +24,18 @@ from integrations.wiring import build, build_registry
 
 out = terminal()
 err = terminal(stderr=True)
+
+
+def _fail(problem: object) -> NoReturn:
+    err.print(f"[red]error:[/] {escape(str(problem))}")
+    raise typer.Exit(2)
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return Settings.load(config)
+    except RunbookError as exc:
+        _fail(exc)
 
 
 def test(
@@ -93,12 +106,12 @@ def serve(
     from integrations.clusters import open_cluster
     from integrations.server import serve as run_server
 
+    settings = _settings(config)
     try:
-        settings = Settings.load(config)
         with open_cluster(settings, scenario, kubeconfig, context) as kube:
             run_server(settings, host, port, kube=kube)
     except RunbookError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
+        _fail(exc)
         raise typer.Exit(2) from None
 
 
@@ -109,12 +122,11 @@ def cancel(
     config: Annotated[Path | None, typer.Option("--config", help="Settings file (YAML).")] = None,
 ) -> None:
     """Abort a pending run or one waiting for approval; nothing more is executed."""
+    settings = _settings(config)
     try:
-        settings = Settings.load(config)
         record = build(settings).executor.cancel(run_id, as_ or settings.user, reason)
     except RunbookError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        _fail(exc)
     out.print(f"run {record.id}: {record.status}")
 
 
@@ -124,14 +136,9 @@ def audit(
     config: Annotated[Path | None, typer.Option("--config", help="Settings file (YAML).")] = None,
 ) -> None:
     """Print the append-only audit log: who did what, when, to which run."""
-    try:
-        settings = Settings.load(config)
-    except RunbookError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+    settings = _settings(config)
     if not Path(settings.db).exists():
-        err.print(f"[red]error:[/] no run store at {settings.db} (setting db / RUNBOOK_DB)")
-        raise typer.Exit(2)
+        _fail(f"no run store at {settings.db} (setting db / RUNBOOK_DB)")
     for entry in RunStore(settings.db).audit_log(run_id, limit):
         out.print(f"{entry.at:.3f} {entry.actor:24} {entry.action:28} {entry.run_id or '-':14} "
                   f"{json.dumps(entry.detail)}", markup=False)
@@ -144,8 +151,7 @@ def actions(
     registry = build_registry()
     if name is not None:
         if name not in registry:
-            err.print(f"[red]error:[/] unknown action {name!r}")
-            raise typer.Exit(2)
+            _fail(f"unknown action {name!r}{did_you_mean(name, registry.names())}")
         action = registry.get(name)
         out.print(f"[bold]{action.name}[/] ({action.kind})", highlight=False)
         out.print((action.func.__doc__ or "").strip(), markup=False)
@@ -179,11 +185,7 @@ def rbac(
     from integrations.incluster import pod_namespace
     from integrations.rbac import generate, to_yaml
 
-    try:
-        settings = Settings.load(config)
-    except RunbookError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+    settings = _settings(config)
     registry = build_registry()
     sources = [str(p) for p in paths] if paths else list(settings.runbook_path)
     catalog = Catalog.load(sources, Loader(registry, check_tests=False))
