@@ -79,8 +79,9 @@ def demo(
             _drain(outbox)
         _say("The Slack channel, as the on-call engineers saw it:")
         out.print(slack.transcript(), markup=False)
-        out.print(f"Run {run.id} is in the run store ({settings.db}): try `runbook show {run.id}` or "
-                  "`runbook history`. Rehearse every runbook with `runbook test`.")
+        out.print(f"Run {run.id} is in the run store ({settings.db}). Next, in this checkout: "
+                  f"`.venv/bin/runbook show {run.id}`, `.venv/bin/runbook history`, and `.venv/bin/runbook test` "
+                  "to rehearse every runbook against its scenarios.")
     finally:
         sender.stop()
         slack.stop()
