@@ -55,6 +55,10 @@ class IdentityResolver(Protocol):
 
     def resolve(self, actor: str, groups: frozenset[str]) -> Identity | None: ...
 
+    def known(self) -> list[str]:
+        """Every person or group key with a mapping: who could approve when nobody is listed as approver."""
+        ...
+
 
 class ActionArgs(BaseModel):
     """Base for action parameter models: frozen, and unknown keys are errors."""

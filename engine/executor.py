@@ -10,10 +10,19 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from engine.actions import ActionKind, ActionRegistry, Identity, IdentityResolver, PermissionChecker
-from engine.errors import ApprovalError, RunStateError, StepError
+from engine.actions import (
+    Action,
+    ActionKind,
+    ActionRegistry,
+    Identity,
+    IdentityResolver,
+    Permission,
+    PermissionChecker,
+)
+from engine.errors import ApprovalError, ForbiddenError, RunStateError, StepError
 from engine.events import EventSink, RunEvent
 from engine.model import Runbook, Step
 from engine.params import coerce_params
@@ -136,11 +145,14 @@ class Executor:
             step = runbook.steps[index]
             action = self.registry.get(step.action)
             remediation = action.kind == ActionKind.REMEDIATE
+            as_approver = self._approver_dry_run(runbook, action) if remediation else None
             record = self.steps.execute(run, index, step, context, dry_run=run.dry_run or remediation,
-                                        checker=self.checker, on_start=self._on_step_start)
+                                        checker=self.checker, on_start=self._on_step_start,
+                                        choose_identity=as_approver)
             if remediation and record.status == StepStatus.SUCCEEDED:
                 try:
-                    record.proposal = self._proposal(run, runbook, step, record, context)
+                    record.proposal = self._proposal(run, runbook, step, record, context,
+                                                     as_approver.chosen if as_approver else None)
                     record.status = StepStatus.PROPOSED
                 except StepError as exc:  # a proposal nobody can read must not be approved
                     record.status, record.error = StepStatus.FAILED, f"cannot present the proposal: {exc}"
@@ -151,10 +163,12 @@ class Executor:
             if record.status == StepStatus.FAILED and step.on_failure == "abort":
                 return self._finish(run, RunStatus.FAILED, f"step {step.id!r} failed: {record.error}")
             if record.status == StepStatus.PROPOSED and not run.dry_run:
-                if run.auto_approve:
-                    self.store.record_decision(Decision(run.id, step.id, "approved", "auto-approve", time.time(),
-                                                        "run started with auto-approve"), awaiting=False)
-                    records[index] = self._execute_remediation(run, runbook, index, record)
+                if run.auto_approve:  # the requester approving their own run: it acts as they do
+                    identity = (self.identities.resolve(run.requester, frozenset({run.requester}))
+                                if self.identities else None)
+                    self.store.record_decision(Decision(run.id, step.id, "approved", run.requester, time.time(),
+                                                        "run started with auto-approve", identity), awaiting=False)
+                    records[index] = self._execute_remediation(run, runbook, index, record, identity)
                     _remember(context, records[index])
                     if records[index].status == StepStatus.FAILED and step.on_failure == "abort":
                         return self._finish(run, RunStatus.FAILED, f"step {step.id!r} failed: {records[index].error}")
@@ -334,8 +348,15 @@ class Executor:
             _remember(context, record)
         return context
 
+    def _approver_dry_run(self, runbook: Runbook, action: Action[Any]) -> _ApproverDryRun | None:
+        """When approvals act as the approver, the dry-run does too (None: the engine's own identity does)."""
+        if self.identities is None or runbook.policy.fallback_to_engine:
+            return None
+        keys = runbook.policy.approvers or self.default_approvers or tuple(self.identities.known())
+        return _ApproverDryRun(self.identities, self.checker, action, keys)
+
     def _proposal(self, run: RunRecord, runbook: Runbook, step: Step, record: StepRecord,
-                  context: dict[str, Any]) -> Proposal:
+                  context: dict[str, Any], dry_run_as: Identity | None = None) -> Proposal:
         spec = step.proposal
         rendered = self.templating.render_value(spec.model_dump(), context) if spec else {}
         action = self.registry.get(step.action)
@@ -345,6 +366,7 @@ class Executor:
             summary=str(rendered.get("summary") or record.title), reason=str(rendered.get("reason", "")),
             risk=rendered.get("risk", "medium"), dry_run=tuple(record.changes),
             warnings=tuple(str(w) for w in rendered.get("warnings", ()) if str(w).strip()),
+            dry_run_as=str(dry_run_as) if dry_run_as else None,
         )
 
     def _on_step_start(self, run: RunRecord, record: StepRecord, timeout: float) -> None:
@@ -359,6 +381,39 @@ class Executor:
             self.sink.emit(RunEvent(kind, run.id, run.runbook, step, data or {}))
         except Exception:  # a sink (a closed terminal, a chat bug) must never fail or strand the run
             log.exception("event sink failed on %s of run %s", kind, run.id)
+
+
+@dataclass
+class _ApproverDryRun:
+    """Picks who dry-runs a remediation: the first identity that could approve it and may run it. The cluster
+    authorizes a dry-run like the real request, so this is what spares the engine any remediation role.
+    Remembers its pick for the proposal."""
+
+    identities: IdentityResolver
+    checker: PermissionChecker | None
+    action: Action[Any]
+    candidates: tuple[str, ...]
+    chosen: Identity | None = None
+
+    def __call__(self, inputs: dict[str, Any]) -> Identity:
+        # a group key counts as its own member, as when the thread says who can approve
+        resolved = (self.identities.resolve(key, frozenset({key})) for key in self.candidates)
+        mapped = list(dict.fromkeys(i for i in resolved if i is not None))
+        if not mapped:
+            raise ForbiddenError(f"forbidden: nobody who may approve {self.action.name} has a Kubernetes identity "
+                                 f"mapped (candidates: {', '.join(self.candidates) or 'none'}), and the runbook does "
+                                 "not let the engine's own role dry-run it (policy.fallback_to_engine)")
+        lacking: list[Permission] = []
+        for identity in mapped:
+            missing = missing_permissions(self.checker, self.action, inputs, identity) if self.checker else []
+            if not missing:  # without a checker the API server decides on the dry-run itself
+                self.chosen = identity
+                return identity
+            lacking += [p for p in missing if p not in lacking]
+        grants = ", ".join(str(p) for p in lacking)
+        raise ForbiddenError(f"forbidden: nobody who may approve {self.action.name} may run it "
+                             f"({', '.join(i.user for i in mapped)} lack {grants}); grant {grants} to one of them",
+                             permission=grants)
 
 
 def _remember(context: dict[str, Any], record: StepRecord) -> None:

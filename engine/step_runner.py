@@ -35,6 +35,11 @@ class StartHook(Protocol):
     def __call__(self, run: RunRecord, record: StepRecord, timeout: float) -> None: ...
 
 
+# Picks, from a step's rendered arguments, the identity it acts as, already checked to be allowed to;
+# raises ForbiddenError when there is none.
+IdentityChoice = Callable[[dict[str, Any]], Identity]
+
+
 class StepRunner:
     def __init__(self, registry: ActionRegistry, templating: Templating, sleep: Callable[[float], None]) -> None:
         self.registry = registry
@@ -54,12 +59,14 @@ class StepRunner:
         on_start: StartHook,
         approved: StepRecord | None = None,
         identity: Identity | None = None,
+        choose_identity: IdentityChoice | None = None,
     ) -> StepRecord:
         """Run `step` and return its record; never raises for the step's own failures.
 
         `approved` is the proposal record of a remediation being executed after its approval: the run
         starts from it (same inputs, findings and dry-run), so even a crash mid-change leaves on record
-        what was approved and where."""
+        what was approved and where. `choose_identity` replaces `identity` when who may act depends on
+        the rendered arguments (their namespace); it does the permission check itself."""
         action = self.registry.get(step.action)
         record = StepRecord(index, step.id, step.action, StepStatus.RUNNING, title=self._title(step, context),
                             started_at=time.time())
@@ -76,7 +83,9 @@ class StepRunner:
                 record.inputs = self.templating.render_value(step.with_, context)
             on_start(run, record, step.timeout)
             args = _validate_args(action, record.inputs)
-            if checker is not None and action.kind == ActionKind.REMEDIATE and action.permissions:
+            if choose_identity is not None:
+                identity = choose_identity(record.inputs)
+            elif checker is not None and action.kind == ActionKind.REMEDIATE and action.permissions:
                 _check_permissions(checker, action, record.inputs, identity)
             self._attempts(run, step, action, args, record, dry_run, identity)
         except StepError as exc:

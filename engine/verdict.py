@@ -57,3 +57,4 @@ class Proposal(_Data):
     dry_run: tuple[Change, ...] = ()
     status: ProposalStatus = "pending"
     warnings: tuple[str, ...] = ()
+    dry_run_as: str | None = None  # the approver identity the dry-run impersonated; None: the engine's own

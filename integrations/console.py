@@ -75,8 +75,9 @@ class ConsoleSink:
             self.console.print(f"    why: {escape(proposal['reason'])}")
         for warning in proposal.get("warnings", []):
             self.console.print(f"    [yellow]⚠ {escape(warning)}[/]")
+        as_whom = f" as {escape(proposal['dry_run_as'])}" if proposal.get("dry_run_as") else ""
         for change in proposal.get("dry_run", []):
-            self.console.print(f"    dry-run {escape(change['verb'])} {escape(change['target'])}:")
+            self.console.print(f"    dry-run{as_whom} {escape(change['verb'])} {escape(change['target'])}:")
             for line in change.get("diff", []) or ["(no field changes)"]:
                 self.console.print(f"      {escape(line)}")
         self.console.print(f"  [bold]awaiting approval:[/] runbook approve {event.run_id} --as NAME"

@@ -41,6 +41,9 @@ class MappedIdentities:
         entries = ([own] if own is not None else []) + via
         return Identity(user, tuple(dict.fromkeys(g for m in entries for g in m.groups)))
 
+    def known(self) -> list[str]:
+        return list(self.mapping)
+
 
 def impersonation_targets(settings: Settings) -> tuple[list[str], list[str]]:
     """Every Kubernetes user and group the engine may have to impersonate: what its RBAC must allow."""

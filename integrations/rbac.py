@@ -16,6 +16,9 @@ exists (and name look-alikes), never `watch` or writes; the client asks for Part
 so secret values never leave the API server.
 With an identity mapping, an impersonation ClusterRole limited by `resourceNames` to the mapped users and
 groups is added, plus `create subjectaccessreviews` to ask whether an approver may run a remediation.
+Remediations (and their dry-runs) then run as an approver, so `<sa>-remediate` is no longer bound to the
+engine: it is still generated, as the list of what approvers need, unless a runbook lets approvals fall
+back to the engine's own role (`policy.fallback_to_engine`), which keeps it bound.
 """
 
 from __future__ import annotations
@@ -136,7 +139,9 @@ def generate(runbooks: Iterable[Runbook], registry: ActionRegistry, *, namespace
              service_account: str = "runbook", targets: tuple[str, ...] = (),
              impersonate: tuple[Iterable[str], Iterable[str]] = ((), ())) -> list[dict[str, Any]]:
     """ServiceAccount, Roles/ClusterRoles and their bindings for `runbooks`, in a stable order."""
-    sa = service_account
+    sa, runbooks = service_account, list(runbooks)
+    users, groups = (list(x) for x in impersonate)
+    as_approvers = bool(users or groups) and not any(r.policy.fallback_to_engine for r in runbooks)
     objects: list[dict[str, Any]] = [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(sa, namespace)}]
     grants = collect(runbooks, registry, targets).minimized()
     for tier in (DIAGNOSE, REMEDIATE):
@@ -147,8 +152,8 @@ def generate(runbooks: Iterable[Runbook], registry: ActionRegistry, *, namespace
             kind = "Role" if scope else "ClusterRole"
             objects.append({"apiVersion": RBAC_API, "kind": kind, "metadata": _meta(name, scope, tier),
                             "rules": rules(perms)})
-            objects.append(_binding(f"{kind}Binding", name, scope, kind, sa, namespace, tier))
-    users, groups = (list(x) for x in impersonate)
+            if not (tier == REMEDIATE and as_approvers):
+                objects.append(_binding(f"{kind}Binding", name, scope, kind, sa, namespace, tier))
     if users or groups:
         name = f"{sa}-impersonate"
         objects.append({"apiVersion": RBAC_API, "kind": "ClusterRole", "metadata": _meta(name, None, "impersonate"),

@@ -140,7 +140,8 @@ def proposal(run_id: str, step: str, data: dict[str, Any], deadline: float | Non
     ]
     if data.get("reason"):
         blocks.append(_section(f"*Why:* {text(data['reason'], 1000)}"))
-    blocks += _changes(list(data.get("dry_run") or []), ":mag: dry-run")
+    as_whom = f" as `{text(data['dry_run_as'], 200)}`" if data.get("dry_run_as") else ""
+    blocks += _changes(list(data.get("dry_run") or []), f":mag: dry-run{as_whom}")
     if data.get("warnings"):
         blocks.append(_context(*(f":warning: {text(w, 500)}" for w in data["warnings"])))
     if outcome is None:

@@ -165,7 +165,7 @@ def test_auto_approve_executes_and_records_who(executor: Executor, loader: Loade
     lenient = FIX.replace("policy: {approval_timeout: 1h}", "policy: {approval_timeout: 1h, allow_self_approval: true}")
     run = executor.run(load(loader, write, lenient), {"key": "a"}, requester="alice", auto_approve=True)
     assert run.status == RunStatus.SUCCEEDED and toy.values["a"] == "ok"
-    assert [d.actor for d in store.decisions(run.id)] == ["auto-approve"]
+    assert [(d.actor, d.reason) for d in store.decisions(run.id)] == [("alice", "run started with auto-approve")]
 
 
 def test_dry_run_proposes_without_pausing_or_changing(executor: Executor, loader: Loader, write: Write,

@@ -11,8 +11,9 @@ from engine.actions import ActionRegistry, Identity, Permission
 from engine.errors import ApprovalError
 from engine.executor import Executor
 from engine.loader import Loader
-from engine.records import RunStatus
+from engine.records import RunRecord, RunStatus
 from engine.run_store import RunStore
+from engine.verdict import Proposal
 from tests.conftest import Toy
 from tests.engine.test_executor import FIX
 
@@ -27,6 +28,9 @@ class Directory:
 
     def resolve(self, actor: str, groups: frozenset[str]) -> Identity | None:
         return self.mapping.get(actor)
+
+    def known(self) -> list[str]:
+        return list(self.mapping)
 
 
 class Cluster:
@@ -46,8 +50,9 @@ class Cluster:
 PEOPLE = Directory({"bob": Identity("bob@corp.example", ("sre",)), "carol": Identity("carol@corp.example")})
 
 
-def executor_for(registry: ActionRegistry, store: RunStore, allowed: set[str]) -> Executor:
-    return Executor(registry, store, checker=Cluster(allowed), identities=PEOPLE)
+def executor_for(registry: ActionRegistry, store: RunStore, allowed: set[str],
+                 default_approvers: tuple[str, ...] = ()) -> Executor:
+    return Executor(registry, store, checker=Cluster(allowed), identities=PEOPLE, default_approvers=default_approvers)
 
 
 def start(executor: Executor, loader: Loader, write: Write, toy: Toy, text: str = FIX) -> str:
@@ -79,11 +84,12 @@ def test_an_approver_the_cluster_forbids_is_refused_plainly(registry: ActionRegi
 
 def test_unmapped_approvers_are_refused_unless_the_runbook_allows_the_engine_role(
         registry: ActionRegistry, store: RunStore, loader: Loader, write: Write, toy: Toy) -> None:
-    executor = executor_for(registry, store, {"engine"})
+    executor = executor_for(registry, store, {"bob@corp.example"})
     run_id = start(executor, loader, write, toy)
     with pytest.raises(ApprovalError, match="dave has no Kubernetes identity mapped"):
         executor.decide(run_id, True, "dave")
     lenient = FIX.replace("policy: {approval_timeout: 1h}", "policy: {approval_timeout: 1h, fallback_to_engine: true}")
+    executor = executor_for(registry, store, {"engine"})
     run = executor.decide(start(executor, loader, write, toy, lenient), True, "dave")
     assert run.status == RunStatus.SUCCEEDED and toy.identities == [None]
 
@@ -98,3 +104,56 @@ def test_the_identity_survives_a_restart_between_approval_and_execution(
     second = RunStore(tmp_path / "r.db", instance="b")
     run = executor_for(registry, second, {"engine", "bob@corp.example"}).resume(run_id)
     assert run.status == RunStatus.SUCCEEDED and toy.identities == [Identity("bob@corp.example", ("sre",))]
+
+
+def asked(executor: Executor) -> list[tuple[str | None, str | None]]:
+    """Whom the cluster was asked about, and for which namespace."""
+    assert isinstance(executor.checker, Cluster)
+    return executor.checker.asked
+
+
+def proposal_of(run: RunRecord) -> Proposal:
+    return next(p for p in run.proposals if p.step == "fix")
+
+
+def test_the_dry_run_runs_as_the_first_approver_who_may(registry: ActionRegistry, store: RunStore, loader: Loader,
+                                                        write: Write, toy: Toy) -> None:
+    """The cluster authorizes a dry-run like the real change: done as an approver, the engine needs no write role."""
+    executor = executor_for(registry, store, {"carol@corp.example"}, default_approvers=("dave", "bob", "carol"))
+    run = store.get_run(start(executor, loader, write, toy))
+    assert proposal_of(run).dry_run_as == "carol@corp.example"
+    assert asked(executor) == [("bob@corp.example", None), ("carol@corp.example", None)]
+    assert executor.decide(run.id, True, "carol").status == RunStatus.SUCCEEDED
+
+
+def test_nobody_who_may_approve_may_run_it_fails_the_step_and_proposes_nothing(
+        registry: ActionRegistry, store: RunStore, loader: Loader, write: Write, toy: Toy) -> None:
+    executor = executor_for(registry, store, {"engine"})
+    toy.values["a"] = "broken"
+    run = executor.run(loader.load_file(write(FIX)), {"key": "a"}, requester="alice")
+    assert run.status == RunStatus.FAILED and not run.proposals
+    fix = next(s for s in run.steps if s.id == "fix")
+    assert fix.error == ("forbidden: nobody who may approve toy.set may run it (bob@corp.example, carol@corp.example "
+                         "lack configmaps:patch); grant configmaps:patch to one of them")
+    assert [f.id for f in fix.findings] == ["permission-missing"]
+    unmapped = executor_for(registry, store, {"engine"}, default_approvers=("dave",))
+    run = unmapped.run(loader.load_file(write(FIX)), {"key": "a"}, requester="alice")
+    assert run.status == RunStatus.FAILED and not run.proposals
+    assert "nobody who may approve toy.set has a Kubernetes identity mapped (candidates: dave)" in str(run.error)
+
+
+def test_fallback_to_the_engine_keeps_the_engine_dry_running(registry: ActionRegistry, store: RunStore,
+                                                             loader: Loader, write: Write, toy: Toy) -> None:
+    executor = executor_for(registry, store, {"engine"})
+    lenient = FIX.replace("policy: {approval_timeout: 1h}", "policy: {approval_timeout: 1h, fallback_to_engine: true}")
+    run = store.get_run(start(executor, loader, write, toy, lenient))
+    assert proposal_of(run).dry_run_as is None
+    assert asked(executor) == [(None, None)]
+
+
+def test_without_an_access_checker_the_first_mapped_approver_dry_runs(registry: ActionRegistry, store: RunStore,
+                                                                       loader: Loader, write: Write, toy: Toy) -> None:
+    """Nothing to ask beforehand: the API server authorizes the impersonated dry-run itself."""
+    executor = Executor(registry, store, identities=PEOPLE, default_approvers=("dave", "carol", "bob"))
+    run = store.get_run(start(executor, loader, write, toy))
+    assert proposal_of(run).dry_run_as == "carol@corp.example"

@@ -69,6 +69,9 @@ def cluster() -> Iterator[tuple[SimulatedCluster, Executor, RunRecord]]:
     registry = build_registry()
     runbook = Loader(registry).load_file(ROOT / "runbooks" / "node-not-ready.yaml")
     rbac = generate([runbook], registry, impersonate=impersonation_targets(SETTINGS))
+    # With approvers mapped the engine keeps only its read-only role: not even the dry-run writes as it.
+    bound = {o["roleRef"]["name"] for o in rbac if o["kind"].endswith("Binding")}
+    assert bound == {"runbook-diagnose", "runbook-impersonate"}
     sim = SimulatedCluster.from_files([SCENARIO], rbac=True, tokens={RBAC_TOKEN: SA_USER})
     sim.load([*rbac, *node_operators()])
     with sim, Kube.from_url(sim.url, RBAC_TOKEN) as kube:
@@ -99,11 +102,12 @@ def test_the_thread_says_who_can_approve_before_anyone_clicks(
 def test_an_approval_executes_as_the_approver_not_as_the_engine(
         cluster: tuple[SimulatedCluster, Executor, RunRecord]) -> None:
     sim, executor, run = cluster
+    cordon = next(p for p in run.proposals if p.step == "cordon")  # the server's dry-run, asked as alice
+    assert cordon.dry_run_as == "alice@corp.example" and cordon.dry_run and all(c.dry_run for c in cordon.dry_run)
     with pytest.raises(ApprovalError, match="bob@corp.example, who may not run k8s.node.cordon"):
         executor.decide(run.id, True, "UBOB", step="cordon")
     assert not sim.get("Node", "node-b")["spec"].get("unschedulable")
-    # Without its own remediation binding the engine could not cordon: only alice's impersonated request can.
-    sim.delete("ClusterRoleBinding", "runbook-remediate")
+    # The engine has no remediation binding, so it could not cordon: only alice's impersonated request can.
     with pytest.raises(ApprovalError, match="UCAROL has no Kubernetes identity mapped"):
         executor.decide(run.id, True, "UCAROL", step="cordon", groups=frozenset({"SONCALL"}))
     executor.decide(run.id, True, "UALICE", step="cordon")
@@ -132,7 +136,8 @@ def test_through_the_server_slack_says_who_can_approve_and_clicks_execute_as_the
             note = wait_for(lambda: next((flatten(m) for m in fake.find(lambda m: "Who can approve" in flatten(m))),
                                          None), what="the who-can-approve note")
             assert "<@UALICE> as `alice@corp.example`" in note and "<@UBOB>: UBOB acts in Kubernetes as" in note
-            assert fake.find(lambda m: m.channel == CHANNEL and "Approval needed" in str(m.text))
+            card = fake.find(lambda m: m.channel == CHANNEL and "Approval needed" in str(m.text))
+            assert card and ":mag: dry-run as `alice@corp.example`" in flatten(card[0])
             harness.click("UBOB", run_id, "cordon")
             wait_for(lambda: fake.find(lambda m: "who may not run k8s.node.cordon" in flatten(m)) or None,
                      what="bob's refusal")

@@ -126,6 +126,25 @@ def test_mapped_identities_add_impersonation_of_exactly_those(cases: list[Case],
     assert not any(o["metadata"]["name"] == "runbook-impersonate" for o in generate(runbooks_of(cases), registry))
 
 
+def test_with_mapped_approvers_the_engine_is_not_bound_to_remediate_unless_a_runbook_falls_back(
+        cases: list[Case], registry: ActionRegistry) -> None:
+    """Remediations and their dry-runs then run as an approver; the remediate role stays, unbound, as the list
+    of what approvers need. A runbook that lets approvals fall back to the engine's own role keeps it bound."""
+    impersonate = (["alice@corp.example"], ["sre"])
+
+    def bound(runbooks: list[Runbook]) -> set[str]:
+        objects = generate(runbooks, registry, impersonate=impersonate)
+        assert any(o["kind"] == "ClusterRole" and o["metadata"]["name"] == "runbook-remediate" for o in objects)
+        return {o["roleRef"]["name"] for o in objects if o["kind"].endswith("Binding")}
+
+    runbooks = runbooks_of(cases)
+    assert not any(r.policy.fallback_to_engine for r in runbooks)
+    assert bound(runbooks) == {"runbook-diagnose", "runbook-impersonate"}
+    lenient = runbooks[0].model_copy(update={"policy": runbooks[0].policy.model_copy(
+        update={"fallback_to_engine": True})})
+    assert bound([lenient, *runbooks[1:]]) == {"runbook-diagnose", "runbook-remediate", "runbook-impersonate"}
+
+
 def test_a_runbook_pinned_to_namespaces_gets_roles_there(tmp_path: Path, registry: ActionRegistry) -> None:
     source = (ROOT / "runbooks" / "billing-cronjob-failed.yaml").read_text(encoding="utf-8")
     enum = "    type: enum\n    values: [billing, finance]\n    default: billing\n"

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from widgets import ALICE
 
+from engine.redaction import redact
 from integrations.server.testing import WEBHOOK_TOKEN, Harness, alert, alert_payload, wait_for
 from integrations.slack.fake import FakeSlack
 
@@ -83,7 +84,8 @@ def test_label_values_are_data_not_templates(harness: Harness, fake_slack: FakeS
     body = harness.post_alerts([alert("Echo", {"message": evil})]).json()
     run = harness.wait_status(body["started"][0]["run_id"], "succeeded")
     assert run.params["text"] == evil
-    assert run.steps[0].output["text"] == f"echo: {evil}"  # rendered once, by the runbook's template only
+    # rendered once, by the runbook's template only; outputs are stored redacted
+    assert run.steps[0].output["text"] == redact(f"echo: {evil}") == "echo: {{ 7 * 7 }} <!channel> token=[REDACTED]"
     wait_for(lambda: "echo:" in fake_slack.transcript(), what="the note in Slack")
     text = fake_slack.transcript()
     assert "{{ 7 * 7 }}" in text and "49" not in text
