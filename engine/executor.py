@@ -223,10 +223,10 @@ class Executor:
         return record
 
     def _finish(self, run: RunRecord, status: RunStatus, error: str | None = None) -> RunRecord:
-        if not self.store.update_run(run.id, status=status, error=error, awaiting_step=None):
+        outcome = ("engine", f"run.{status}", {"error": error} if error else {})
+        if not self.store.update_run(run.id, audit=outcome, status=status, error=error, awaiting_step=None):
             return self.store.get_run(run.id)  # another process ended it (e.g. declared it interrupted)
         finished = self.store.get_run(run.id)
-        self.store.audit("engine", f"run.{status}", run.id, {"error": error} if error else {})
         self._emit("run_finished", finished, data=finished.to_dict())
         return finished
 

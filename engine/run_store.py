@@ -235,9 +235,10 @@ class RunStore:
                                     (RunStatus.AWAITING_APPROVAL, now)).fetchall()
         return [r[0] for r in rows]
 
-    def update_run(self, run_id: str, **fields: Any) -> bool:
-        """Update a run this process owns while it is running; False when it no longer does (another
-        process declared it interrupted), so a late writer cannot overwrite a final state."""
+    def update_run(self, run_id: str, audit: tuple[str, str, dict[str, Any]] | None = None, **fields: Any) -> bool:
+        """Update a run this process owns while it is running (and append `audit` = (actor, action, detail) in
+        the same commit); False when it no longer owns it (another process declared it interrupted), so a late
+        writer cannot overwrite a final state."""
         fields["updated_at"] = time.time()
         if "status" in fields and RunStatus(fields["status"]).finished:
             fields.setdefault("finished_at", fields["updated_at"])
@@ -245,7 +246,11 @@ class RunStore:
         with self.transaction() as db:
             cur = db.execute(f"UPDATE runs SET {names} WHERE id = ? AND status = ? AND owner = ?",
                              (*fields.values(), run_id, RunStatus.RUNNING, self.instance))
-            return cur.rowcount == 1
+            if cur.rowcount != 1:
+                return False
+            if audit is not None:
+                self._audit(db, audit[0], audit[1], run_id, audit[2])
+            return True
 
     def claim(self, run_id: str, expected: RunStatus, new: RunStatus, lease: float = 300.0, **fields: Any) -> bool:
         """Atomically move a run from `expected` to `new` (and own it); False when someone else got there first."""
