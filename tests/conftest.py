@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -129,3 +131,15 @@ def write(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return _write
+
+
+def require_kubectl(purpose: str) -> str:
+    """The kubectl binary. Missing in CI is a broken set-up (the Makefile installs it): fail. Elsewhere: skip,
+    saying why."""
+    path = shutil.which("kubectl")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("kubectl is required in CI but was not found on PATH")
+        print(f"kubectl not found on PATH: skipping {purpose}")
+        pytest.skip("kubectl not found on PATH")
+    return path

@@ -3,9 +3,7 @@ the Dockerfile builds a slim, non-root image (checked statically: no docker engi
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from integrations.cli import app
+from tests.conftest import require_kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -22,13 +21,7 @@ FLAGSHIP = ("node-not-ready", "billing-cronjob-failed", "duplicate-migration")
 
 
 def kubectl() -> str:
-    path = shutil.which("kubectl")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("kubectl is required in CI but was not found on PATH")
-        print("kubectl not found on PATH: skipping the kustomize rendering test")
-        pytest.skip("kubectl not found on PATH")
-    return path
+    return require_kubectl("the kustomize rendering test")
 
 
 @pytest.fixture(scope="module")

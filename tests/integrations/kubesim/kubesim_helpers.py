@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from kubernetes.client.rest import ApiException
+
+from tests.conftest import require_kubectl
 
 
 def kubectl_path() -> str:
-    """kubectl binary, or skip (fail under CI, where it must be installed)."""
-    path = shutil.which("kubectl")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("kubectl is required in CI but was not found on PATH")
-        print("kubectl not found on PATH: skipping kubectl fidelity test")
-        pytest.skip("kubectl not found on PATH")
-    return path
+    return require_kubectl("the kubectl fidelity tests")
 
 
 def kubectl(
