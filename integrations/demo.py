@@ -10,18 +10,19 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from slack_sdk import WebClient
 
 from engine.events import Fanout
-from engine.executor import Executor
 from engine.records import RunRecord, RunStatus
-from engine.run_store import RunStore
 from engine.settings import Settings
 from integrations.clusters import SIM_TOKEN
 from integrations.console import ConsoleSink, terminal
+
+if TYPE_CHECKING:
+    from integrations.slack.outbox import Outbox
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "runbooks" / "scenarios" / "node-not-ready" / "kubelet-stopped.yaml"
@@ -41,7 +42,6 @@ def demo(
     pause: Annotated[float, typer.Option(help="Seconds to pause between acts (0 for none).")] = 0.0,
 ) -> None:
     """Watch node-not-ready handle a simulated incident end to end, then read the Slack thread."""
-    from integrations.kubernetes.access import AccessChecker
     from integrations.kubernetes.client import Kube
     from integrations.kubesim import SimulatedCluster
     from integrations.slack.fake import FakeSlack
@@ -51,41 +51,39 @@ def demo(
     from integrations.wiring import build
 
     settings = Settings.load()
-    store = RunStore(settings.db)
     slack = FakeSlack().start()
-    outbox = Outbox(store)
-    sender = OutboxSender(outbox, WebClient(token=slack.token, base_url=slack.url), poll=0.05)
-    sender.start()
-    sink = Fanout([ConsoleSink(), SlackSink(store, outbox, Router(default="incidents"), wake=sender.wake)])
-    try:
-        with SimulatedCluster.from_files([scenario]) as sim, Kube.from_url(sim.url, SIM_TOKEN) as kube:
-            engine = build(settings, kube=kube)
-            executor = Executor(engine.registry, store, sink=sink, checker=AccessChecker(kube),
-                                templating=engine.loader.templating)
+    sink = Fanout([ConsoleSink()])
+    with SimulatedCluster.from_files([scenario]) as sim, Kube.from_url(sim.url, SIM_TOKEN) as kube:
+        engine = build(settings, kube=kube, sink=sink)
+        outbox = Outbox(engine.store)
+        sender = OutboxSender(outbox, WebClient(token=slack.token, base_url=slack.url), poll=0.05)
+        sender.start()
+        sink.sinks.append(SlackSink(engine.store, outbox, Router(default="incidents"), wake=sender.wake))
+        try:
             runbook = engine.catalog.get("node-not-ready")
             labels = {**ALERT, "node": node}
             _say(f"Alertmanager fires KubeNodeNotReady for {node}; the engine starts node-not-ready "
                  f"(simulated cluster at {sim.url})")
-            run = executor.run(runbook, {"node": node}, requester="alertmanager",
-                               trigger={"source": "alertmanager", "alert": {"labels": labels}})
+            run = engine.executor.run(runbook, {"node": node}, requester="alertmanager",
+                                      trigger={"source": "alertmanager", "alert": {"labels": labels}})
             while run.status == RunStatus.AWAITING_APPROVAL:
                 time.sleep(pause)
                 proposal = next(p for p in run.proposals if p.status == "pending")
                 _say(f"{APPROVER} reads the proposal in Slack and clicks Approve on '{proposal.summary}'")
                 reason = ("confirmed in the cloud console that the node is powered off" if proposal.risk == "high"
                           else "matches what I see")
-                run = executor.decide(run.id, True, APPROVER, step=run.awaiting_step, reason=reason)
+                run = engine.executor.decide(run.id, True, APPROVER, step=run.awaiting_step, reason=reason)
             _verdict(run)
             _drain(outbox)
-        _say("The Slack channel, as the on-call engineers saw it:")
-        out.print(slack.transcript(), markup=False)
-        out.print(f"Run {run.id} is in the run store ({settings.db}). Next, in this checkout: "
-                  f"`.venv/bin/runbook show {run.id}`, `.venv/bin/runbook history`, and `.venv/bin/runbook test` "
-                  "to rehearse every runbook against its scenarios.")
-    finally:
-        sender.stop()
-        slack.stop()
-        store.close()
+            _say("The Slack channel, as the on-call engineers saw it:")
+            out.print(slack.transcript(), markup=False)
+            out.print(f"Run {run.id} is in the run store ({settings.db}). Next, in this checkout: "
+                      f"`.venv/bin/runbook show {run.id}`, `.venv/bin/runbook history`, and `.venv/bin/runbook test` "
+                      "to rehearse every runbook against its scenarios.")
+        finally:
+            sender.stop()
+            slack.stop()
+            engine.close()
 
 
 def _verdict(run: RunRecord) -> None:
@@ -96,8 +94,8 @@ def _verdict(run: RunRecord) -> None:
     out.print(json.dumps(summary, indent=2), markup=False)
 
 
-def _drain(outbox: object, timeout: float = 10.0) -> None:
+def _drain(outbox: Outbox, timeout: float = 10.0) -> None:
     """Wait until every chat message has been delivered (the sender works in the background)."""
     deadline = time.monotonic() + timeout
-    while getattr(outbox, "pending")() and time.monotonic() < deadline:  # noqa: B009
+    while outbox.pending() and time.monotonic() < deadline:
         time.sleep(0.05)
