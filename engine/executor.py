@@ -10,7 +10,6 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from engine.actions import (
@@ -19,10 +18,10 @@ from engine.actions import (
     ActionRegistry,
     Identity,
     IdentityResolver,
-    Permission,
     PermissionChecker,
 )
-from engine.errors import ApprovalError, ForbiddenError, RunStateError, StepError
+from engine.approver_dry_run import ApproverDryRun
+from engine.errors import ApprovalError, RunStateError, StepError
 from engine.events import EventSink, RunEvent
 from engine.model import Runbook, Step
 from engine.params import coerce_params
@@ -348,12 +347,12 @@ class Executor:
             _remember(context, record)
         return context
 
-    def _approver_dry_run(self, runbook: Runbook, action: Action[Any]) -> _ApproverDryRun | None:
+    def _approver_dry_run(self, runbook: Runbook, action: Action[Any]) -> ApproverDryRun | None:
         """When approvals act as the approver, the dry-run does too (None: the engine's own identity does)."""
         if self.identities is None or runbook.policy.fallback_to_engine:
             return None
         keys = runbook.policy.approvers or self.default_approvers or tuple(self.identities.known())
-        return _ApproverDryRun(self.identities, self.checker, action, keys)
+        return ApproverDryRun(self.identities, self.checker, action, keys)
 
     def _proposal(self, run: RunRecord, runbook: Runbook, step: Step, record: StepRecord,
                   context: dict[str, Any], dry_run_as: Identity | None = None) -> Proposal:
@@ -381,39 +380,6 @@ class Executor:
             self.sink.emit(RunEvent(kind, run.id, run.runbook, step, data or {}))
         except Exception:  # a sink (a closed terminal, a chat bug) must never fail or strand the run
             log.exception("event sink failed on %s of run %s", kind, run.id)
-
-
-@dataclass
-class _ApproverDryRun:
-    """Picks who dry-runs a remediation: the first identity that could approve it and may run it. The cluster
-    authorizes a dry-run like the real request, so this is what spares the engine any remediation role.
-    Remembers its pick for the proposal."""
-
-    identities: IdentityResolver
-    checker: PermissionChecker | None
-    action: Action[Any]
-    candidates: tuple[str, ...]
-    chosen: Identity | None = None
-
-    def __call__(self, inputs: dict[str, Any]) -> Identity:
-        # a group key counts as its own member, as when the thread says who can approve
-        resolved = (self.identities.resolve(key, frozenset({key})) for key in self.candidates)
-        mapped = list(dict.fromkeys(i for i in resolved if i is not None))
-        if not mapped:
-            raise ForbiddenError(f"forbidden: nobody who may approve {self.action.name} has a Kubernetes identity "
-                                 f"mapped (candidates: {', '.join(self.candidates) or 'none'}), and the runbook does "
-                                 "not let the engine's own role dry-run it (policy.fallback_to_engine)")
-        lacking: list[Permission] = []
-        for identity in mapped:
-            missing = missing_permissions(self.checker, self.action, inputs, identity) if self.checker else []
-            if not missing:  # without a checker the API server decides on the dry-run itself
-                self.chosen = identity
-                return identity
-            lacking += [p for p in missing if p not in lacking]
-        grants = ", ".join(str(p) for p in lacking)
-        raise ForbiddenError(f"forbidden: nobody who may approve {self.action.name} may run it "
-                             f"({', '.join(i.user for i in mapped)} lack {grants}); grant {grants} to one of them",
-                             permission=grants)
 
 
 def _remember(context: dict[str, Any], record: StepRecord) -> None:

@@ -19,52 +19,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from engine.actions import Identity
 from engine.errors import UnknownRunError
 from engine.records import AuditEntry, Decision, RunRecord, RunStatus, StepRecord, StepStatus
-from engine.verdict import Change, Finding, Proposal
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY, runbook TEXT NOT NULL, status TEXT NOT NULL, params TEXT NOT NULL,
-    requester TEXT NOT NULL, trigger TEXT NOT NULL, definition TEXT NOT NULL,
-    auto_approve INTEGER NOT NULL, dry_run INTEGER NOT NULL, cursor INTEGER NOT NULL DEFAULT 0,
-    awaiting_step TEXT, approval_deadline REAL, error TEXT, dedup_key TEXT, owner TEXT, lease_until REAL,
-    created_at REAL NOT NULL, updated_at REAL NOT NULL, finished_at REAL
-);
-CREATE INDEX IF NOT EXISTS runs_by_runbook ON runs (runbook, created_at);
-CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);
-CREATE INDEX IF NOT EXISTS runs_by_dedup ON runs (dedup_key, created_at);
-CREATE TABLE IF NOT EXISTS steps (
-    run_id TEXT NOT NULL, idx INTEGER NOT NULL, step_id TEXT NOT NULL, action TEXT NOT NULL,
-    title TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL, inputs TEXT NOT NULL,
-    output TEXT NOT NULL, findings TEXT NOT NULL, proposal TEXT, changes TEXT NOT NULL, error TEXT,
-    started_at REAL, finished_at REAL, PRIMARY KEY (run_id, idx)
-);
-CREATE TABLE IF NOT EXISTS decisions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, step_id TEXT NOT NULL,
-    decision TEXT NOT NULL, actor TEXT NOT NULL, at REAL NOT NULL, reason TEXT NOT NULL, identity TEXT
-);
-CREATE TABLE IF NOT EXISTS alerts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, fingerprint TEXT NOT NULL,
-    status TEXT NOT NULL, received_at REAL NOT NULL, payload TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS alerts_by_run ON alerts (run_id, id);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
-    run_id TEXT, detail TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS audit_append_only_update BEFORE UPDATE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_append_only_delete BEFORE DELETE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-"""
+from engine.store_schema import (
+    create_or_migrate,
+    decode_identity,
+    dumps,
+    owner_is_gone,
+    run_from_row,
+    step_from_row,
+)
 
 _ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL)
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 class RunStore:
@@ -89,17 +55,8 @@ class RunStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
-        self._migrate()
+        create_or_migrate(self._db)
         self._columns = [c[0] for c in self._db.execute("SELECT * FROM runs LIMIT 0").description]
-
-    def _migrate(self) -> None:
-        """Bring a store made by an older version up to date, in place."""
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(decisions)")}
-        if "identity" not in columns:
-            self._db.execute("ALTER TABLE decisions ADD COLUMN identity TEXT")
-        if "lease_until" not in {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}:
-            self._db.execute("ALTER TABLE runs ADD COLUMN lease_until REAL")
 
     def close(self) -> None:
         with self._lock:
@@ -177,7 +134,7 @@ class RunStore:
             db.execute(
                 "INSERT INTO runs (id, runbook, status, params, requester, trigger, definition, auto_approve,"
                 " dry_run, dedup_key, owner, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, runbook, RunStatus.PENDING, _dumps(params), requester, _dumps(trigger or {}),
+                (run_id, runbook, RunStatus.PENDING, dumps(params), requester, dumps(trigger or {}),
                  definition, int(auto_approve), int(dry_run), dedup_key, self.instance, now, now),
             )
             self._audit(db, requester, "run.requested", run_id, {"runbook": runbook, "params": params})
@@ -208,7 +165,7 @@ class RunStore:
             if row is None:
                 raise UnknownRunError(f"no run with id {run_id!r}")
             steps = db.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY idx", (run_id,)).fetchall()
-        return _run_from_row(dict(zip(self._columns, row, strict=True)), [_step_from_row(s) for s in steps])
+        return run_from_row(dict(zip(self._columns, row, strict=True)), [step_from_row(s) for s in steps])
 
     def list_runs(
         self, runbook: str | None = None, status: str | None = None, limit: int = 50
@@ -275,7 +232,7 @@ class RunStore:
                 (StepStatus.RUNNING, RunStatus.RUNNING),
             ).fetchall()
             rows = [(run_id, step_id) for run_id, step_id, owner, lease in candidates
-                    if lease is None or lease < now or _owner_is_gone(owner)]
+                    if lease is None or lease < now or owner_is_gone(owner)]
             for run_id, step_id in rows:
                 reason = f"the engine stopped while step {step_id!r} was running" if step_id else "the engine stopped"
                 reason += "; its effect is unknown, check the target before re-running"
@@ -305,10 +262,10 @@ class RunStore:
             db.execute(
                 "INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, step.index, step.id, step.action, step.title, step.status, step.attempts,
-                 _dumps(step.inputs), _dumps(step.output),
-                 _dumps([f.model_dump(mode="json") for f in step.findings]),
+                 dumps(step.inputs), dumps(step.output),
+                 dumps([f.model_dump(mode="json") for f in step.findings]),
                  step.proposal.model_dump_json() if step.proposal else None,
-                 _dumps([c.model_dump(mode="json") for c in step.changes]), step.error,
+                 dumps([c.model_dump(mode="json") for c in step.changes]), step.error,
                  step.started_at, step.finished_at),
             )
         return True
@@ -330,7 +287,7 @@ class RunStore:
                 "INSERT INTO decisions (run_id, step_id, decision, actor, at, reason, identity)"
                 " VALUES (?,?,?,?,?,?,?)",
                 (decision.run_id, decision.step, decision.decision, decision.actor, decision.at, decision.reason,
-                 _dumps(asdict(decision.identity)) if decision.identity else None),
+                 dumps(asdict(decision.identity)) if decision.identity else None),
             )
             detail: dict[str, Any] = {"step": decision.step, "reason": decision.reason}
             if decision.identity:
@@ -345,14 +302,14 @@ class RunStore:
                 " WHERE run_id = ? ORDER BY id",
                 (run_id,),
             ).fetchall()
-        return [Decision(r[0], r[1], r[2], r[3], r[4], r[5], _identity(r[6])) for r in rows]
+        return [Decision(r[0], r[1], r[2], r[3], r[4], r[5], decode_identity(r[6])) for r in rows]
 
     def attach_alert(self, run_id: str, fingerprint: str, status: str, payload: dict[str, Any]) -> None:
         """Keep an alert with the run it belongs to. Not synced to disk: the dedup decision is in the runs
         table, and an alert lost in a machine crash is re-sent by Alertmanager on its repeat interval."""
         with self.transaction(durable=False) as db:
             db.execute("INSERT INTO alerts (run_id, fingerprint, status, received_at, payload) VALUES (?,?,?,?,?)",
-                       (run_id, fingerprint, status, time.time(), _dumps(payload)))
+                       (run_id, fingerprint, status, time.time(), dumps(payload)))
 
     def alerts(self, run_id: str) -> list[dict[str, Any]]:
         with self._read() as db:
@@ -368,7 +325,7 @@ class RunStore:
     @staticmethod
     def _audit(db: sqlite3.Connection, actor: str, action: str, run_id: str | None, detail: dict[str, Any]) -> None:
         db.execute("INSERT INTO audit (at, actor, action, run_id, detail) VALUES (?,?,?,?,?)",
-                   (time.time(), actor, action, run_id, _dumps(detail)))
+                   (time.time(), actor, action, run_id, dumps(detail)))
 
     def audit_log(self, run_id: str | None = None, limit: int = 1000) -> list[AuditEntry]:
         query = "SELECT id, at, actor, action, run_id, detail FROM audit"
@@ -378,49 +335,3 @@ class RunStore:
         with self._read() as db:
             rows = db.execute(query + " ORDER BY id LIMIT ?", args).fetchall()
         return [AuditEntry(i, at, actor, action, rid, json.loads(d)) for i, at, actor, action, rid, d in rows]
-
-
-def _owner_is_gone(owner: str | None) -> bool:
-    """An owner on this very host whose process no longer exists need not be waited for."""
-    host, _, rest = (owner or "").partition("/")
-    pid = rest.partition("/")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def _identity(raw: str | None) -> Identity | None:
-    if not raw:
-        return None
-    data = json.loads(raw)
-    return Identity(data["user"], tuple(data.get("groups", ())))
-
-
-def _run_from_row(row: dict[str, Any], steps: list[StepRecord]) -> RunRecord:
-    return RunRecord(
-        id=row["id"], runbook=row["runbook"], status=RunStatus(row["status"]), params=json.loads(row["params"]),
-        requester=row["requester"], trigger=json.loads(row["trigger"]), definition=row["definition"],
-        auto_approve=bool(row["auto_approve"]), dry_run=bool(row["dry_run"]), cursor=row["cursor"],
-        awaiting_step=row["awaiting_step"], approval_deadline=row["approval_deadline"], error=row["error"],
-        dedup_key=row["dedup_key"], created_at=row["created_at"], updated_at=row["updated_at"],
-        finished_at=row["finished_at"], steps=steps,
-    )
-
-
-def _step_from_row(row: tuple[Any, ...]) -> StepRecord:
-    (_, idx, step_id, action, title, status, attempts, inputs, output, findings, proposal, changes, error,
-     started, finished) = row
-    return StepRecord(
-        index=idx, id=step_id, action=action, title=title, status=StepStatus(status), attempts=attempts,
-        inputs=json.loads(inputs), output=json.loads(output),
-        findings=[Finding.model_validate(f) for f in json.loads(findings)],
-        proposal=Proposal.model_validate_json(proposal) if proposal else None,
-        changes=[Change.model_validate(c) for c in json.loads(changes)], error=error,
-        started_at=started, finished_at=finished,
-    )
