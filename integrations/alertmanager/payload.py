@@ -62,8 +62,8 @@ def parse_payload(body: bytes) -> WebhookPayload:
     """Parse and validate a webhook body; PayloadError says what is wrong in words a sender can act on."""
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"the body is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # bad JSON or encoding, absurd numbers, absurd nesting
+        raise PayloadError(f"the body is not valid JSON: {type(exc).__name__}: {str(exc)[:200]}") from None
     if not isinstance(data, dict):
         raise PayloadError("the body must be a JSON object (an Alertmanager webhook payload)")
     version = data.get("version")

@@ -187,12 +187,14 @@ def create_app(engine: Engine, *, slack: Slack | None = None, metrics: Metrics |
             payload = json.loads(_first(form, "payload"))
             user = str(payload["user"]["id"])
             actions = payload.get("actions") or []
-        except (ValueError, KeyError, TypeError):
+            places = [payload.get("channel") or {}, payload.get("container") or {}]
+            if not isinstance(actions, list) or not all(isinstance(a, dict) for a in [*actions, *places]):
+                raise TypeError("actions must be a list of objects; channel and container objects")
+        except (ValueError, KeyError, TypeError, RecursionError):
             return error(400, "expected a form field 'payload' with a block_actions JSON document")
         if payload.get("type") != "block_actions":
             return Response(status_code=200)  # other interaction types are not ours; Slack needs a 200
-        channel = str((payload.get("channel") or {}).get("id") or (payload.get("container") or {}).get("channel_id")
-                      or "")
+        channel = str(places[0].get("id") or places[1].get("channel_id") or "")
         for action in actions:
             reply = await run_in_threadpool(services.chatops.click, user, str(action.get("action_id", "")),
                                             str(action.get("value", "")))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.catalog import Catalog
-from engine.errors import ApprovalError, ParamError, RunStateError, UnknownRunError
+from engine.errors import ApprovalError, ParamError, RunbookError, RunStateError, UnknownRunError
 from engine.executor import Executor
 from engine.model import Runbook
 from engine.records import RunRecord
@@ -114,6 +114,9 @@ class ChatOps:
         except ParamError as exc:
             self.pool.release()
             return Reply(f"{text(exc, 1000)}\nParams of *{runbook.name}*: {_params(runbook)}", ok=False)
+        except BaseException:  # the queue slot must not leak with the failure
+            self.pool.release()
+            raise
         self.pool.submit(run_id, reserved=True)
         self.metrics.runs_started.inc(runbook=runbook.name, trigger="slack")
         where = self._where(run_id, runbook)
@@ -169,6 +172,11 @@ class ChatOps:
             self.store.audit(user, f"step.{verb}.refused", run_id, {"step": step, "reason": str(exc)})
             self.metrics.refusals.inc(endpoint="decision", reason="state")
             return Reply(f":no_entry: {text(exc, 1000)}", ok=False, run_id=run_id)
+        except RunbookError as exc:  # the cluster could not be asked (access review timed out, API down)
+            self.store.audit(user, f"step.{verb}.refused", run_id, {"step": step, "reason": str(exc)})
+            self.metrics.refusals.inc(endpoint="decision", reason="check_failed")
+            return Reply(f":warning: Could not check your Kubernetes permissions ({text(exc, 500)}); nothing was "
+                         "decided, try again.", ok=False, run_id=run_id)
         self.pool.submit(run_id, force=True)
         done = "Approved" if approve else "Rejected"
         return Reply(f"{done} `{run.awaiting_step}` of run `{run_id}`.", run_id=run_id)

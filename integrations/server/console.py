@@ -18,7 +18,7 @@ class ConsoleSink:
         data = event.data
         where = f"run {event.run_id} ({event.runbook})"
         if event.kind == "run_started":
-            self.log.info("%s started by %s with %s", where, data.get("requester"), data.get("params"))
+            self.log.info("%s started by %s with %s", where, data.get("requester"), redact(str(data.get("params"))))
         elif event.kind == "step_finished":
             extra = f": {redact(str(data['error']))}" if data.get("error") else ""
             findings = "; ".join(redact(str(f.get("summary", ""))) for f in data.get("findings") or [])

@@ -95,11 +95,14 @@ class Intake:
                                                                  "labels": alert.labels})
             summary.rejected.append({**ref, "reason": reason})
             return "rejected"
+        except BaseException:  # any other failure must not keep the queue slot: capacity would leak away
+            self.pool.release()
+            raise
         if not created:
             self.pool.release()
             return self._attach(run_id, alert, ref, summary)
+        self.pool.submit(run_id, reserved=True)  # before anything else can fail; the run is in the store
         self.store.attach_alert(run_id, alert.fingerprint, alert.status, alert.record())
-        self.pool.submit(run_id, reserved=True)
         self.metrics.runs_started.inc(runbook=runbook.name, trigger="alert")
         summary.started.append({**ref, "run_id": run_id})
         return "started"

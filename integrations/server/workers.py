@@ -11,6 +11,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -48,8 +49,9 @@ class WorkerPool:
         self._stopping = True
         for _ in self._threads:
             self._queue.put(None)
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def alive(self) -> int:
         return sum(t.is_alive() for t in self._threads)
@@ -104,7 +106,7 @@ class WorkerPool:
     def _work(self) -> None:
         while True:
             run_id = self._queue.get()
-            if run_id is None:
+            if run_id is None or self._stopping:  # queued runs stay pending in the store; the next start takes them
                 return
             with self._lock:
                 self._queued.discard(run_id)

@@ -13,7 +13,7 @@ from integrations.slack.directory import Directory
 from integrations.slack.outbox import Message, Outbox
 from integrations.slack.sender import OutboxSender
 from integrations.slack.sink import Router, SlackSink
-from integrations.slack.verify import Verifier, sign
+from integrations.slack.verify import ReplayGuard, Verifier, sign
 
 DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -54,5 +54,5 @@ class Slack:
         outbox = Outbox(store)
         sender = OutboxSender(outbox, client, on_error=on_error, backoff=backoff, max_backoff=max_backoff)
         sink = SlackSink(store, outbox, Router(settings.slack_channel, settings.severity_channels), sender.wake)
-        verifier = Verifier(settings.slack_signing_secret.get_secret_value())
+        verifier = Verifier(settings.slack_signing_secret.get_secret_value(), first_time=ReplayGuard(store).first_time)
         return cls(sink, outbox, sender, verifier, Directory(lookup, groups))

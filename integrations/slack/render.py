@@ -122,7 +122,7 @@ def step_result(record: dict[str, Any]) -> dict[str, Any] | None:
     blocks += _changes(executed, ":hammer_and_wrench: executed")
     if record.get("error"):
         blocks.append(_section(f"```{text(record['error'], 2000)}```"))
-    return {"text": f"{record.get('title') or record.get('id')}: {status}", "blocks": blocks}
+    return {"text": text(f"{record.get('title') or record.get('id')}: {status}", 3000), "blocks": blocks}
 
 
 def proposal(run_id: str, step: str, data: dict[str, Any], deadline: float | None, *,
@@ -154,8 +154,9 @@ def proposal(run_id: str, step: str, data: dict[str, Any], deadline: float | Non
         ]})
     else:
         blocks.append(_context(outcome))
-    return {"text": f"Approval needed: {data.get('summary') or step}" if outcome is None
-            else f"{data.get('summary') or step}: {outcome}", "blocks": blocks}
+    summary = text(data.get("summary") or step, 2000)  # the notification text: redacted and escaped too
+    return {"text": f"Approval needed: {summary}" if outcome is None else f"{summary}: {outcome}",
+            "blocks": blocks}
 
 
 def decision(data: dict[str, Any], step: str) -> dict[str, Any]:

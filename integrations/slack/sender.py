@@ -33,6 +33,9 @@ PERMANENT = frozenset({
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, SlackClientError, http.client.HTTPException)
 
 
+MAX_RETRY_AFTER = 300.0  # a Retry-After beyond this (or `inf`) is a bad header, not a reason to stop for good
+
+
 class OutboxSender:
     """Owns the delivery thread. `on_error(reason)` feeds the chat-error metric."""
 
@@ -87,6 +90,9 @@ class OutboxSender:
                 sent = self.deliver_due()
             except sqlite3.Error as exc:  # e.g. the database is locked for longer than its timeout
                 log.warning("slack delivery pass could not read the outbox: %s", exc)
+                sent = 0
+            except Exception:  # the delivery thread must outlive any one bad message or client bug
+                log.exception("slack delivery pass failed; retrying")
                 sent = 0
             if sent == 0:
                 self._wake.wait(self._idle_wait())
@@ -173,6 +179,6 @@ def _retry_after(headers: Any, default: float) -> float:
     if isinstance(value, list):
         value = value[0] if value else None
     try:
-        return max(0.0, float(value)) if value is not None else default
+        return min(MAX_RETRY_AFTER, max(0.0, float(value))) if value is not None else default
     except ValueError:
         return default

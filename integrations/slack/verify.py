@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 
 from slack_sdk.signature import Clock, SignatureVerifier
 
+from engine.run_store import RunStore
+
 WINDOW = 300  # seconds; Slack's own recommendation and SignatureVerifier's window
 
 
@@ -22,9 +24,28 @@ class _Clock(Clock):
         return self._now()
 
 
-class Verifier:
-    def __init__(self, signing_secret: str, clock: Callable[[], float] = time.time) -> None:
+class ReplayGuard:
+    """Remembers the signatures of accepted requests for twice the timestamp window, so a captured request
+    replayed within the window is refused too. Kept in the run store, so every replica shares it."""
+
+    def __init__(self, store: RunStore, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
         self.clock = clock
+        with store.transaction() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS slack_seen (signature TEXT PRIMARY KEY, at REAL NOT NULL)")
+
+    def first_time(self, signature: str) -> bool:
+        now = self.clock()
+        with self.store.transaction(durable=False) as db:
+            db.execute("DELETE FROM slack_seen WHERE at < ?", (now - 2 * WINDOW,))
+            return db.execute("INSERT OR IGNORE INTO slack_seen VALUES (?, ?)", (signature, now)).rowcount == 1
+
+
+class Verifier:
+    def __init__(self, signing_secret: str, clock: Callable[[], float] = time.time,
+                 first_time: Callable[[str], bool] | None = None) -> None:
+        self.clock = clock
+        self.first_time = first_time
         self._verifier = SignatureVerifier(signing_secret, clock=_Clock(clock))
 
     def problem(self, body: bytes, headers: Mapping[str, str]) -> str | None:
@@ -33,14 +54,15 @@ class Verifier:
         signature = headers.get("x-slack-signature")
         if not timestamp or not signature:
             return "missing X-Slack-Request-Timestamp or X-Slack-Signature"
-        try:
-            age = abs(self.clock() - int(timestamp))
-        except ValueError:
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
             return "malformed X-Slack-Request-Timestamp"
+        age = abs(self.clock() - int(timestamp))
         if age > WINDOW:
             return f"stale timestamp ({int(age)}s old; replayed?)"
         if not self._verifier.is_valid(body, timestamp, signature):
             return "signature mismatch (forged or tampered)"
+        if self.first_time is not None and not self.first_time(signature):
+            return "replayed request (this exact signed request was already accepted)"
         return None
 
 

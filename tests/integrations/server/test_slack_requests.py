@@ -40,6 +40,10 @@ def test_tampered_body_and_missing_headers_are_refused(harness: Harness) -> None
     assert harness.http.post(url, content=tampered, headers=headers).status_code == 401
     assert harness.http.post(url, content=body).status_code == 401
     assert harness.http.post(url, content=body, headers=headers).status_code == 200
+    replayed = harness.http.post(url, content=body, headers=headers)  # captured and sent again, inside the window
+    assert replayed.status_code == 401 and "replayed request" in replayed.json()["error"]
+    absurd = {**headers, "X-Slack-Request-Timestamp": "1" + "0" * 400}
+    assert harness.http.post(url, content=body, headers=absurd).status_code == 401
 
 
 def test_forged_click_changes_nothing(harness: Harness, restarted: list[str]) -> None:
@@ -117,6 +121,9 @@ def test_malformed_interaction_payload(harness: Harness) -> None:
     assert harness.signed_post("/slack/interactions", {"nothing": "here"}).status_code == 400
     assert harness.signed_post("/slack/interactions", {"payload": '{"type":"view_submission","user":{"id":"U1"}}'}
                                ).status_code == 200
+    for odd in ('{"type":"block_actions","user":{"id":"U1"},"actions":"x"}',
+                '{"type":"block_actions","user":{"id":"U1"},"actions":[],"channel":"C1"}'):
+        assert harness.signed_post("/slack/interactions", {"payload": odd}).status_code == 400
 
 
 def _widget_alert() -> dict[str, object]:

@@ -46,15 +46,17 @@ def test_basic_auth(make_harness: Callable[..., Harness]) -> None:
 
 
 def test_bad_input_is_4xx_and_the_server_keeps_serving(make_harness: Callable[..., Harness]) -> None:
-    harness = make_harness(max_body_bytes=4096)
+    harness = make_harness(max_body_bytes=8192)
     cases = [
         (b"{not json", 400, "not valid JSON"),
         (b"[1, 2]", 400, "must be a JSON object"),
         (json.dumps(alert_payload([], version="3")).encode(), 400, "unsupported payload version '3'"),
         (json.dumps({"version": "4", "status": "firing"}).encode(), 400, "alerts"),
         (json.dumps(alert_payload([{"status": "weird", "labels": {}}])).encode(), 400, "alerts.0.status"),
-        (json.dumps(alert_payload([alert("X", {"pad": "x" * 5000})])).encode(), 413, "max_body_bytes"),
+        (json.dumps(alert_payload([alert("X", {"pad": "x" * 9000})])).encode(), 413, "max_body_bytes"),
         (b"\xff\xfe", 400, "not valid JSON"),
+        (b'{"version": ' + b"9" * 4400 + b"}", 400, "not valid JSON"),  # a number Python refuses to parse
+        (b"[" * 3000 + b"]" * 3000, 400, "not valid JSON"),  # nesting deeper than the parser allows
     ]
     for body, status, reason in cases:
         response = harness.http.post(_hook(harness), content=body, headers=_auth())

@@ -140,3 +140,10 @@ def test_router_prefers_runbook_then_severity_then_default_then_origin() -> None
     assert Router().channel(runbook("", "info"), run) == "C0ORIGIN"
     run.trigger = {}
     assert Router().channel(runbook("", "info"), run) is None
+
+
+def test_the_notification_text_is_redacted_and_escaped_too() -> None:
+    from integrations.slack import render
+
+    card = render.proposal("r1", "fix", {"summary": "Restart <!channel> password=hunter2", "risk": "low"}, None)
+    assert "hunter2" not in card["text"] and "<!channel>" not in card["text"] and "&lt;!channel&gt;" in card["text"]
