@@ -27,7 +27,7 @@ FIGURES: dict[int, tuple[str, str]] = {
         "kubelet-stopped.yaml until it pauses at the cordon proposal, vs. a bash script of 7 kubectl commands "
         "(/usr/bin/kubectl) with an empty discovery cache (fresh $HOME); requests counted by the simulator."),
     3: ("bench.fig3_alert_to_chat", "Alert to chat: POST /api/v2/alerts to a real Alertmanager (group_wait 0s, "
-        "group_by alertname,node) -> webhook -> runbook serve (create_app on uvicorn via integrations.server."
+        "group_by alertname,node) -> webhook -> runbook serve (create_app on uvicorn via integrations.app.server."
         "testing.Harness, default 4 workers, Slack sender poll 0.05 s as the Harness sets it) -> FakeSlack; "
         "1,000-node generated cluster, 100 distinct NotReady nodes fired open loop every 0.3 s. Peer: "
         "ansible-rulebook with eda.builtin.webhook -> run_playbook (ansible.builtin.uri) -> the same FakeSlack, "
@@ -41,7 +41,7 @@ FIGURES: dict[int, tuple[str, str]] = {
     5: ("bench.fig5_large", "Large cluster: generate_cluster(5000, 30, one NotReady node) served by a simulator "
         "process; the engine in another process; peak RSS = that process's VmHWM."),
     6: ("bench.fig6_concurrency", "Concurrency: 200 node-not-ready runs submitted at once to the server's "
-        "WorkerPool (integrations.server.workers) with settings.workers threads, then a 32-thread pool; 20 ms "
+        "WorkerPool (integrations.app.server.workers) with settings.workers threads, then a 32-thread pool; 20 ms "
         "latency on every simulator request; run time = each executor.resume."),
 }
 

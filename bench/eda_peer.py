@@ -20,8 +20,8 @@ import yaml
 
 from bench.common import ROOT, WORK, progress
 from bench.fig3_ours import first_times
-from integrations.alertmanager.process import Alertmanager, free_port
-from integrations.slack.fake import FakeSlack
+from integrations.testing.alertmanager import Alertmanager, free_port
+from integrations.testing.slack_fake import FakeSlack
 
 VENV = WORK / "eda-venv"
 EDA_DIR = ROOT / "bench" / "eda"

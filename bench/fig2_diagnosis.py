@@ -19,9 +19,9 @@ from pathlib import Path
 
 from bench.common import SCENARIO, SIM_TOKEN, Row, progress
 from engine.settings import Settings
+from integrations.app.wiring import build
 from integrations.kubernetes.client import Kube
 from integrations.kubesim import SimulatedCluster
-from integrations.wiring import build
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 COMMANDS = (

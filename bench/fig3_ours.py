@@ -1,4 +1,4 @@
-"""Figure 3, our side: Alertmanager -> `runbook serve` (create_app on uvicorn, via `integrations.server.testing.
+"""Figure 3, our side: Alertmanager -> `runbook serve` (create_app on uvicorn, via `integrations.testing.server.
 Harness`) -> the Slack fake, against a generated simulated cluster.
 
 For each alert (one distinct NotReady node each, so dedup never merges them) we record the time of its
@@ -19,11 +19,11 @@ from engine.actions import ActionRegistry
 from engine.builtins import register_builtins
 from engine.loader import Loader
 from engine.settings import Settings
-from integrations.alertmanager.process import Alertmanager
 from integrations.kubernetes import Kube, register
 from integrations.kubesim import SimulatedCluster, generate_cluster
-from integrations.server.testing import WEBHOOK_TOKEN, Harness, make_engine, server_settings
-from integrations.slack.fake import FakeSlack, Recorded
+from integrations.testing.alertmanager import Alertmanager
+from integrations.testing.server import WEBHOOK_TOKEN, Harness, make_engine, server_settings
+from integrations.testing.slack_fake import FakeSlack, Recorded
 
 VERDICT_MARKERS = ("Approval needed", "finished", "succeeded", "failed")
 

@@ -17,7 +17,7 @@ from bench.common import ROOT, Row, percentile, progress
 from engine.actions import ActionRegistry
 from engine.builtins import register_builtins
 from engine.settings import Settings
-from integrations.server.testing import WEBHOOK_TOKEN, Harness, alert, alert_payload, make_engine, server_settings
+from integrations.testing.server import WEBHOOK_TOKEN, Harness, alert, alert_payload, make_engine, server_settings
 
 RUNBOOK = """
 apiVersion: runbook/v1

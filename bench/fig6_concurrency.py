@@ -1,6 +1,6 @@
 """Figure 6, concurrency: 200 node-not-ready runs at once (different NotReady nodes) against the simulator
 with 20 ms injected latency on every API request, carried by the server's own `WorkerPool`
-(`integrations.server.workers`) sized like `runbook serve`: `settings.workers`, and a wider pool for contrast.
+(`integrations.app.server.workers`) sized like `runbook serve`: `settings.workers`, and a wider pool for contrast.
 
 Run time is each `executor.resume` call (start to pause or finish, queue wait excluded); the serial
 estimate is their sum; overlap factor = serial estimate / total wall time (1 = fully queued).
@@ -17,10 +17,10 @@ from bench.common import SIM_TOKEN, Row, percentile, progress
 from bench.fig3_ours import node_names
 from engine.records import RunStatus
 from engine.settings import Settings
+from integrations.app.server.workers import WorkerPool
+from integrations.app.wiring import build
 from integrations.kubernetes.client import Kube
 from integrations.kubesim import SimulatedCluster, generate_cluster
-from integrations.server.workers import WorkerPool
-from integrations.wiring import build
 
 WAITING = (RunStatus.PENDING, RunStatus.RUNNING)
 

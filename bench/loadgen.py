@@ -18,7 +18,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from integrations.server.testing import alert, alert_payload
+from integrations.testing.server import alert, alert_payload
 
 
 async def main(url: str, token: str, total: int, concurrency: int, per_payload: int, nodes: int,

@@ -45,8 +45,8 @@ def _peak_rss_mb() -> float:
 
 def run_engine(url: str, node: str, db: str) -> None:
     from engine.settings import Settings
+    from integrations.app.wiring import build
     from integrations.kubernetes.client import Kube
-    from integrations.wiring import build
 
     with Kube.from_url(url, "admin-token") as kube:
         engine = build(Settings(db=db), kube=kube)

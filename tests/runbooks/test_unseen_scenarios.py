@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from integrations.cli import app
+from integrations.app.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[2]
 UNSEEN = ROOT / "runbooks" / "scenarios" / "unseen"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from integrations.alertmanager.process import BINARY, Alertmanager
+from integrations.testing.alertmanager import BINARY, Alertmanager
 
 
 def require_binary() -> str:

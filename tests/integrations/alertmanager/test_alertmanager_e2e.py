@@ -16,8 +16,8 @@ from engine.builtins import register_builtins
 from engine.loader import Loader
 from integrations.kubernetes import Kube, register
 from integrations.kubesim import SimulatedCluster, load_scenario
-from integrations.server.testing import WEBHOOK_TOKEN, Harness, make_engine, server_settings, wait_for
-from integrations.slack.fake import FakeSlack, flatten
+from integrations.testing.server import WEBHOOK_TOKEN, Harness, make_engine, server_settings, wait_for
+from integrations.testing.slack_fake import FakeSlack, flatten
 
 ROOT = Path(__file__).resolve().parents[3]
 ONCALL, BOB, MALLORY = "S0ONCALL", "U0BOB", "U0MALLORY"

@@ -12,9 +12,9 @@ import pytest
 from slack_sdk import WebClient
 
 from engine.run_store import RunStore
-from integrations.slack.fake import FakeSlack
 from integrations.slack.outbox import Message, Outbox
 from integrations.slack.sender import OutboxSender
+from integrations.testing.slack_fake import FakeSlack
 
 
 class Clock:
@@ -153,7 +153,7 @@ def test_update_without_parent_is_dropped(outbox: Outbox, sender: OutboxSender, 
 
 
 def test_sender_thread_delivers_and_survives_restart(tmp_path: Path, fake: FakeSlack) -> None:
-    from integrations.server.testing import wait_for
+    from integrations.testing.server import wait_for
 
     store = RunStore(tmp_path / "r.db")
     outbox = Outbox(store)

@@ -9,8 +9,8 @@ from engine.events import RunEvent
 from engine.records import RunRecord, RunStatus
 from integrations.slack import render
 from integrations.slack.directory import Directory, is_group
-from integrations.slack.fake import FakeSlack, flatten
 from integrations.slack.verify import Verifier, sign
+from integrations.testing.slack_fake import FakeSlack, flatten
 
 SECRET = "shh"
 

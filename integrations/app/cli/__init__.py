@@ -1,0 +1,1 @@
+"""The `runbook` command line: run, approve, inspect, rehearse, simulate and serve."""

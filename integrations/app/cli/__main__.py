@@ -1,0 +1,3 @@
+from integrations.app.cli.main import main
+
+main()

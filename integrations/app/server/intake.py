@@ -1,0 +1,132 @@
+"""Alert intake: from a parsed Alertmanager payload to started, deduplicated or rejected runs.
+
+Synchronous and HTTP-free (the route calls it in a thread), so it can be tested directly.
+Every alert ends in exactly one bucket of the summary; none is silently dropped. When the worker queue
+is full, alerts that would start a new run are `deferred` and the route answers 503 + Retry-After:
+Alertmanager retries the whole payload, and the alerts already handled dedup onto their runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.catalog import Catalog
+from engine.errors import ParamError
+from engine.executor import Executor
+from engine.run_store import RunStore
+from integrations.alertmanager import Alert, Match, WebhookPayload, key_for, match_alert
+from integrations.app.server.metrics import Metrics
+from integrations.app.server.workers import WorkerPool
+from integrations.slack.render import text
+
+log = logging.getLogger("runbook.server")
+REQUESTER = "alertmanager"
+_NOTE_EACH = 3  # alerts per run resolved one message each; beyond that one message when all are resolved
+
+
+@dataclass
+class Summary:
+    started: list[dict[str, Any]] = field(default_factory=list)
+    deduplicated: list[dict[str, Any]] = field(default_factory=list)
+    resolved: list[dict[str, Any]] = field(default_factory=list)
+    unmatched: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    deferred: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self, received: int) -> dict[str, Any]:
+        return {"received": received, "started": self.started, "deduplicated": self.deduplicated,
+                "resolved": self.resolved, "unmatched": self.unmatched, "rejected": self.rejected,
+                "deferred": self.deferred}
+
+
+class Intake:
+    def __init__(self, catalog: Catalog, executor: Executor, store: RunStore, pool: WorkerPool, metrics: Metrics,
+                 *, cooldown: float, note: Callable[[str, str], None]) -> None:
+        self.catalog = catalog
+        self.executor = executor
+        self.store = store
+        self.pool = pool
+        self.metrics = metrics
+        self.cooldown = cooldown
+        self.note = note
+
+    def process(self, payload: WebhookPayload) -> Summary:
+        summary = Summary()
+        context = {"receiver": payload.receiver, "group_key": payload.group_key,
+                   "external_url": payload.external_url}
+        for alert in payload.alerts:
+            matches = match_alert(self.catalog.runbooks.values(), alert)
+            ref = {"alertname": alert.name, "fingerprint": alert.fingerprint}
+            if not matches:
+                summary.unmatched.append(ref)
+                self.metrics.alerts.inc(status=alert.status, outcome="unmatched")
+                continue
+            for match in matches:
+                outcome = (self._resolved(alert, match, summary) if alert.status == "resolved"
+                           else self._firing(alert, match, context, summary))
+                self.metrics.alerts.inc(status=alert.status, outcome=outcome)
+        if payload.truncated_alerts:
+            log.warning("Alertmanager truncated %d alerts of group %s (max_alerts in its webhook config)",
+                        payload.truncated_alerts, payload.group_key)
+        return summary
+
+    def _firing(self, alert: Alert, match: Match, context: dict[str, Any], summary: Summary) -> str:
+        runbook = match.runbook
+        key = key_for(match, alert)
+        ref = {"alertname": alert.name, "fingerprint": alert.fingerprint, "runbook": runbook.name}
+        existing = self.store.find_by_dedup_key(key, self.cooldown)
+        if existing is not None:
+            return self._attach(existing, alert, ref, summary)
+        if not self.pool.reserve():
+            summary.deferred.append({**ref, "reason": "the run queue is full; retry later"})
+            return "deferred"
+        trigger = {"kind": "alert", "alert": alert.record(), **context}
+        try:
+            run_id, created = self.executor.start(runbook, match.params, requester=REQUESTER, trigger=trigger,
+                                                  dedup_key=key, cooldown=self.cooldown)
+        except ParamError as exc:
+            self.pool.release()
+            reason = str(exc) + (f" (the alert lacks label(s) {', '.join(match.missing)})" if match.missing else "")
+            self.store.audit(REQUESTER, "alert.rejected", None, {"runbook": runbook.name, "reason": reason,
+                                                                 "fingerprint": alert.fingerprint,
+                                                                 "labels": alert.labels})
+            summary.rejected.append({**ref, "reason": reason})
+            return "rejected"
+        except BaseException:  # any other failure must not keep the queue slot: capacity would leak away
+            self.pool.release()
+            raise
+        if not created:
+            self.pool.release()
+            return self._attach(run_id, alert, ref, summary)
+        self.pool.submit(run_id, reserved=True)  # before anything else can fail; the run is in the store
+        self.store.attach_alert(run_id, alert.fingerprint, alert.status, alert.record())
+        self.metrics.runs_started.inc(runbook=runbook.name, trigger="alert")
+        summary.started.append({**ref, "run_id": run_id})
+        return "started"
+
+    def _attach(self, run_id: str, alert: Alert, ref: dict[str, Any], summary: Summary) -> str:
+        self.store.attach_alert(run_id, alert.fingerprint, alert.status, alert.record())
+        self.metrics.dedup_hits.inc(runbook=ref["runbook"])
+        summary.deduplicated.append({**ref, "run_id": run_id})
+        return "deduplicated"
+
+    def _resolved(self, alert: Alert, match: Match, summary: Summary) -> str:
+        ref = {"alertname": alert.name, "fingerprint": alert.fingerprint, "runbook": match.runbook.name}
+        run_id = self.store.find_by_dedup_key(key_for(match, alert))
+        if run_id is None:
+            summary.unmatched.append({**ref, "reason": "resolved, but no run was started for it"})
+            return "unmatched"
+        latest = {a["fingerprint"]: a["status"] for a in self.store.alerts(run_id)}
+        news = latest.get(alert.fingerprint) != "resolved"
+        self.store.attach_alert(run_id, alert.fingerprint, alert.status, alert.record())
+        latest[alert.fingerprint] = "resolved"
+        if news and len(latest) <= _NOTE_EACH:
+            ends = f" at {text(alert.ends_at, 40)}" if alert.ends_at else ""
+            self.note(run_id, f":large_green_circle: Alert *{text(alert.name, 200)}* resolved{ends}.")
+        elif news and all(status == "resolved" for status in latest.values()):
+            self.note(run_id, f":large_green_circle: All {len(latest)} alerts of this run are resolved.")
+        summary.resolved.append({**ref, "run_id": run_id})
+        return "resolved"

@@ -1,0 +1,65 @@
+"""`serve`: build the engine from settings and run the server under uvicorn (what `runbook serve` calls)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import uvicorn
+
+from engine.settings import Settings
+from integrations.app.server.app import create_app
+from integrations.app.server.metrics import Metrics
+from integrations.app.wiring import build
+from integrations.slack import Slack
+
+log = logging.getLogger("runbook.server")
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Runs and server events to stdout, one line each: what a container's log collector expects."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("runbook")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def serve(settings: Settings, host: str = "0.0.0.0", port: int = 8080, *, kube: Any = None,
+          groups: Mapping[str, Iterable[str]] | None = None, log_level: str = "info") -> None:
+    """Serve until SIGINT/SIGTERM (graceful: in-flight requests finish, workers stop between steps).
+
+    `kube`: a Kubernetes client; by default one is opened from the settings (`in_cluster`, `kubeconfig`,
+    `context`), and a bad kubeconfig stops the start with a SettingsError rather than failing every run later.
+    `groups` maps Slack user groups (`S123` or `@handle`) to member ids, for bots without `usergroups:read`.
+    """
+    configure_logging()
+    if kube is None:
+        from integrations.app.clusters import open_cluster
+
+        with open_cluster(settings) as opened:
+            _serve(settings, host, port, opened, groups, log_level)
+    else:
+        _serve(settings, host, port, kube, groups, log_level)
+
+
+def _serve(settings: Settings, host: str, port: int, kube: Any, groups: Mapping[str, Iterable[str]] | None,
+           log_level: str) -> None:
+    engine = build(settings, kube=kube)
+    for problem in engine.catalog.problems:
+        log.error("runbook not loaded: %s", problem)
+    log.info("loaded %d runbook(s): %s", len(engine.catalog.runbooks), ", ".join(sorted(engine.catalog.runbooks)))
+    metrics = Metrics()
+    slack = Slack.from_settings(settings, engine.store, groups=groups,
+                                on_error=lambda reason: metrics.chat_errors.inc(reason=reason))
+    if slack is None:
+        log.warning("Slack is not configured (slack_bot_token and slack_signing_secret): runs are logged only")
+    app = create_app(engine, slack=slack, metrics=metrics)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=True,
+                    timeout_graceful_shutdown=15)
+    finally:
+        engine.close()

@@ -1,0 +1,71 @@
+"""Periodic housekeeping: time out runs whose approval window closed, declare runs of a dead process or
+replica interrupted (their lease ran out), pick up pending runs nobody queued (a crash between creating
+and queueing), and replace dead workers.
+
+Expiry emits `run_finished` like any other end, so the timeout appears in the run's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+
+from engine.errors import RunbookError
+from engine.executor import Executor
+from engine.records import RunStatus
+from engine.run_store import RunStore
+from integrations.app.server.workers import WorkerPool
+
+log = logging.getLogger("runbook.server")
+
+
+class Sweeper:
+    def __init__(self, store: RunStore, executor: Executor, pool: WorkerPool, *, interval: float = 5.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.executor = executor
+        self.pool = pool
+        self.interval = interval
+        self.clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="runbook-sweeper", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.sweep()
+            except (RunbookError, sqlite3.Error) as exc:
+                log.error("sweep failed: %s", exc)
+
+    def sweep(self) -> list[str]:
+        """One pass; returns the ids of runs it timed out."""
+        expired = []
+        for run_id in self.store.approvals_due(self.clock()):
+            try:
+                self.executor.expire(run_id)
+                expired.append(run_id)
+            except RunbookError as exc:
+                log.error("could not time out run %s: %s", run_id, exc)
+        for run_id in self.store.recover_interrupted():
+            log.warning("run %s was interrupted: the process running it stopped", run_id)
+        for run_id in self.store.run_ids((RunStatus.PENDING,)):
+            self.pool.submit(run_id)
+        self.pool.ensure_alive()
+        return expired

@@ -1,0 +1,68 @@
+"""Assembles the engine from settings: registry, runbook catalog, run store and executor.
+
+The one place that knows which integrations exist; the CLI and the server both start here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.actions import ActionRegistry, PermissionChecker
+from engine.builtins import register_builtins
+from engine.catalog import Catalog
+from engine.events import EventSink
+from engine.executor import Executor
+from engine.loader import Loader
+from engine.run_store import RunStore
+from engine.settings import Settings
+
+
+@dataclass
+class Engine:
+    settings: Settings
+    registry: ActionRegistry
+    loader: Loader
+    catalog: Catalog
+    store: RunStore
+    executor: Executor
+    kube: Any = None
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_registry(kube: Any = None) -> ActionRegistry:
+    """Built-in actions plus the Kubernetes ones. Without a client the Kubernetes actions are still
+    registered (so runbooks validate) and fail with a clear error if called."""
+    from integrations.kubernetes import register as register_kubernetes
+
+    registry = register_builtins(ActionRegistry())
+    register_kubernetes(registry, kube)
+    return registry
+
+
+def load_catalog(settings: Settings, check_tests: bool = False) -> Catalog:
+    """The runbooks alone, checked against every action; no store, no cluster (validate, list, params)."""
+    return Catalog.load(settings.runbook_path, Loader(build_registry(), check_tests=check_tests))
+
+
+def build(settings: Settings, *, kube: Any = None, sink: EventSink | None = None,
+          checker: PermissionChecker | None = None) -> Engine:
+    registry = build_registry(kube)
+    loader = Loader(registry, check_tests=False)
+    catalog = Catalog.load(settings.runbook_path, loader)
+    store = RunStore(settings.db)
+    store.recover_interrupted()  # runs a dead process left mid-step say so instead of showing `running`
+    if checker is None and kube is not None:
+        from integrations.kubernetes.access import AccessChecker
+
+        checker = AccessChecker(kube)
+    identities = None
+    if settings.identities:
+        from integrations.app.identities import MappedIdentities
+
+        identities = MappedIdentities(settings.identities)
+    executor = Executor(registry, store, sink=sink, checker=checker, templating=loader.templating,
+                        identities=identities, default_approvers=settings.approvers)
+    return Engine(settings, registry, loader, catalog, store, executor, kube)

@@ -1,0 +1,129 @@
+"""The CLI contract other tools depend on: exit codes, JSON output, approvals across processes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from integrations.app.cli.main import app
+
+ROOT = Path(__file__).resolve().parents[3]
+SCENARIO = ROOT / "runbooks" / "scenarios" / "kubesim-basic.yaml"
+
+Invoke = Callable[..., "Result"]
+
+
+class Result:
+    def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
+        self.exit_code, self.stdout, self.stderr = exit_code, stdout, stderr
+
+    def json(self) -> dict:
+        return json.loads(self.stdout)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Invoke:
+    runner = CliRunner()
+    env = {"RUNBOOK_DB": str(tmp_path / "runs.db"), "RUNBOOK_RUNBOOK_PATH": str(ROOT / "runbooks"),
+           "RUNBOOK_USER": "alice"}
+
+    def invoke(*args: str) -> Result:
+        result = runner.invoke(app, list(args), env=env)
+        return Result(result.exit_code, result.stdout, result.stderr)
+
+    return invoke
+
+
+def run_json(cli: Invoke, node: str = "worker-c", *extra: str) -> dict:
+    result = cli("run", "node-not-ready", "-p", f"node={node}", "--scenario", str(SCENARIO), "-o", "json", *extra)
+    assert result.exit_code == 0, result.stderr
+    return result.json()
+
+
+def test_run_prints_one_json_document_and_pauses_for_approval(cli: Invoke) -> None:
+    doc = run_json(cli)
+    assert set(doc) >= {"run_id", "runbook", "status", "params", "steps", "findings", "proposals", "mutations",
+                        "created_at", "updated_at", "finished_at"}
+    assert doc["status"] == "awaiting_approval" and doc["runbook"] == "node-not-ready"
+    assert doc["params"]["node"] == "worker-c" and doc["mutations"] == []
+    assert "node.kubelet_stopped" in [f["id"] for f in doc["findings"]]
+    [proposal] = doc["proposals"]
+    [diff] = proposal["dry_run"][0]["diff"]
+    assert proposal["id"] == "cordon" and diff.startswith("spec.unschedulable: ") and diff.endswith("-> true")
+
+
+def test_approve_from_another_process_executes_and_verifies(cli: Invoke) -> None:
+    run_id = run_json(cli)["run_id"]
+    refused = cli("approve", run_id, "--as", "alice")
+    assert refused.exit_code == 2 and "forbids approving your own request" in refused.stderr
+    done = cli("approve", run_id, "cordon", "--as", "bob", "-o", "json").json()
+    assert done["status"] == "succeeded"
+    assert [m["request"]["body"] for m in done["mutations"]] == [{"spec": {"unschedulable": True}}]
+    verify = next(s for s in done["steps"] if s["id"] == "verify_node")
+    assert verify["output"]["unschedulable"] is True
+    shown = cli("show", run_id, "-o", "json").json()
+    assert shown["status"] == "succeeded"
+    history = cli("history", "--status", "succeeded")
+    assert run_id in history.stdout
+
+
+def test_unknown_run_ids_and_closed_windows(cli: Invoke) -> None:
+    run_json(cli)
+    assert "no run with id 'nope'" in cli("approve", "nope", "--as", "bob").stderr
+
+
+def test_reject_ends_the_run_and_changes_nothing(cli: Invoke) -> None:
+    run_id = run_json(cli)["run_id"]
+    result = cli("reject", run_id, "--as", "bob", "--reason", "change freeze", "-o", "json")
+    assert result.exit_code == 0
+    assert result.json()["status"] == "rejected" and result.json()["mutations"] == []
+    audit = cli("audit", run_id)
+    assert "step.rejected" in audit.stdout and "bob" in audit.stdout
+
+
+def test_healthy_node_exits_zero_with_nothing_proposed(cli: Invoke) -> None:
+    doc = run_json(cli, "worker-a")
+    assert doc["status"] == "succeeded" and doc["proposals"] == []
+    assert {f["severity"] for f in doc["findings"]} == {"info"}
+
+
+def test_dry_run_never_pauses(cli: Invoke) -> None:
+    doc = run_json(cli, "worker-c", "--dry-run")
+    assert doc["status"] == "succeeded" and [p["id"] for p in doc["proposals"]] == ["cordon"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("run", "node-not-redy", "-p", "node=a"), "did you mean 'node-not-ready'"),
+    (("run", "node-not-ready", "-p", "nod=a"), "unknown param 'nod'"),
+    (("run", "node-not-ready", "-p", "node"), "--param expects key=value"),
+    (("approve", "nope"), "no run store at"),
+    (("show", "nope"), "no run store at"),
+    (("history", "--status", "sleeping"), "unknown status 'sleeping'"),
+])
+def test_bad_input_exits_2_with_a_reason(cli: Invoke, args: tuple[str, ...], message: str) -> None:
+    result = cli(*args)
+    assert result.exit_code == 2 and message in result.stderr
+
+
+def test_validate_reports_every_problem_with_its_location(cli: Invoke, tmp_path: Path) -> None:
+    assert cli("validate", str(ROOT / "runbooks")).exit_code == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "runbooks" / "node-not-ready.yaml").read_text()
+                   .replace("action: k8s.node.cordon", "action: k8s.node.cordn")
+                   .replace("    with: {node: \"{{ params.node }}\"}\n    retry", "    with: {}\n    retry"))
+    result = cli("validate", str(bad))
+    assert result.exit_code == 1
+    lines = result.stdout.strip().splitlines()
+    assert any(f"{bad}:" in line and "steps[4].action: unknown action 'k8s.node.cordn'" in line for line in lines)
+    assert any("steps[1].with.node: field required" in line for line in lines)
+
+
+def test_list_and_schema(cli: Invoke) -> None:
+    listed = cli("list")
+    assert "node-not-ready" in listed.stdout and "billing-cronjob-failed" in listed.stdout
+    schema = json.loads(cli("schema").stdout)
+    assert schema["title"] == "runbook/v1 Runbook" and "steps" in schema["properties"]
