@@ -6,8 +6,10 @@ kind and the Kubernetes permissions it needs, so approvals, dry-runs and RBAC fo
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable, Iterator
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, Protocol, TypeVar
@@ -37,6 +39,39 @@ class Permission:
         res = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
         res = f"{res}.{self.group}" if self.group else res
         return f"{res}:{self.verb}"
+
+    @classmethod
+    def parse(cls, text: str, namespaced: bool = False) -> Permission:
+        """The inverse of `str()`: `deployments.apps:patch`, `pods/log:get`, `nodes:list`."""
+        match = _PERMISSION.match(text)
+        if not match:
+            raise ValueError(f"{text!r} is not a permission; write resource[/subresource][.group]:verb, "
+                             "e.g. deployments.apps:patch or pods/log:get")
+        resource, sub, group, verb = match.group("resource", "sub", "group", "verb")
+        return cls(resource, verb, group or "", sub or "", namespaced)
+
+
+_PERMISSION = re.compile(r"^(?P<resource>[a-z0-9-]+)(?:/(?P<sub>[a-z0-9-]+))?(?:\.(?P<group>[a-z0-9.-]+))?"
+                         r":(?P<verb>[a-z]+)$")
+
+
+class ArgumentProblem(ValueError):
+    """A step argument an action cannot accept, found before the run (at load): the loader reports it
+    at the argument's line."""
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(message)
+        self.argument = argument
+        self.message = message
+
+
+class NotLiteral(ArgumentProblem):
+    """The permissions depend on an argument that is a template: only the step can say what it needs."""
+
+
+# Computes the permissions an action needs from a step's arguments (literal values, or templates as
+# written at load time; rendered values at run time). Raises ArgumentProblem for arguments it refuses.
+PermitFunc = Callable[[Mapping[str, Any]], tuple[Permission, ...]]
 
 
 @dataclass(frozen=True)
@@ -108,6 +143,65 @@ ActionFunc = Callable[[ActionContext, A], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
+class ActionSpec(Generic[A]):
+    """Everything an action declares about itself, kept on its function by `@action`."""
+
+    name: str
+    kind: ActionKind
+    args: type[A]
+    permissions: tuple[Permission, ...] = ()
+    permits: PermitFunc | None = None
+    permits_doc: str = ""
+    description: str = ""
+
+
+SPEC_ATTRIBUTE = "__runbook_action__"
+
+
+def action(
+    name: str,
+    *,
+    kind: ActionKind,
+    args: type[A],
+    permissions: tuple[Permission, ...] = (),
+    permits: PermitFunc | None = None,
+    permits_doc: str = "",
+    description: str = "",
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare an action in one place, on its function or method.
+
+    `permissions` are the fixed RBAC rules it uses; `permits` computes them instead from the step's
+    arguments (a generic `kind`), with `permits_doc` saying how for `runbook actions`. The function's
+    docstring is the documentation (its first line the summary). `ActionRegistry.add_declared` finds
+    the declarations on an object, a module or a list of functions.
+    """
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        doc = description or (func.__doc__ or "").strip().split("\n")[0]
+        setattr(func, SPEC_ATTRIBUTE, ActionSpec(name, kind, args, permissions, permits, permits_doc, doc))
+        return func
+
+    return decorate
+
+
+def declared(provider: object) -> Iterator[tuple[ActionSpec[Any], ActionFunc[Any]]]:
+    """The declared actions of `provider`: an instance (its decorated methods, bound), a module, or an
+    iterable of decorated functions."""
+    if isinstance(provider, Iterable) and not isinstance(provider, str | bytes | Mapping):
+        for func in provider:
+            spec = getattr(func, SPEC_ATTRIBUTE, None)
+            if spec is not None:
+                yield spec, func
+        return
+    owner = provider if isinstance(provider, types.ModuleType) else type(provider)
+    for attr in [n for n in dir(owner) if not n.startswith("__")]:
+        raw = getattr(owner, attr, None)
+        spec = getattr(raw, SPEC_ATTRIBUTE, None)
+        if isinstance(spec, ActionSpec):
+            yield spec, getattr(provider, attr)
+
+
+@dataclass(frozen=True)
 class Action(Generic[A]):
     """A registered action: its name, kind, argument model, permissions and implementation."""
 
@@ -117,6 +211,24 @@ class Action(Generic[A]):
     func: ActionFunc[A]
     permissions: tuple[Permission, ...] = ()
     description: str = ""
+    permits: PermitFunc | None = None
+    permits_doc: str = ""
+
+    @classmethod
+    def from_spec(cls, spec: ActionSpec[A], func: ActionFunc[A]) -> Action[A]:
+        return cls(spec.name, spec.kind, spec.args, func, spec.permissions, spec.description, spec.permits,
+                   spec.permits_doc)
+
+    def needed(self, arguments: Mapping[str, Any]) -> tuple[Permission, ...]:
+        """The RBAC rules a step with these arguments needs: the fixed ones plus those computed from its
+        arguments. Raises ArgumentProblem (NotLiteral for a templated argument that decides them)."""
+        computed = self.permits(arguments) if self.permits is not None else ()
+        return tuple(dict.fromkeys((*self.permissions, *computed)))
+
+    def permissions_text(self) -> str:
+        """The permissions as `runbook actions` shows them."""
+        fixed = [str(p) for p in self.permissions]
+        return "\n".join([*fixed, *([self.permits_doc] if self.permits_doc else [])])
 
     def target(self, args: A) -> str:
         """A short name of what the action acts on, for proposals and chat."""
@@ -125,6 +237,18 @@ class Action(Generic[A]):
         if name and ns:
             return f"{ns}/{name}"
         return str(name or ns or self.name)
+
+
+def step_needs(
+    action: Action[Any], arguments: Mapping[str, Any], declared: tuple[str, ...] | None = None
+) -> tuple[Permission, ...]:
+    """What a step needs: its own `permissions:` when it declares them (namespaced when it names one
+    namespace), else what the action computes from the arguments."""
+    if declared is None:
+        return action.needed(arguments)
+    namespace = arguments.get("namespace")
+    namespaced = isinstance(namespace, str) and namespace not in ("", "*")
+    return tuple(Permission.parse(text, namespaced) for text in declared)
 
 
 class PermissionChecker(Protocol):
@@ -146,6 +270,12 @@ class ActionRegistry:
             raise ValueError(f"action {action.name!r} is registered twice")
         self._actions[action.name] = action
 
+    def add_declared(self, *providers: object) -> None:
+        """Register every action declared with `@action` on these objects, modules or function lists."""
+        for provider in providers:
+            for spec, func in declared(provider):
+                self.add(Action.from_spec(spec, func))
+
     def register(
         self,
         name: str,
@@ -155,11 +285,11 @@ class ActionRegistry:
         permissions: tuple[Permission, ...] = (),
         description: str = "",
     ) -> Callable[[ActionFunc[A]], ActionFunc[A]]:
-        """Decorator form of `add`; the docstring of the function is the default description."""
+        """`@action` plus registration at once, for plain functions (the built-ins, tests)."""
 
         def decorate(func: ActionFunc[A]) -> ActionFunc[A]:
-            doc = description or (func.__doc__ or "").strip().split("\n")[0]
-            self.add(Action(name, kind, args, func, permissions, doc))
+            action(name, kind=kind, args=args, permissions=permissions, description=description)(func)
+            self.add_declared([func])
             return func
 
         return decorate

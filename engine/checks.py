@@ -10,7 +10,7 @@ from typing import Any
 from jinja2 import TemplateSyntaxError, nodes
 from pydantic import TypeAdapter, ValidationError
 
-from engine.actions import ActionKind, ActionRegistry
+from engine.actions import Action, ActionKind, ActionRegistry, ArgumentProblem, NotLiteral
 from engine.hints import did_you_mean
 from engine.model import Runbook, Step
 from engine.params import coerce_value
@@ -74,6 +74,20 @@ def _check_action(step: Step, loc: Loc, raw_step: dict[str, Any], registry: Acti
             except ValidationError as exc:
                 reason = exc.errors(include_url=False)[0]["msg"]
                 yield (*loc, "with", key), f"{reason}, got {value!r}", False
+    yield from _check_permits(step, loc, action)
+
+
+def _check_permits(step: Step, loc: Loc, action: Action[Any]) -> Iterator[Issue]:
+    """The action computes its permissions from the literal arguments now, so `runbook rbac` can grant
+    them; an argument it refuses, or a templated one they depend on, is reported at that argument."""
+    try:
+        action.needed(step.with_)
+    except NotLiteral as exc:
+        if step.permissions is None:
+            yield ((*loc, "with", exc.argument), f"{exc.message}: the permissions {action.name} needs depend on it; "
+                   "write it literally or declare the step's `permissions:` (e.g. deployments.apps:get)", False)
+    except ArgumentProblem as exc:
+        yield (*loc, "with", exc.argument), exc.message, False
 
 
 def _contains_template(value: Any) -> bool:

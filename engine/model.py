@@ -5,12 +5,20 @@ Validated once at load; the executor only ever sees these objects, never raw YAM
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
+from engine.actions import Permission
 from engine.verdict import Risk, Severity
 
 DNS1123 = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -31,7 +39,9 @@ def parse_duration(value: Any) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+DURATION_SCHEMA = {"anyOf": [{"type": "number", "exclusiveMinimum": 0},
+                             {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)?\s*$"}]}
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0), WithJsonSchema(DURATION_SCHEMA)]
 
 
 class Model(BaseModel):
@@ -158,6 +168,18 @@ class Step(Model):
     retry: Retry = Retry()
     on_failure: Literal["abort", "continue"] = "abort"
     proposal: ProposalSpec | None = None
+    permissions: tuple[str, ...] | None = Field(
+        default=None,
+        description="The RBAC rules this step needs (resource[/sub][.group]:verb), for `runbook rbac` when they "
+        "depend on a templated argument such as a generic action's `kind`.",
+    )
+
+    @field_validator("permissions")
+    @classmethod
+    def _permissions_parse(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for text in value or ():
+            Permission.parse(text)
+        return value
 
 
 class TestExpect(Model):
@@ -197,12 +219,3 @@ class Runbook(Model):
     @property
     def name(self) -> str:
         return self.metadata.name
-
-
-
-def json_schema() -> str:
-    """The JSON Schema of the format, as committed in runbooks/schema.json for editors."""
-    document = Runbook.model_json_schema(by_alias=True)
-    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    document["title"] = "runbook/v1 Runbook"
-    return json.dumps(document, indent=2, sort_keys=True) + "\n"

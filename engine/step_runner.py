@@ -14,6 +14,7 @@ from engine.actions import (
     ActionContext,
     ActionKind,
     ActionRegistry,
+    ArgumentProblem,
     Identity,
     Permission,
     PermissionChecker,
@@ -85,7 +86,7 @@ class StepRunner:
             args = _validate_args(action, record.inputs)
             if choose_identity is not None:
                 identity = choose_identity(record.inputs)
-            elif checker is not None and action.kind == ActionKind.REMEDIATE and action.permissions:
+            elif checker is not None and action.kind == ActionKind.REMEDIATE:
                 _check_permissions(checker, action, record.inputs, identity)
             self._attempts(run, step, action, args, record, dry_run, identity)
         except StepError as exc:
@@ -161,9 +162,16 @@ def _check_permissions(
 def missing_permissions(
     checker: PermissionChecker, action: Action[Any], inputs: dict[str, Any], identity: Identity | None
 ) -> list[Permission]:
-    """What `identity` (the engine when None) lacks to run `action` with these rendered arguments."""
+    """What `identity` (the engine when None) lacks to run `action` with these rendered arguments (which
+    decide the permissions of a generic action, e.g. its `kind`)."""
+    try:
+        needed = action.needed(inputs)
+    except ArgumentProblem as exc:
+        raise PermanentError(f"{action.name}: argument {exc.argument}: {exc.message}") from None
+    if not needed:
+        return []
     namespace = inputs.get("namespace")
-    return checker.missing(action.permissions, namespace if isinstance(namespace, str) else None, identity)
+    return checker.missing(needed, namespace if isinstance(namespace, str) else None, identity)
 
 
 def _call_with_timeout(

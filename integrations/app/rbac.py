@@ -1,7 +1,8 @@
 """`runbook rbac`: least-privilege Kubernetes RBAC derived from what runbooks' actions declare.
 
-Every action declares the exact `Permission`s it uses (`integrations/kubernetes/__init__.py`), so the
-grants follow from the runbooks instead of being guessed: nothing is granted that no step's action needs.
+Every action declares the exact `Permission`s it uses on itself (`@action`; generic actions compute them
+from their literal `kind` and `namespace`, or the step declares `permissions:`), so the grants follow
+from the runbooks instead of being guessed: nothing is granted that no step's action needs.
 The output is split in two tiers bound to one service account:
 
 * `<sa>-diagnose`: what diagnose actions read. Read-only by construction (diagnose actions never write).
@@ -30,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from engine.actions import ActionKind, ActionRegistry, Permission
+from engine.actions import ActionKind, ActionRegistry, Permission, step_needs
 from engine.model import Runbook
 
 DIAGNOSE, REMEDIATE = "diagnose", "remediate"
@@ -92,7 +93,7 @@ def collect(runbooks: Iterable[Runbook], registry: ActionRegistry, targets: tupl
             action = registry.get(step.action)
             tier = REMEDIATE if action.kind == ActionKind.REMEDIATE else DIAGNOSE
             namespaces = step_namespaces(runbook, step.with_.get("namespace"), targets)
-            for perm in action.permissions:
+            for perm in step_needs(action, step.with_, step.permissions):
                 for scope in (namespaces or (None,)) if perm.namespaced else (None,):
                     grants.add(tier, scope, perm, runbook.metadata.name)
     return grants
@@ -187,4 +188,5 @@ def rule_keys(rule: Mapping[str, Any]) -> set[Key]:
 
 def needs(runbook: Runbook, registry: ActionRegistry) -> set[Key]:
     """Every permission key `runbook`'s steps declare."""
-    return {key(p) for step in runbook.steps for p in registry.get(step.action).permissions}
+    return {key(p) for step in runbook.steps
+            for p in step_needs(registry.get(step.action), step.with_, step.permissions)}

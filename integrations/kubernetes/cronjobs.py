@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from engine.actions import ActionArgs, ActionContext
+from engine.actions import ActionArgs, ActionContext, ActionKind, action
 from engine.redaction import redact
 from integrations.kubernetes.base import KubeActions
 from integrations.kubernetes.client import Kube
@@ -19,10 +19,13 @@ from integrations.kubernetes.cronmath import Schedule, ScheduleError, missed_run
 from integrations.kubernetes.events import fetch_events, summarize_events
 from integrations.kubernetes.jobs import by_creation, is_manual, job_start, job_state, job_summary
 from integrations.kubernetes.objects import condition, meta, name_of, owned_by, path
+from integrations.kubernetes.permissions import CRON_GET, NS_EVENTS, NS_REFS, perm
 from integrations.kubernetes.pods import suggest_renamed
 from integrations.kubernetes.podstatus import CAUSE_ORDER, ContainerState, PodState, decode_pod
 from integrations.kubernetes.report import Report, ev
 from integrations.kubernetes.timeutil import format_time, human_duration, parse_time, stamp_with_age
+
+D = ActionKind.DIAGNOSE
 
 POD_BLOCKERS = ("missing_secret", "missing_configmap", "missing_key", "config_error", "image_pull")
 LOG_CAUSES = ("oom_killed", "exit_code", "crash_loop")
@@ -252,6 +255,9 @@ def pods_of(kube: Kube, namespace: str, jobs: list[dict[str, Any]]) -> dict[str,
 
 
 class CronJobActions(KubeActions):
+    @action("k8s.cronjob.inspect", kind=D, args=CronJobInspectArgs,
+            permissions=(CRON_GET, perm("jobs", "list", "batch", ns=True), perm("pods", "list", ns=True),
+                         perm("pods", "get", sub="log", ns=True), *NS_REFS, NS_EVENTS))
     def inspect(self, ctx: ActionContext, args: CronJobInspectArgs) -> dict[str, Any]:
         """Why a CronJob's runs fail or do not happen.
 

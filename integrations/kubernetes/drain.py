@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from engine.actions import ActionArgs, ActionContext
+from engine.actions import ActionArgs, ActionContext, ActionKind, action
 from engine.errors import PermanentError, TransientError
 from engine.verdict import Change
 from integrations.kubernetes.base import KubeActions
@@ -22,7 +22,10 @@ from integrations.kubernetes.errors import EvictionBlocked
 from integrations.kubernetes.nodepods import PodInfo, classify_pod, covering_pdbs, pods_on_node
 from integrations.kubernetes.nodes import cluster_view, ready_status
 from integrations.kubernetes.objects import meta, name_of, path, ref
+from integrations.kubernetes.permissions import NODE_GET, NODE_LIST, NODE_PATCH, perm
 from integrations.kubernetes.remediations import request_record
+
+R = ActionKind.REMEDIATE
 
 RETRY_BLOCKED_SECONDS = 5.0
 POLL_SECONDS = 1.0
@@ -66,6 +69,9 @@ class DrainActions(KubeActions):
         super().__init__(kube)
         self._sleep = sleep
 
+    @action("k8s.node.drain", kind=R, args=DrainArgs,
+            permissions=(NODE_LIST, NODE_GET, NODE_PATCH, perm("pods", "list"), perm("pods", "create", sub="eviction"),
+                         perm("poddisruptionbudgets", "list", "policy")))
     def drain(self, ctx: ActionContext, args: DrainArgs) -> dict[str, Any]:
         """Cordon and drain a node, honouring PodDisruptionBudgets; refuses when capacity would drop too low.
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.actions import ActionArgs, ActionContext
+from engine.actions import ActionArgs, ActionContext, ActionKind, action
 from engine.redaction import redact
 from integrations.kubernetes.base import KubeActions
 from integrations.kubernetes.client import Kube
 from integrations.kubernetes.objects import path
+from integrations.kubernetes.permissions import NS_EVENTS
 from integrations.kubernetes.report import Report, ev
 from integrations.kubernetes.timeutil import format_time, parse_time, stamp_with_age
+
+D = ActionKind.DIAGNOSE
 
 MAX_EVENTS = 500
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -84,6 +87,7 @@ class EventsArgs(ActionArgs):
 
 
 class EventActions(KubeActions):
+    @action("k8s.events", kind=D, args=EventsArgs, permissions=(NS_EVENTS,))
     def events(self, ctx: ActionContext, args: EventsArgs) -> dict[str, Any]:
         """Events for any object, newest first, deduplicated by reason with counts.
 

@@ -12,14 +12,17 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from engine.actions import ActionArgs, ActionContext
+from engine.actions import ActionArgs, ActionContext, ActionKind, action
 from engine.errors import PermanentError
 from engine.verdict import Change, Evidence
 from integrations.kubernetes.base import KubeActions
 from integrations.kubernetes.cronjobs import jobs_of
 from integrations.kubernetes.jobs import job_state
 from integrations.kubernetes.objects import INSTANTIATE_ANNOTATION, meta, name_of, path
+from integrations.kubernetes.permissions import CRON_GET, perm
 from integrations.kubernetes.remediations import request_record
+
+R = ActionKind.REMEDIATE
 
 # Kubernetes' name-suffix alphabet (no vowels, no look-alikes).
 ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -58,6 +61,8 @@ def job_from_cronjob(cron: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 class JobRunActions(KubeActions):
+    @action("k8s.job.create_from_cronjob", kind=R, args=CreateJobArgs,
+            permissions=(CRON_GET, perm("jobs", "list", "batch", ns=True), perm("jobs", "create", "batch", ns=True)))
     def create_from_cronjob(self, ctx: ActionContext, args: CreateJobArgs) -> dict[str, Any]:
         """Start a manual run of a CronJob now; refused while another Job of the CronJob is active.
 

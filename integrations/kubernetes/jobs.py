@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from engine.actions import ActionArgs, ActionContext
+from engine.actions import ActionArgs, ActionContext, ActionKind, action
 from engine.errors import PermanentError
 from integrations.kubernetes.base import KubeActions
 from integrations.kubernetes.objects import (
@@ -24,8 +24,11 @@ from integrations.kubernetes.objects import (
     owned_by,
     path,
 )
+from integrations.kubernetes.permissions import CRON_GET, perm
 from integrations.kubernetes.report import Report, ev
 from integrations.kubernetes.timeutil import format_time, human_duration, parse_time
+
+D = ActionKind.DIAGNOSE
 
 HELM_HOOK = "helm.sh/hook"
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -205,6 +208,8 @@ class OverlapArgs(ActionArgs):
 
 
 class JobActions(KubeActions):
+    @action("k8s.jobs.overlap", kind=D, args=OverlapArgs,
+            permissions=(CRON_GET, perm("jobs", "list", "batch", ns=True)))
     def overlap(self, ctx: ActionContext, args: OverlapArgs) -> dict[str, Any]:
         """Find Jobs of one CronJob (ownerReferences) or label selector that ran at the same time.
 

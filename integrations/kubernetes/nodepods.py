@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.actions import ActionArgs, ActionContext
+from engine.actions import ActionArgs, ActionContext, ActionKind, action
 from engine.errors import NotFoundError
 from integrations.kubernetes.base import KubeActions
 from integrations.kubernetes.client import Kube
@@ -29,7 +29,10 @@ from integrations.kubernetes.objects import (
     ref,
     selector_matches,
 )
+from integrations.kubernetes.permissions import NODE_GET, perm
 from integrations.kubernetes.report import Report, ev
+
+D = ActionKind.DIAGNOSE
 
 _OWNER_RESOURCES = {"ReplicaSet": "replicasets", "StatefulSet": "statefulsets"}
 MAX_OWNER_LOOKUPS = 100  # requests, GETs and namespace lists together
@@ -261,6 +264,9 @@ def pods_on_node(kube: Kube, node: str) -> list[dict[str, Any]]:
 
 
 class NodePodsActions(KubeActions):
+    @action("k8s.node.pods", kind=D, args=NodePodsArgs,
+            permissions=(NODE_GET, perm("pods", "list"), perm("replicasets", "get", "apps"),
+                         perm("statefulsets", "get", "apps"), perm("poddisruptionbudgets", "list", "policy")))
     def pods(self, ctx: ActionContext, args: NodePodsArgs) -> dict[str, Any]:
         """Pods on a node grouped by owner, what will not move by itself, and what would block a drain.
 

@@ -12,13 +12,16 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from engine.actions import ActionArgs, ActionContext
+from engine.actions import ActionArgs, ActionContext, ActionKind, action
 from engine.redaction import redact
 from integrations.kubernetes.base import KubeActions
 from integrations.kubernetes.events import fetch_events, summarize_events
 from integrations.kubernetes.objects import condition, labels, name_of, path
+from integrations.kubernetes.permissions import NODE_GET, NODE_LIST, perm
 from integrations.kubernetes.report import Report, ev
 from integrations.kubernetes.timeutil import age_seconds, human_duration, stamp_with_age
+
+D = ActionKind.DIAGNOSE
 
 CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
 PRESSURES = ("MemoryPressure", "DiskPressure", "PIDPressure")
@@ -237,6 +240,8 @@ def _cond_text(cond: dict[str, Any] | None, now: datetime) -> str:
 
 
 class NodeActions(KubeActions):
+    @action("k8s.node.inspect", kind=D, args=NodeInspectArgs,
+            permissions=(NODE_LIST, NODE_GET, perm("leases", "get", "coordination.k8s.io"), perm("events", "list")))
     def inspect(self, ctx: ActionContext, args: NodeInspectArgs) -> dict[str, Any]:
         """Classify a node's state and the cluster around it.
 

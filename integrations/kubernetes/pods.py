@@ -10,15 +10,18 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from engine.actions import ActionArgs, ActionContext
+from engine.actions import ActionArgs, ActionContext, ActionKind, action
 from engine.errors import NotFoundError, PermanentError
 from engine.redaction import redact
 from engine.verdict import Evidence
 from integrations.kubernetes.base import KubeActions
 from integrations.kubernetes.client import Kube
 from integrations.kubernetes.objects import meta, path
+from integrations.kubernetes.permissions import NS_PODS, NS_REFS, perm
 from integrations.kubernetes.podstatus import CAUSE_ORDER, PodState, decode_pod
 from integrations.kubernetes.report import Report, ev
+
+D = ActionKind.DIAGNOSE
 
 SEVERITY = {"unschedulable": "warning", "pending": "warning"}
 LOGGED = ("oom_killed", "crash_loop", "exit_code")
@@ -152,6 +155,7 @@ def suggest_renamed(ctx: ActionContext, kube: Kube, missing: dict[str, Any] | No
 
 
 class PodActions(KubeActions):
+    @action("k8s.pod.inspect", kind=D, args=PodInspectArgs, permissions=(*NS_PODS, *NS_REFS))
     def inspect(self, ctx: ActionContext, args: PodInspectArgs) -> dict[str, Any]:
         """Decode why pods do not run: waiting reasons, exit codes, OOM at which limit, missing objects, logs.
 
@@ -195,6 +199,7 @@ class PodActions(KubeActions):
         suggest_renamed(ctx, kube, output.get("missing_object"), "pod.similar_object")
         return output
 
+    @action("k8s.secret.exists", kind=D, args=ObjectExistsArgs, permissions=(perm("secrets", "get", ns=True),))
     def secret_exists(self, ctx: ActionContext, args: ObjectExistsArgs) -> dict[str, Any]:
         """Whether a Secret exists (metadata only; with `key`, whether the key is present, values never read).
 
@@ -202,6 +207,8 @@ class PodActions(KubeActions):
         """
         return self._exists(ctx, "Secret", args)
 
+    @action("k8s.configmap.exists", kind=D, args=ObjectExistsArgs,
+            permissions=(perm("configmaps", "get", ns=True),))
     def configmap_exists(self, ctx: ActionContext, args: ObjectExistsArgs) -> dict[str, Any]:
         """Whether a ConfigMap exists (and has `key`). Output: `exists`, `key_present`, `created`."""
         return self._exists(ctx, "ConfigMap", args)

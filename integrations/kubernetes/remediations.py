@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from engine.actions import ActionArgs, ActionContext
+from engine.actions import ActionArgs, ActionContext, ActionKind, action
 from engine.errors import PermanentError
 from engine.verdict import Change
 from integrations.kubernetes.base import KubeActions
 from integrations.kubernetes.client import PATCH_TYPES, Kube
 from integrations.kubernetes.nodes import ready_status
 from integrations.kubernetes.objects import controller_of, meta, path
+from integrations.kubernetes.permissions import CRON_PATCH, NODE_GET, NODE_PATCH, perm
 from integrations.kubernetes.report import Report, ev
+
+R = ActionKind.REMEDIATE
 
 
 class NodeArgs(ActionArgs):
@@ -98,7 +101,8 @@ def patch_field(
     return report.emit(ctx)
 
 
-class Remediations(KubeActions):
+class RemediationActions(KubeActions):
+    @action("k8s.node.cordon", kind=R, args=NodeArgs, permissions=(NODE_GET, NODE_PATCH))
     def cordon(self, ctx: ActionContext, args: NodeArgs) -> dict[str, Any]:
         """Mark a node unschedulable (as `kubectl cordon`): strategic merge patch of spec.unschedulable=true.
 
@@ -108,11 +112,13 @@ class Remediations(KubeActions):
         return patch_field(self.kube_for(ctx), ctx, kind="Node", api_path=path("nodes", args.node),
                            target=f"Node {args.node}", field="spec.unschedulable", value=True)
 
+    @action("k8s.node.uncordon", kind=R, args=NodeArgs, permissions=(NODE_GET, NODE_PATCH))
     def uncordon(self, ctx: ActionContext, args: NodeArgs) -> dict[str, Any]:
         """Make a node schedulable again (as `kubectl uncordon`). Output and findings as `k8s.node.cordon`."""
         return patch_field(self.kube_for(ctx), ctx, kind="Node", api_path=path("nodes", args.node),
                            target=f"Node {args.node}", field="spec.unschedulable", value=False)
 
+    @action("k8s.cronjob.suspend", kind=R, args=CronJobArgs, permissions=CRON_PATCH)
     def suspend_cronjob(self, ctx: ActionContext, args: CronJobArgs) -> dict[str, Any]:
         """Suspend a CronJob (spec.suspend=true); running Jobs are not affected.
 
@@ -123,6 +129,7 @@ class Remediations(KubeActions):
                            target=f"CronJob {args.namespace}/{args.cronjob}", field="spec.suspend", value=True,
                            patch_type="merge")
 
+    @action("k8s.cronjob.resume", kind=R, args=CronJobArgs, permissions=CRON_PATCH)
     def resume_cronjob(self, ctx: ActionContext, args: CronJobArgs) -> dict[str, Any]:
         """Resume a suspended CronJob (spec.suspend=false). Output and findings as `k8s.cronjob.suspend`."""
         return patch_field(self.kube_for(ctx), ctx, kind="CronJob",
@@ -130,6 +137,7 @@ class Remediations(KubeActions):
                            target=f"CronJob {args.namespace}/{args.cronjob}", field="spec.suspend", value=False,
                            patch_type="merge")
 
+    @action("k8s.cronjob.set_concurrency_policy", kind=R, args=ConcurrencyArgs, permissions=CRON_PATCH)
     def set_concurrency_policy(self, ctx: ActionContext, args: ConcurrencyArgs) -> dict[str, Any]:
         """Set spec.concurrencyPolicy (Allow | Forbid | Replace); `Forbid` stops overlapping runs.
 
@@ -140,6 +148,8 @@ class Remediations(KubeActions):
                            target=f"CronJob {args.namespace}/{args.cronjob}", field="spec.concurrencyPolicy",
                            value=args.policy, patch_type="merge")
 
+    @action("k8s.pod.delete", kind=R, args=PodDeleteArgs,
+            permissions=(perm("pods", "get", ns=True), perm("pods", "delete", ns=True), NODE_GET))
     def delete_pod(self, ctx: ActionContext, args: PodDeleteArgs) -> dict[str, Any]:
         """Delete a pod; force (grace 0) only when asked. Warns when that risks two writers on one volume.
 
@@ -192,6 +202,8 @@ class Remediations(KubeActions):
                          "node": node_name, "node_ready": node_ready, "warnings": warnings}
         return report.emit(ctx)
 
+    @action("k8s.job.delete", kind=R, args=JobDeleteArgs,
+            permissions=(perm("jobs", "get", "batch", ns=True), perm("jobs", "delete", "batch", ns=True)))
     def delete_job(self, ctx: ActionContext, args: JobDeleteArgs) -> dict[str, Any]:
         """Delete a Job; Foreground propagation removes its pods before the Job disappears.
 

@@ -25,10 +25,11 @@ from engine.errors import (
     SettingsError,
     UnknownRunError,
 )
-from engine.model import Runbook, json_schema
+from engine.model import Runbook
 from engine.params import coerce_params
 from engine.records import RunRecord, RunStatus
 from engine.run_store import RunStore
+from engine.schema import json_schema
 from engine.settings import Settings
 from integrations.app.cli.console import ConsoleSink, terminal
 from integrations.app.clusters import open_cluster
@@ -282,8 +283,10 @@ def show(run_id: str, output: OutputOpt = "text", config: ConfigOpt = None) -> N
 
 @app.command()
 def schema(write: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None) -> None:
-    """Print the JSON Schema of the runbook format (for editors)."""
-    text = json_schema()
+    """Print the JSON Schema of the runbook format with every action's arguments (for editors)."""
+    from integrations.app.wiring import build_registry
+
+    text = json_schema(build_registry())
     if write:
         write.write_text(text, encoding="utf-8")
     else:

@@ -159,11 +159,11 @@ def actions(
         for arg, field in action.args.model_fields.items():
             default = "required" if field.is_required() else f"default {field.default!r}"
             out.print(f"  {arg}: {getattr(field.annotation, '__name__', field.annotation)} ({default})", markup=False)
-        out.print("permissions: " + (", ".join(str(p) for p in action.permissions) or "none"), markup=False)
+        out.print("permissions: " + (action.permissions_text().replace("\n", ", ") or "none"), markup=False)
         return
     table = Table("action", "kind", "permissions", "what it does")
     for action in registry:
-        table.add_row(action.name, str(action.kind), "\n".join(str(p) for p in action.permissions), action.description)
+        table.add_row(action.name, str(action.kind), action.permissions_text(), action.description)
     out.print(table)
 
 

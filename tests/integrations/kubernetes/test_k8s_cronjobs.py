@@ -9,7 +9,7 @@ from engine.errors import ConflictError, NotFoundError, PermanentError
 from integrations.kubernetes.cronjobs import CronJobActions, CronJobInspectArgs
 from integrations.kubernetes.jobrun import CreateJobArgs, JobRunActions, manual_name
 from integrations.kubernetes.jobs import JobActions, OverlapArgs
-from integrations.kubernetes.remediations import ConcurrencyArgs, CronJobArgs, JobDeleteArgs, Remediations
+from integrations.kubernetes.remediations import ConcurrencyArgs, CronJobArgs, JobDeleteArgs, RemediationActions
 
 HOUR = 3600
 
@@ -207,19 +207,20 @@ def test_no_overlap_no_alarm(cluster, ctx):
 
 def test_suspend_resume_and_concurrency(cluster, ctx):
     sim, kube = cluster([cronjob()])
-    fix = Remediations(kube)
+    remediations = RemediationActions(kube)
     args = CronJobArgs(namespace="billing", cronjob="billing-report")
     dry = ctx(dry_run=True)
-    fix.suspend_cronjob(dry, args)
+    remediations.suspend_cronjob(dry, args)
     assert dry.changes[0].diff == ("spec.suspend: false -> true",)
     assert dry.changes[0].request["content_type"] == "application/merge-patch+json"
     assert sim.get("cronjobs", "billing-report", "billing")["spec"]["suspend"] is False
-    fix.suspend_cronjob(ctx(), args)
+    remediations.suspend_cronjob(ctx(), args)
     assert sim.get("cronjobs", "billing-report", "billing")["spec"]["suspend"] is True
-    fix.resume_cronjob(ctx(), args)
+    remediations.resume_cronjob(ctx(), args)
     assert sim.get("cronjobs", "billing-report", "billing")["spec"]["suspend"] is False
     c = ctx()
-    fix.set_concurrency_policy(c, ConcurrencyArgs(namespace="billing", cronjob="billing-report", policy="Replace"))
+    args = ConcurrencyArgs(namespace="billing", cronjob="billing-report", policy="Replace")
+    remediations.set_concurrency_policy(c, args)
     assert c.changes[0].diff == ("spec.concurrencyPolicy: Forbid -> Replace",)
     assert sim.get("cronjobs", "billing-report", "billing")["spec"]["concurrencyPolicy"] == "Replace"
 
@@ -262,13 +263,13 @@ def test_delete_job_foreground(cluster, ctx):
     cron = cronjob()
     stuck = job("billing-report-2", cron=cron, state="active", started=600)
     sim, kube = cluster([cron, stuck])
-    fix = Remediations(kube)
+    remediations = RemediationActions(kube)
     args = JobDeleteArgs(namespace="billing", name="billing-report-2")
     dry = ctx(dry_run=True)
-    out = fix.delete_job(dry, args)
+    out = remediations.delete_job(dry, args)
     assert out["owner"] == "billing-report" and out["active"] == 1
     assert dry.changes[0].request["body"]["propagationPolicy"] == "Foreground"
     assert sim.get("jobs", "billing-report-2", "billing") is not None
-    fix.delete_job(ctx(), args)
+    remediations.delete_job(ctx(), args)
     gone = sim.get("jobs", "billing-report-2", "billing")
     assert gone is None or gone["metadata"].get("deletionTimestamp")

@@ -10,7 +10,7 @@ from engine.errors import ForbiddenError, NotFoundError, PermanentError, StepTim
 from integrations.kubernetes.drain import DrainActions, DrainArgs
 from integrations.kubernetes.nodepods import NodePodsActions, NodePodsArgs
 from integrations.kubernetes.nodes import NodeActions, NodeInspectArgs, cluster_view
-from integrations.kubernetes.remediations import NodeArgs, Remediations
+from integrations.kubernetes.remediations import NodeArgs, RemediationActions
 
 UNREACHABLE = [{"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"},
                {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}]
@@ -182,22 +182,22 @@ def test_node_pods_all_fine(cluster, ctx):
 
 def test_cordon_dry_run_then_real(cluster, ctx):
     sim, kube = cluster([node("node-b")])
-    fix = Remediations(kube)
+    remediations = RemediationActions(kube)
     dry = ctx(dry_run=True)
-    out = fix.cordon(dry, NodeArgs(node="node-b"))
+    out = remediations.cordon(dry, NodeArgs(node="node-b"))
     assert out["changed"] and out["after"] is True
     change = dry.changes[0]
     assert change.dry_run and change.diff == ("spec.unschedulable: false -> true",)
     assert change.request["query"] == {"dryRun": "All"} and change.request["body"] == {"spec": {"unschedulable": True}}
     assert not sim.get("nodes", "node-b")["spec"].get("unschedulable")  # dry-run changed nothing
     real = ctx()
-    fix.cordon(real, NodeArgs(node="node-b"))
+    remediations.cordon(real, NodeArgs(node="node-b"))
     assert sim.get("nodes", "node-b")["spec"]["unschedulable"] is True
     again = ctx()
-    assert fix.cordon(again, NodeArgs(node="node-b"))["changed"] is False
+    assert remediations.cordon(again, NodeArgs(node="node-b"))["changed"] is False
     assert again.changes == [] and again.findings[0].id == "node.unchanged"
     undo = ctx()
-    fix.uncordon(undo, NodeArgs(node="node-b"))
+    remediations.uncordon(undo, NodeArgs(node="node-b"))
     assert undo.changes[0].diff == ("spec.unschedulable: true -> false",)
     assert not sim.get("nodes", "node-b")["spec"].get("unschedulable")
 
@@ -211,7 +211,7 @@ def test_cordon_forbidden(cluster, ctx):
                 "subjects": [{"kind": "User", "name": "alice"}]}]
     _, kube = cluster(objects, rbac=True)
     with pytest.raises(ForbiddenError) as caught:
-        Remediations(kube).cordon(ctx(dry_run=True, identity=Identity("alice")), NodeArgs(node="node-b"))
+        RemediationActions(kube).cordon(ctx(dry_run=True, identity=Identity("alice")), NodeArgs(node="node-b"))
     assert caught.value.permission == "nodes/patch"
 
 
@@ -219,7 +219,7 @@ def test_cordon_retries_429(cluster, ctx):
     sim, kube = cluster([node("node-b")])
     sim.faults.add(path="/api/v1/nodes/node-b", method="PATCH", status=429, retry_after=1, times=1)
     c = ctx()
-    Remediations(kube).cordon(c, NodeArgs(node="node-b"))
+    RemediationActions(kube).cordon(c, NodeArgs(node="node-b"))
     assert sim.get("nodes", "node-b")["spec"]["unschedulable"] is True
 
 

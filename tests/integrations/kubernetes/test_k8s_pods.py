@@ -8,7 +8,7 @@ from k8s_objects import event, node, owner, pod, secret, terminated, uid, waitin
 from engine.errors import NotFoundError, PermanentError
 from integrations.kubernetes.events import EventActions, EventsArgs
 from integrations.kubernetes.pods import ObjectExistsArgs, PodActions, PodInspectArgs
-from integrations.kubernetes.remediations import PodDeleteArgs, Remediations
+from integrations.kubernetes.remediations import PodDeleteArgs, RemediationActions
 
 LIMITS = [{"name": "app", "image": "registry.example/app:1.0", "resources": {"limits": {"memory": "512Mi"}}}]
 
@@ -89,16 +89,16 @@ def test_force_delete_statefulset_pod_on_dead_node_warns(cluster, ctx):
     objects = [node("node-b", "Unknown", "NodeStatusUnknown"),
                pod("postgres-0", "db", "node-b", [owner("StatefulSet", "postgres", sts)], ready=False)]
     sim, kube = cluster(objects)
-    fix = Remediations(kube)
+    remediations = RemediationActions(kube)
     args = PodDeleteArgs(namespace="db", name="postgres-0", force=True)
     dry = ctx(dry_run=True)
-    out = fix.delete_pod(dry, args)
+    out = remediations.delete_pod(dry, args)
     assert out["grace_period_seconds"] == 0 and not out["node_ready"] and len(out["warnings"]) == 2
     assert any("two pods could write the same volume" in line for line in dry.changes[0].diff)
     assert dry.changes[0].request["body"]["gracePeriodSeconds"] == 0
     assert [f.id for f in dry.findings] == ["pod_delete.split_brain_risk"]
     assert sim.get("pods", "postgres-0", "db") is not None
-    fix.delete_pod(ctx(), args)
+    remediations.delete_pod(ctx(), args)
     assert sim.get("pods", "postgres-0", "db") is None
 
 
@@ -106,10 +106,10 @@ def test_graceful_delete_no_warning(cluster, ctx):
     rs = uid()
     _, kube = cluster([node("node-a"), pod("web-1", "shop", "node-a", [owner("ReplicaSet", "web-7", rs)])])
     c = ctx(dry_run=True)
-    out = Remediations(kube).delete_pod(c, PodDeleteArgs(namespace="shop", name="web-1"))
+    out = RemediationActions(kube).delete_pod(c, PodDeleteArgs(namespace="shop", name="web-1"))
     assert out["warnings"] == [] and out["force"] is False and c.findings == []
     with pytest.raises(PermanentError):
-        Remediations(kube).delete_pod(ctx(), PodDeleteArgs(namespace="shop", name="web-1", force=True,
+        RemediationActions(kube).delete_pod(ctx(), PodDeleteArgs(namespace="shop", name="web-1", force=True,
                                                               grace_period_seconds=30))
 
 

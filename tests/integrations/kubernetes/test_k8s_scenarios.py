@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from engine.errors import SettingsError
-from integrations.kubernetes import PERMISSIONS
 from integrations.kubesim import load_scenario
 
 SCENARIOS = Path(__file__).parent / "scenarios"
@@ -19,10 +18,13 @@ def run(registry, name: str, ctx, **args):
 
 
 def test_registry_is_complete_and_precise(registry_for):
+    """Every Kubernetes action declares its permissions (fixed, or computed from its arguments) and docs on
+    itself; diagnose actions only read."""
     registry = registry_for(None)
-    assert sorted(PERMISSIONS) == [a.name for a in registry]
-    for action in registry:
-        assert action.permissions and action.description, action.name
+    kube_actions = [a for a in registry if a.name.startswith("k8s.")]
+    assert len(kube_actions) >= 17
+    for action in kube_actions:
+        assert (action.permissions or action.permits) and action.description, action.name
         if action.kind == "diagnose":
             assert all(p.verb in ("get", "list") for p in action.permissions), action.name
     drain = {str(p) for p in registry.get("k8s.node.drain").permissions}
