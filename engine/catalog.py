@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,8 @@ from engine.errors import DefinitionError, Problem
 from engine.hints import did_you_mean
 from engine.loader import Loader
 from engine.model import Runbook
+
+log = logging.getLogger("runbook.catalog")
 
 
 def runbook_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -42,6 +45,10 @@ class Catalog:
                 runbook = loader.load_file(path)
             except DefinitionError as exc:
                 catalog.problems.extend(exc.problems)
+                continue
+            except Exception as exc:  # a bug meeting one odd file must not keep every other runbook from loading
+                log.exception("could not load %s", path)
+                catalog.problems.append(Problem(str(path), 0, 0, "", f"could not load: {type(exc).__name__}: {exc}"))
                 continue
             if runbook.name in catalog.runbooks:
                 first = catalog.files[runbook.name]

@@ -26,6 +26,7 @@ def check_runbook(
 ) -> list[Issue]:
     issues: list[Issue] = []
     seen: dict[str, int] = {}
+    steps = StepIndex(runbook)
     for index, step in enumerate(runbook.steps):
         loc: Loc = ("steps", index)
         if step.id in seen:
@@ -34,9 +35,8 @@ def check_runbook(
         seen.setdefault(step.id, index)
         raw_step = raw["steps"][index]
         issues.extend(_check_action(step, loc, raw_step, registry))
-        earlier = [s.id for s in runbook.steps[:index]]
         for where, source, is_expression in _templates(step, loc):
-            issues.extend(_check_template(source, where, is_expression, runbook, earlier, templating))
+            issues.extend(_check_template(source, where, is_expression, runbook, steps.before(index), templating))
     for name, spec in runbook.params.items():
         if spec.default is not None:
             try:
@@ -125,7 +125,7 @@ def _strings(value: Any, loc: Loc) -> Iterator[tuple[Loc, str, bool]]:
 
 
 def _check_template(
-    source: str, loc: Loc, is_expression: bool, runbook: Runbook, earlier: list[str], templating: Templating
+    source: str, loc: Loc, is_expression: bool, runbook: Runbook, earlier: StepsBefore, templating: Templating
 ) -> Iterator[Issue]:
     kind = "condition" if is_expression else "template"
     try:
@@ -145,15 +145,38 @@ def _check_template(
     for attr in tree.find_all(nodes.Getattr):
         if attr.attr.startswith("_"):
             yield loc, f"{kind} accesses {attr.attr!r}: private attributes are not allowed in runbooks", False
-    all_ids = [s.id for s in runbook.steps]
     for root, key in _references(tree):
         if root == "params" and key not in runbook.params:
             yield loc, f"{kind} refers to undeclared param {key!r}{did_you_mean(key, list(runbook.params))}", False
         elif root == "steps" and key not in earlier:
-            if key in all_ids:
+            if key in earlier.index.first:
                 yield loc, f"{kind} refers to step {key!r}, which runs later; outputs exist only after it ran", False
             else:
-                yield loc, f"{kind} refers to unknown step {key!r}{did_you_mean(key, all_ids)}", False
+                hint = did_you_mean(key, list(earlier.index.first))
+                yield loc, f"{kind} refers to unknown step {key!r}{hint}", False
+
+
+class StepIndex:
+    """Where each step id first appears, so "does this template refer to an earlier step" is one lookup
+    (a list of earlier ids per step made loading quadratic in the number of steps)."""
+
+    def __init__(self, runbook: Runbook) -> None:
+        self.first: dict[str, int] = {}
+        for index, step in enumerate(runbook.steps):
+            self.first.setdefault(step.id, index)
+
+    def before(self, index: int) -> StepsBefore:
+        return StepsBefore(self, index)
+
+
+class StepsBefore:
+    """The ids of the steps before `index`, as a container."""
+
+    def __init__(self, index: StepIndex, position: int) -> None:
+        self.index, self.position = index, position
+
+    def __contains__(self, step_id: object) -> bool:
+        return isinstance(step_id, str) and self.index.first.get(step_id, self.position) < self.position
 
 
 def _references(tree: nodes.Template) -> Iterator[tuple[str, str]]:

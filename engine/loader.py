@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from engine.actions import ActionRegistry
@@ -18,75 +15,11 @@ from engine.errors import DefinitionError, Problem
 from engine.hints import did_you_mean
 from engine.model import Runbook
 from engine.templating import Templating
+from engine.yaml_doc import Document, format_path, parse_yaml, read_bounded
 
-_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+__all__ = ["Document", "Loader", "format_path", "parse_yaml"]
 
-
-def format_path(loc: Iterable[str | int]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-@dataclass
-class Document:
-    """Parsed YAML with the position of every key and value, for precise error messages."""
-
-    file: str
-    data: Any
-    marks: dict[Loc, tuple[int, int]]
-    key_marks: dict[Loc, tuple[int, int]]
-    problems: list[Problem]
-
-    def problem(self, loc: Loc, message: str, at_key: bool = False) -> Problem:
-        line, column = self.position(loc, at_key)
-        return Problem(self.file, line, column, format_path(loc), message)
-
-    def position(self, loc: Loc, at_key: bool = False) -> tuple[int, int]:
-        """The 1-based position of `loc`, or of its nearest ancestor that exists in the file."""
-        loc = tuple(loc)
-        while loc:
-            found = (self.key_marks.get(loc) if at_key else None) or self.marks.get(loc)
-            if found:
-                return found
-            loc = loc[:-1]
-        return self.marks.get((), (1, 1))
-
-
-def parse_yaml(text: str, file: str) -> Document:
-    """Parse one YAML document, recording marks and flagging duplicate keys (PyYAML keeps the last)."""
-    doc = Document(file, None, {}, {}, [])
-    try:
-        node = yaml.compose(text, Loader=_SafeLoader)
-        doc.data = yaml.load(text, Loader=_SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        reason = getattr(exc, "problem", None) or str(exc)
-        doc.problems.append(Problem(file, line, col, "", f"invalid YAML: {reason}"))
-        return doc
-    if node is not None:
-        _walk(node, (), doc)
-    return doc
-
-
-def _walk(node: yaml.Node, loc: Loc, doc: Document) -> None:
-    doc.marks[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            child = (*loc, key)
-            if key in seen:
-                line, col = key_node.start_mark.line + 1, key_node.start_mark.column + 1
-                doc.problems.append(Problem(doc.file, line, col, format_path(child), "duplicate key"))
-            seen.add(key)
-            doc.key_marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            _walk(value_node, child, doc)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _walk(item, (*loc, index), doc)
+MAX_STEPS = 200  # a runbook is read by a person at 2 AM; split longer ones
 
 
 class Loader:
@@ -104,8 +37,8 @@ class Loader:
     def load_file(self, path: str | Path) -> Runbook:
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            text = read_bounded(path)
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
             raise DefinitionError([Problem(str(path), 0, 0, "", f"cannot read: {exc}")]) from exc
         return self.load_text(text, str(path))
 
@@ -116,6 +49,11 @@ class Loader:
         problems = list(doc.problems)
         if not isinstance(doc.data, dict):
             problems.append(doc.problem((), "a runbook file must hold a mapping with apiVersion, kind, ..."))
+            raise DefinitionError(problems)
+        steps = doc.data.get("steps")
+        if isinstance(steps, list) and len(steps) > MAX_STEPS:
+            problems.append(doc.problem(("steps",), f"{len(steps)} steps; a runbook may have at most {MAX_STEPS}: "
+                                                    "split it into runbooks that each handle one cause"))
             raise DefinitionError(problems)
         try:
             runbook = Runbook.model_validate(doc.data)
