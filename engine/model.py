@@ -89,12 +89,59 @@ class Param(Model):
         return self
 
 
+class ParamMapping(Model):
+    """How one param is taken from an alert: a label as is, a regex capture of it, a default or a constant,
+    or the workload that owns the pod a label names (resolved read-only through ownerReferences at match time).
+
+    Real alerts carry what their metric has, not what a runbook needs: `KubePodCrashLooping` names a pod,
+    a workload runbook wants its Deployment.
+    """
+
+    from_: str | None = Field(default=None, alias="from", description="Alert label to read.")
+    regex: str | None = Field(default=None, description="Anchored regex on the label; the first group is the value.")
+    default: str | None = Field(default=None, description="Value when the label is absent (or the regex misses).")
+    value: str | None = Field(default=None, description="A constant value; no label is read.")
+    namespace_from: str | None = Field(default=None, description="With owner: label naming the pod's namespace.")
+    owner: Literal["ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"] | None = Field(
+        default=None, description="Resolve the pod named by `from` to the owning object of this kind.")
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_has_group(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                compiled = re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"regex does not compile: {exc}") from exc
+            if compiled.groups < 1:
+                raise ValueError("regex needs a capture group: the param is its first group")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ParamMapping:
+        if (self.value is None) == (self.from_ is None):
+            raise ValueError("a param mapping takes its value from exactly one of 'from' (a label) or 'value'")
+        if self.owner and not self.namespace_from:
+            raise ValueError("an owner lookup needs 'namespace_from': the label naming the pod's namespace")
+        if self.owner and self.regex:
+            raise ValueError("'owner' and 'regex' do not combine: the owner is looked up from the pod's name")
+        return self
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The labels this mapping reads."""
+        return tuple(label for label in (self.from_, self.namespace_from) if label)
+
+
 class AlertTrigger(Model):
     """Starts the runbook when a firing alert matches; alert labels become params through `params`."""
 
     match: dict[str, str] = Field(default_factory=dict, description="Label equality matchers.")
     match_re: dict[str, str] = Field(default_factory=dict, description="Label regex matchers (anchored).")
-    params: dict[str, str] = Field(default_factory=dict, description="param name -> alert label name.")
+    params: dict[str, str | ParamMapping] = Field(
+        default_factory=dict,
+        description="param name -> alert label name, or a mapping (from/regex/default/value/owner).")
+    priority: int = Field(default=0, description="When several runbooks match one alert, the highest priority wins.")
 
     @field_validator("match_re")
     @classmethod
@@ -116,6 +163,16 @@ class AlertTrigger(Model):
         if any(labels.get(k) != v for k, v in self.match.items()):
             return False
         return all(re.fullmatch(p, labels.get(k, "")) for k, p in self.match_re.items())
+
+    @property
+    def specificity(self) -> int:
+        """How many labels the matchers pin: the tie-breaker between equal priorities."""
+        return len(self.match) + len(self.match_re)
+
+    def mappings(self) -> dict[str, ParamMapping]:
+        """Every param mapping in its full form (a bare label name is `{from: label}`)."""
+        return {name: m if isinstance(m, ParamMapping) else ParamMapping.model_validate({"from": m})
+                for name, m in self.params.items()}
 
 
 class Triggers(Model):

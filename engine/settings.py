@@ -58,6 +58,9 @@ class Settings(BaseModel):
         default_factory=dict,
         description="Slack user id, Slack user group id or CLI name -> the Kubernetes identity approvals by "
         "them execute as (impersonation). A plain string is a user name.")
+    cluster_name: str | None = Field(
+        default=None, description="The cluster this engine acts on; alerts naming another cluster never start runs.")
+    cluster_label: str = Field(default="cluster", description="The alert label that names an alert's cluster.")
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     user: str = Field(default_factory=lambda: os.environ.get("USER", "cli"), description="Your name on the CLI.")
 

@@ -16,36 +16,24 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from engine.model import Runbook
+from engine.triggers import ClusterScope, NoMatch, OwnerLookup, TriggerMatch, select
 from integrations.alertmanager.payload import Alert
 
-
-@dataclass(frozen=True)
-class Match:
-    runbook: Runbook
-    params: dict[str, str]
-    missing: tuple[str, ...] = ()
+Match = TriggerMatch
 
 
-def match_alert(runbooks: Iterable[Runbook], alert: Alert) -> list[Match]:
-    """One Match per runbook with a trigger matching the alert's labels (first matching trigger wins).
+def match_alert(runbooks: Iterable[Runbook], alert: Alert, lookup: OwnerLookup | None = None,
+                scope: ClusterScope | None = None) -> TriggerMatch | NoMatch:
+    """The one runbook an alert starts (highest trigger priority, then the most specific matcher), or why none.
 
-    Params are copied verbatim from labels: they are validated by the executor, never templated.
-    `missing` names mapped labels the alert lacks, so the rejection can say which label to add.
+    Params are resolved from labels by the trigger's mappings: validated by the executor, never templated.
+    `missing` names mapped labels the alert lacks, so the rejection can say which label to add. Raises
+    TransientError when an owner lookup cannot reach the cluster: the webhook answers 503 and is re-sent.
     """
-    found: list[Match] = []
-    for runbook in runbooks:
-        for trigger in runbook.triggers.alerts:
-            if not trigger.matches(alert.labels):
-                continue
-            params = {param: alert.labels[label] for param, label in trigger.params.items() if label in alert.labels}
-            missing = tuple(label for label in trigger.params.values() if label not in alert.labels)
-            found.append(Match(runbook, params, missing))
-            break
-    return found
+    return select(runbooks, alert.labels, lookup, scope)
 
 
 def dedup_key(runbook: str, params: dict[str, Any], fingerprint: str) -> str:
@@ -55,5 +43,5 @@ def dedup_key(runbook: str, params: dict[str, Any], fingerprint: str) -> str:
     return f"alert/{runbook}/{digest[:24]}"
 
 
-def key_for(match: Match, alert: Alert) -> str:
+def key_for(match: TriggerMatch, alert: Alert) -> str:
     return dedup_key(match.runbook.name, match.params, alert.fingerprint)

@@ -23,6 +23,7 @@ from engine.loader import Loader, parse_yaml
 from engine.model import Runbook, RunbookTest
 from engine.records import RunRecord
 from engine.run_store import RunStore
+from engine.triggers import MappingError, OwnerLookup, resolve
 from integrations.app.clusters import SIM_TOKEN
 from integrations.app.wiring import build_registry
 
@@ -103,6 +104,7 @@ def rehearse(case: Case, authz: Authz | None = None) -> CaseResult:
     """Run one case against a fresh simulated cluster; never raises for the case's own failures."""
     from integrations.kubernetes.access import AccessChecker
     from integrations.kubernetes.client import Kube
+    from integrations.kubernetes.owners import OwnerResolver
     from integrations.kubesim import SimulatedCluster
 
     result = CaseResult(case.runbook.name, case.test.name)
@@ -118,7 +120,8 @@ def rehearse(case: Case, authz: Authz | None = None) -> CaseResult:
         executor = Executor(build_registry(kube), RunStore(":memory:"), checker=AccessChecker(kube))
         before = _state(sim)
         try:
-            run = executor.run(case.runbook, _params(case), requester=TESTER, trigger=_trigger(case))
+            params = _params(case, OwnerResolver(kube))
+            run = executor.run(case.runbook, params, requester=TESTER, trigger=_trigger(case))
         except RunbookError as exc:
             result.failures.append(f"could not start: {exc}")
             return result
@@ -138,14 +141,18 @@ def rehearse(case: Case, authz: Authz | None = None) -> CaseResult:
     return result
 
 
-def _params(case: Case) -> dict[str, Any]:
+def _params(case: Case, lookup: OwnerLookup) -> dict[str, Any]:
+    """The case's params, or those the runbook's first matching trigger resolves from its alert, as served."""
     if case.test.alert is None:
         return dict(case.test.params)
     labels = case.test.alert.get("labels", {})
-    for trigger in case.runbook.triggers.alerts:
-        if trigger.matches(labels):
-            return {param: labels[label] for param, label in trigger.params.items() if label in labels}
-    raise DefinitionError([Problem(case.test.name, 0, 0, "alert", "no trigger of the runbook matches the alert")])
+    trigger = next((t for t in case.runbook.triggers.alerts if t.matches(labels)), None)
+    if trigger is None:
+        raise DefinitionError([Problem(case.test.name, 0, 0, "alert", "no trigger of the runbook matches the alert")])
+    try:
+        return resolve(trigger, labels, lookup)[0]
+    except MappingError as exc:
+        raise DefinitionError([Problem(case.test.name, 0, 0, "alert", str(exc))]) from exc
 
 
 def _trigger(case: Case) -> dict[str, Any]:

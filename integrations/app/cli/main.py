@@ -220,11 +220,17 @@ def validate(
 
 @app.command("list")
 def list_(config: ConfigOpt = None, runbooks: RunbooksOpt = None) -> None:
-    """Show the runbooks in the runbook path with their params and triggers."""
+    """Show the runbooks with their params and triggers: alert triggers in the order they win (priority first)."""
     table = Table("name", "title", "params", "triggers")
-    for rb in load_catalog(_settings(config, runbooks)).runbooks.values():
+    catalog = load_catalog(_settings(config, runbooks)).runbooks.values()
+    for rb in sorted(catalog, key=_trigger_rank):
         table.add_row(rb.name, rb.metadata.title, _params_text(rb), _triggers_text(rb))
     out.print(table)
+
+
+def _trigger_rank(rb: Runbook) -> tuple[int, int, str]:
+    best = max(((t.priority, t.specificity) for t in rb.triggers.alerts), default=(0, 0))
+    return (-best[0], -best[1], rb.name)
 
 
 def _params_text(rb: Runbook) -> str:
@@ -232,7 +238,8 @@ def _params_text(rb: Runbook) -> str:
 
 
 def _triggers_text(rb: Runbook) -> str:
-    parts = [",".join(f"{k}={v}" for k, v in {**t.match, **t.match_re}.items()) for t in rb.triggers.alerts]
+    parts = [",".join(f"{k}={v}" for k, v in {**t.match, **t.match_re}.items())
+             + (f" (priority {t.priority})" if t.priority else "") for t in rb.triggers.alerts]
     if rb.triggers.command:
         parts.append(f"/{rb.triggers.command}")
     return "; ".join(parts)

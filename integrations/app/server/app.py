@@ -27,6 +27,7 @@ from starlette.routing import Route
 from engine.errors import UnknownRunError
 from engine.events import EventSink, Fanout
 from engine.records import RunStatus
+from engine.triggers import ClusterScope
 from integrations.alertmanager import PayloadError, parse_payload
 from integrations.app.server.chatops import ChatOps, approver_outlook
 from integrations.app.server.console import ConsoleSink
@@ -36,6 +37,7 @@ from integrations.app.server.metrics import Metrics, MetricsSink
 from integrations.app.server.sweeper import Sweeper
 from integrations.app.server.workers import WorkerPool
 from integrations.app.wiring import Engine
+from integrations.kubernetes.owners import OwnerResolver
 from integrations.slack import Slack
 from integrations.slack.directory import Directory
 
@@ -104,8 +106,10 @@ def create_app(engine: Engine, *, slack: Slack | None = None, metrics: Metrics |
         if slack is not None:
             slack.sink.note(run_id, body)
 
+    lookup = OwnerResolver(engine.kube) if engine.kube is not None else None
     intake = Intake(engine.catalog, engine.executor, engine.store, pool, metrics,
-                    cooldown=settings.dedup_cooldown, note=note)
+                    cooldown=settings.dedup_cooldown, note=note, lookup=lookup,
+                    scope=ClusterScope(settings.cluster_name, settings.cluster_label))
     chatops = ChatOps(engine.catalog, engine.executor, engine.store, pool, directory, metrics,
                       runners=settings.runners, approvers=settings.approvers,
                       channel_of=slack.sink.router.channel if slack else None,
@@ -147,7 +151,7 @@ def create_app(engine: Engine, *, slack: Slack | None = None, metrics: Metrics |
             summary = services.intake.process(payload)
             body = summary.to_dict(len(payload.alerts))
             if summary.deferred:
-                body["error"] = "the run queue is full; deferred alerts were not processed, retry later"
+                body["error"] = "deferred alerts (see their reasons) were not processed; retry later"
                 return JSONResponse(body, status_code=503, headers={"Retry-After": RETRY_AFTER})
             return JSONResponse(body)
         finally:

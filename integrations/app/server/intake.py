@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.catalog import Catalog
-from engine.errors import ParamError
+from engine.errors import ParamError, TransientError
 from engine.executor import Executor
 from engine.run_store import RunStore
+from engine.triggers import OTHER_CLUSTER, UNRESOLVED, ClusterScope, NoMatch, OwnerLookup
 from integrations.alertmanager import Alert, Match, WebhookPayload, key_for, match_alert
 from integrations.app.server.metrics import Metrics
 from integrations.app.server.workers import WorkerPool
@@ -44,7 +45,8 @@ class Summary:
 
 class Intake:
     def __init__(self, catalog: Catalog, executor: Executor, store: RunStore, pool: WorkerPool, metrics: Metrics,
-                 *, cooldown: float, note: Callable[[str, str], None]) -> None:
+                 *, cooldown: float, note: Callable[[str, str], None], lookup: OwnerLookup | None = None,
+                 scope: ClusterScope | None = None) -> None:
         self.catalog = catalog
         self.executor = executor
         self.store = store
@@ -52,26 +54,40 @@ class Intake:
         self.metrics = metrics
         self.cooldown = cooldown
         self.note = note
+        self.lookup = lookup
+        self.scope = scope or ClusterScope()
 
     def process(self, payload: WebhookPayload) -> Summary:
         summary = Summary()
         context = {"receiver": payload.receiver, "group_key": payload.group_key,
                    "external_url": payload.external_url}
         for alert in payload.alerts:
-            matches = match_alert(self.catalog.runbooks.values(), alert)
             ref = {"alertname": alert.name, "fingerprint": alert.fingerprint}
-            if not matches:
-                summary.unmatched.append(ref)
-                self.metrics.alerts.inc(status=alert.status, outcome="unmatched")
+            try:
+                match = match_alert(self.catalog.runbooks.values(), alert, self.lookup, self.scope)
+            except TransientError as exc:  # an owner lookup could not reach the cluster: Alertmanager re-sends
+                summary.deferred.append({**ref, "reason": f"cannot resolve the alert's params now: {exc}"})
+                self.metrics.alerts.inc(status=alert.status, outcome="deferred")
                 continue
-            for match in matches:
-                outcome = (self._resolved(alert, match, summary) if alert.status == "resolved"
-                           else self._firing(alert, match, context, summary))
-                self.metrics.alerts.inc(status=alert.status, outcome=outcome)
+            if isinstance(match, NoMatch):
+                self._unmatched(alert, match, ref, summary)
+                continue
+            outcome = (self._resolved(alert, match, summary) if alert.status == "resolved"
+                       else self._firing(alert, match, {**context, "cluster": self.scope.of(alert.labels)}, summary))
+            self.metrics.alerts.inc(status=alert.status, outcome=outcome)
         if payload.truncated_alerts:
             log.warning("Alertmanager truncated %d alerts of group %s (max_alerts in its webhook config)",
                         payload.truncated_alerts, payload.group_key)
         return summary
+
+    def _unmatched(self, alert: Alert, match: NoMatch, ref: dict[str, Any], summary: Summary) -> None:
+        """Unmatched with its reason; an alert for another cluster or with an unresolvable mapping is audited."""
+        summary.unmatched.append({**ref, "reason": match.reason, "detail": match.detail})
+        self.metrics.alerts.inc(status=alert.status, outcome=f"unmatched:{match.reason}")
+        if match.reason in (OTHER_CLUSTER, UNRESOLVED) and alert.status == "firing":
+            self.store.audit(REQUESTER, "alert.unmatched", None, {"reason": match.reason, "detail": match.detail,
+                                                                  "fingerprint": alert.fingerprint,
+                                                                  "labels": alert.labels})
 
     def _firing(self, alert: Alert, match: Match, context: dict[str, Any], summary: Summary) -> str:
         runbook = match.runbook

@@ -10,6 +10,8 @@ import pytest
 from engine.actions import ActionRegistry
 from engine.builtins import register_builtins
 from engine.loader import Loader
+from engine.model import Runbook
+from engine.triggers import NoMatch, TriggerMatch
 from integrations.alertmanager import Alert, PayloadError, dedup_key, key_for, match_alert, parse_payload
 
 SAMPLE = Path(__file__).with_name("alertmanager-webhook-firing.json")  # captured from Alertmanager 0.25
@@ -20,6 +22,12 @@ def _runbook(triggers: str, params: str = "node: {type: string}"):  # type: igno
     text = (f"apiVersion: runbook/v1\nkind: Runbook\nmetadata: {{name: rb, title: T}}\nparams:\n  {params}\n"
             f"triggers:\n  alerts:\n{triggers}\nsteps: [{{id: a, title: A, action: noop}}]\n")
     return Loader(register_builtins(ActionRegistry())).load_text(text)
+
+
+def _hit(runbook: Runbook, alert: Alert) -> TriggerMatch:
+    match = match_alert([runbook], alert)
+    assert isinstance(match, TriggerMatch), match
+    return match
 
 
 def _sample() -> bytes:
@@ -56,11 +64,14 @@ def test_matching_and_param_mapping() -> None:
     runbook = _runbook("    - match: {alertname: NodeDown}\n      match_re: {severity: 'critical|page'}\n"
                        "      params: {node: instance}")
     hit = Alert(status="firing", labels={"alertname": "NodeDown", "severity": "page", "instance": "n1"})
-    assert [(m.runbook.name, m.params, m.missing) for m in match_alert([runbook], hit)] == [("rb", {"node": "n1"}, ())]
-    partial = Alert(status="firing", labels={"alertname": "NodeDown", "severity": "critical"})
-    assert match_alert([runbook], partial)[0].missing == ("instance",)
-    assert match_alert([runbook], Alert(status="firing", labels={"alertname": "NodeDown", "severity": "low"})) == []
-    assert match_alert([runbook], Alert(status="firing", labels={"alertname": "NodeDownX", "severity": "page"})) == []
+    match = match_alert([runbook], hit)
+    assert isinstance(match, TriggerMatch)
+    assert (match.runbook.name, match.params, match.missing) == ("rb", {"node": "n1"}, ())
+    partial = match_alert([runbook], Alert(status="firing", labels={"alertname": "NodeDown", "severity": "critical"}))
+    assert isinstance(partial, TriggerMatch) and partial.missing == ("instance",)
+    for labels in ({"alertname": "NodeDown", "severity": "low"}, {"alertname": "NodeDownX", "severity": "page"}):
+        assert match_alert([runbook], Alert(status="firing", labels=labels)) == NoMatch(
+            "no-trigger", "no runbook trigger matches the alert's labels")
 
 
 def test_dedup_key_is_runbook_plus_target() -> None:
@@ -68,7 +79,7 @@ def test_dedup_key_is_runbook_plus_target() -> None:
     a = Alert(status="firing", labels={"alertname": "NodeDown", "node": "n1", "pod": "x"}, fingerprint="f1")
     b = Alert(status="firing", labels={"alertname": "NodeDown", "node": "n1", "pod": "y"}, fingerprint="f2")
     c = Alert(status="firing", labels={"alertname": "NodeDown", "node": "n2"}, fingerprint="f3")
-    keys = [key_for(match_alert([runbook], x)[0], x) for x in (a, b, c)]
+    keys = [key_for(_hit(runbook, x), x) for x in (a, b, c)]
     assert keys[0] == keys[1] != keys[2] and keys[0].startswith("alert/rb/")
     assert dedup_key("rb", {}, "f1") != dedup_key("rb", {}, "f2")  # no params: the fingerprint decides
     assert dedup_key("rb", {"a": "1", "b": "2"}, "") == dedup_key("rb", {"b": "2", "a": "1"}, "")
@@ -78,7 +89,7 @@ def test_dedup_key_is_runbook_plus_target() -> None:
 def test_label_values_stay_literal() -> None:
     runbook = _runbook("    - match: {alertname: X}\n      params: {node: node}")
     alert = Alert(status="firing", labels={"alertname": "X", "node": "{{ run.id }}"})
-    assert match_alert([runbook], alert)[0].params == {"node": "{{ run.id }}"}
+    assert _hit(runbook, alert).params == {"node": "{{ run.id }}"}
 
 
 def test_node_not_ready_runbook_trigger() -> None:
@@ -88,4 +99,4 @@ def test_node_not_ready_runbook_trigger() -> None:
     register(registry, None)
     runbook = Loader(registry).load_file(ROOT / "runbooks" / "node-not-ready.yaml")
     payload = parse_payload(_sample())
-    assert match_alert([runbook], payload.alerts[0])[0].params == {"node": "node-b"}
+    assert _hit(runbook, payload.alerts[0]).params == {"node": "node-b"}

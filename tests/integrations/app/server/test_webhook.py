@@ -73,7 +73,8 @@ def test_summary_started_unmatched_rejected(harness: Harness) -> None:
     body = harness.post_alerts(alerts).json()
     assert body["received"] == 4
     assert [s["runbook"] for s in body["started"]] == ["widget-down"]
-    assert body["unmatched"] == [{"alertname": "DiskFull", "fingerprint": alerts[1]["fingerprint"]}]
+    assert body["unmatched"] == [{"alertname": "DiskFull", "fingerprint": alerts[1]["fingerprint"],
+                                  "reason": "no-trigger", "detail": "no runbook trigger matches the alert's labels"}]
     reasons = [r["reason"] for r in body["rejected"]]
     assert "does not match the pattern" in reasons[0]
     assert "missing required param 'target'" in reasons[1] and "lacks label(s) widget" in reasons[1]
@@ -182,3 +183,16 @@ def test_health_readiness_and_metrics(harness: Harness) -> None:
     assert "runbook_webhook_duration_seconds_count 1" in text
     assert "runbook_queue_depth " in text and "runbook_chat_outbox_pending " in text
     assert 'runbook_alerts_total{outcome="started",status="firing"} 1' in text
+
+
+def test_alerts_for_another_cluster_are_unmatched_and_audited(make_harness: Callable[..., Harness]) -> None:
+    harness = make_harness(cluster_name="prod-eu")
+    body = harness.post_alerts([alert("WidgetDown", {"widget": "w1", "cluster": "prod-us"}),
+                                alert("WidgetDown", {"widget": "w2", "cluster": "prod-eu"})]).json()
+    assert [(u["reason"], "prod-us" in u["detail"]) for u in body["unmatched"]] == [("other-cluster", True)]
+    assert [s["runbook"] for s in body["started"]] == ["widget-down"]
+    run = harness.run(body["started"][0]["run_id"])
+    assert run.params == {"target": "w2"} and run.trigger["cluster"] == "prod-eu"
+    audited = [e for e in harness.engine.store.audit_log() if e.action == "alert.unmatched"]
+    assert [e.detail["reason"] for e in audited] == ["other-cluster"]
+    assert 'outcome="unmatched:other-cluster"' in harness.http.get(f"{harness.url}/metrics").text
