@@ -8,6 +8,7 @@ have no ready replica anywhere else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,6 @@ from integrations.kubernetes.objects import (
     name_of,
     namespace_of,
     path,
-    ref,
     selector_matches,
 )
 from integrations.kubernetes.permissions import NODE_GET, perm
@@ -79,33 +79,37 @@ class PodInfo:
         }
 
 
+def _top_owner(pod: dict[str, Any], kind: str, owner: str,
+               owners: dict[tuple[str, str, str], dict[str, Any]]) -> tuple[str, str]:
+    """(kind, name) of the workload: a ReplicaSet resolves to its Deployment (from the RS, else by name)."""
+    if MIRROR_ANNOTATION in annotations_of(pod):
+        return "Mirror", owner
+    if kind != "ReplicaSet":
+        return kind or "None", owner
+    rs = owners.get(("ReplicaSet", namespace_of(pod), owner))
+    rs_owner = controller_of(rs) if rs else None
+    if rs_owner and rs_owner.get("kind") == "Deployment":
+        return "Deployment", str(rs_owner.get("name"))
+    hash_ = labels(pod).get("pod-template-hash")
+    if rs is None and hash_ and owner.endswith(f"-{hash_}"):
+        return "Deployment", owner[: -len(hash_) - 1]
+    return kind, owner
+
+
 def classify_pod(pod: dict[str, Any], owners: dict[tuple[str, str, str], dict[str, Any]] | None = None) -> PodInfo:
     """Owner by ownerReferences; a ReplicaSet resolves to its Deployment (from the RS, else by name)."""
     ctrl = controller_of(pod) or {}
     kind, owner = str(ctrl.get("kind") or ""), str(ctrl.get("name") or "")
-    ns = namespace_of(pod)
-    top_kind, top = kind or "None", owner
-    if MIRROR_ANNOTATION in annotations_of(pod):
-        top_kind = "Mirror"
-    elif kind == "ReplicaSet":
-        rs = (owners or {}).get(("ReplicaSet", ns, owner))
-        rs_owner = controller_of(rs) if rs else None
-        if rs_owner and rs_owner.get("kind") == "Deployment":
-            top_kind, top = "Deployment", str(rs_owner.get("name"))
-        elif rs is None:
-            hash_ = labels(pod).get("pod-template-hash")
-            if hash_ and owner.endswith(f"-{hash_}"):
-                top_kind, top = "Deployment", owner[: -len(hash_) - 1]
-    ready_cond = condition(pod, "Ready") or {}
+    top_kind, top = _top_owner(pod, kind, owner, owners or {})
     volumes = (pod.get("spec") or {}).get("volumes") or []
     return PodInfo(
-        namespace=ns,
+        namespace=namespace_of(pod),
         name=name_of(pod),
         owner_kind=top_kind,
         owner=top,
         controller_kind=kind,
         controller=owner,
-        ready=ready_cond.get("status") == "True",
+        ready=(condition(pod, "Ready") or {}).get("status") == "True",
         phase=str((pod.get("status") or {}).get("phase") or "Unknown"),
         terminating=bool(meta(pod).get("deletionTimestamp")),
         emptydir=any("emptyDir" in v for v in volumes if isinstance(v, dict)),
@@ -118,112 +122,166 @@ def covering_pdbs(pod: PodInfo, pdbs: list[dict[str, Any]]) -> list[dict[str, An
             and selector_matches((p.get("spec") or {}).get("selector"), pod.labels)]
 
 
+@dataclass(frozen=True)
+class NodePodsFacts:
+    """The pods on one node, classified, with the workloads and budgets they belong to."""
+
+    node: str
+    node_ready: bool
+    pods: tuple[PodInfo, ...]
+    at_risk: tuple[dict[str, Any], ...]
+    pdbs: tuple[dict[str, Any], ...]
+
+    def of_kind(self, kind: str, running_only: bool = True) -> list[PodInfo]:
+        return [i for i in self.pods if i.owner_kind == kind and not (running_only and i.finished)]
+
+    @property
+    def by_kind(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for info in self.pods:
+            counts[info.owner_kind] = counts.get(info.owner_kind, 0) + 1
+        return counts
+
+    @property
+    def stuck(self) -> list[PodInfo]:
+        """On a node that is not Ready, what no controller will move: StatefulSet pods and un-owned pods."""
+        return [*self.of_kind("StatefulSet"), *self.of_kind("None")] if not self.node_ready else []
+
+
+def workloads_at_risk(owners: dict[tuple[str, str, str], dict[str, Any]],
+                      infos: list[PodInfo]) -> list[dict[str, Any]]:
+    """Workloads with pods here and no Ready replica anywhere else (readyReplicas minus those here)."""
+    at_risk: list[dict[str, Any]] = []
+    for (kind, ns, name), obj in sorted(owners.items()):
+        desired = int((obj.get("spec") or {}).get("replicas", 1) or 0)
+        on_node = [i for i in infos if i.controller_kind == kind and i.controller == name and i.namespace == ns]
+        ready_here = sum(1 for i in on_node if i.ready)
+        elsewhere = max(0, int((obj.get("status") or {}).get("readyReplicas") or 0) - ready_here)
+        if desired > 0 and on_node and elsewhere == 0:
+            top = on_node[0]
+            at_risk.append({"kind": top.owner_kind, "namespace": ns, "name": top.owner, "controller": f"{kind}/{name}",
+                            "desired": desired, "ready_elsewhere": 0, "pods_on_node": [i.name for i in on_node]})
+    return at_risk
+
+
+def budget_rows(pdbs: list[dict[str, Any]], infos: list[PodInfo]) -> list[dict[str, Any]]:
+    """The budgets covering evictable pods here, each `blocking` when it allows fewer disruptions than that."""
+    rows: list[dict[str, Any]] = []
+    for pdb in pdbs:
+        covered = [i for i in infos if i.evictable and pdb in covering_pdbs(i, [pdb])]
+        if covered:
+            allowed = int((pdb.get("status") or {}).get("disruptionsAllowed") or 0)
+            rows.append({"namespace": namespace_of(pdb), "name": name_of(pdb), "disruptions_allowed": allowed,
+                         "pods": [i.name for i in covered], "blocking": allowed < len(covered)})
+    return rows
+
+
+def node_pods_facts(node: dict[str, Any], pods: list[dict[str, Any]],
+                    owners: dict[tuple[str, str, str], dict[str, Any]], pdbs: list[dict[str, Any]]) -> NodePodsFacts:
+    infos = [classify_pod(p, owners) for p in pods]
+    return NodePodsFacts(node=name_of(node), node_ready=ready_status(node) == "True", pods=tuple(infos),
+                         at_risk=tuple(workloads_at_risk(owners, infos)), pdbs=tuple(budget_rows(pdbs, infos)))
+
+
+def node_pods_output(f: NodePodsFacts) -> dict[str, Any]:
+    return {
+        "node": f.node,
+        "node_ready": f.node_ready,
+        "pods_total": len(f.pods),
+        "by_owner_kind": f.by_kind,
+        "pods": [i.as_dict() for i in f.pods],
+        "statefulset_pods": [i.ref for i in f.of_kind("StatefulSet")],
+        "unowned_pods": [i.ref for i in f.of_kind("None")],
+        "daemonset_pods": [i.ref for i in f.of_kind("DaemonSet", running_only=False)],
+        "mirror_pods": [i.ref for i in f.of_kind("Mirror", running_only=False)],
+        "stuck_pods": [i.ref for i in f.stuck],
+        "terminating_pods": [i.ref for i in f.pods if i.terminating],
+        "evictable_pods": sum(1 for i in f.pods if i.evictable),
+        "workloads_without_ready_replicas": list(f.at_risk),
+        "pdbs": list(f.pdbs),
+        "blocking_pdbs": [f"{b['namespace']}/{b['name']}" for b in f.pdbs if b["blocking"]],
+    }
+
+
 def analyze_node_pods(
     node: dict[str, Any],
     pods: list[dict[str, Any]],
     owners: dict[tuple[str, str, str], dict[str, Any]],
     pdbs: list[dict[str, Any]],
 ) -> Report:
-    node_name = name_of(node)
-    ready = ready_status(node)
-    unreachable = ready != "True"
-    infos = [classify_pod(p, owners) for p in pods]
-    by_kind: dict[str, int] = {}
-    for info in infos:
-        by_kind[info.owner_kind] = by_kind.get(info.owner_kind, 0) + 1
-    sts = [i for i in infos if i.owner_kind == "StatefulSet" and not i.finished]
-    unowned = [i for i in infos if i.owner_kind == "None" and not i.finished]
-    daemon = [i for i in infos if i.owner_kind == "DaemonSet"]
-    mirror = [i for i in infos if i.owner_kind == "Mirror"]
+    """Every rule that holds adds its findings (a node can hold several problems at once); `ok` when none."""
+    facts = node_pods_facts(node, pods, owners, pdbs)
+    report = Report(node_pods_output(facts))
+    for applies, add in NODE_PODS_FINDINGS:
+        if applies(facts):
+            add(report, facts)
+    if not report.findings:
+        _ok(report, facts)
+    return report
 
-    at_risk: list[dict[str, Any]] = []
-    for (kind, ns, name), obj in sorted(owners.items()):
-        status, spec = obj.get("status") or {}, obj.get("spec") or {}
-        desired = int(spec.get("replicas", 1) or 0)
-        on_node = [i for i in infos if i.controller_kind == kind and i.controller == name and i.namespace == ns]
-        ready_here = sum(1 for i in on_node if i.ready)
-        elsewhere = max(0, int(status.get("readyReplicas") or 0) - ready_here)
-        if desired > 0 and on_node and elsewhere == 0:
-            top = on_node[0]
-            at_risk.append({"kind": top.owner_kind, "namespace": ns, "name": top.owner, "controller": f"{kind}/{name}",
-                            "desired": desired, "ready_elsewhere": 0, "pods_on_node": [i.name for i in on_node]})
 
-    pdb_rows: list[dict[str, Any]] = []
-    blocking: list[str] = []
-    for pdb in pdbs:
-        covered = [i for i in infos if i.evictable and pdb in covering_pdbs(i, [pdb])]
-        if not covered:
-            continue
-        allowed = int((pdb.get("status") or {}).get("disruptionsAllowed") or 0)
-        row = {"namespace": namespace_of(pdb), "name": name_of(pdb), "disruptions_allowed": allowed,
-               "pods": [i.name for i in covered], "blocking": allowed < len(covered)}
-        pdb_rows.append(row)
-        if row["blocking"]:
-            blocking.append(ref(pdb))
-
-    stuck = [*sts, *unowned] if unreachable else []
-    output = {
-        "node": node_name,
-        "node_ready": ready == "True",
-        "pods_total": len(infos),
-        "by_owner_kind": by_kind,
-        "pods": [i.as_dict() for i in infos],
-        "statefulset_pods": [i.ref for i in sts],
-        "unowned_pods": [i.ref for i in unowned],
-        "daemonset_pods": [i.ref for i in daemon],
-        "mirror_pods": [i.ref for i in mirror],
-        "stuck_pods": [i.ref for i in stuck],
-        "terminating_pods": [i.ref for i in infos if i.terminating],
-        "evictable_pods": sum(1 for i in infos if i.evictable),
-        "workloads_without_ready_replicas": at_risk,
-        "pdbs": pdb_rows,
-        "blocking_pdbs": blocking,
-    }
-    report = Report(output)
-    for risk in at_risk:
+def _no_ready_replica(report: Report, f: NodePodsFacts) -> None:
+    for risk in f.at_risk:
         ctrl_kind, _, ctrl_name = str(risk["controller"]).partition("/")
         report.add(
             "node_pods.no_ready_replica", "critical",
-            f"{risk['kind']} {risk['namespace']}/{risk['name']} has no Ready replica outside {node_name} "
+            f"{risk['kind']} {risk['namespace']}/{risk['name']} has no Ready replica outside {f.node} "
             f"(desired {risk['desired']}): it is down until its pods run elsewhere",
             [ev(f"{ctrl_kind} {risk['namespace']}/{ctrl_name}", "status.readyReplicas",
-                f"{risk['ready_elsewhere']} outside {node_name}"),
-             ev(f"Node {node_name}", "pods", ", ".join(risk["pods_on_node"]))],
+                f"{risk['ready_elsewhere']} outside {f.node}"),
+             ev(f"Node {f.node}", "pods", ", ".join(risk["pods_on_node"]))],
         )
-    if stuck:
-        names = ", ".join(i.ref for i in stuck[:10])
+
+
+def _stuck(report: Report, f: NodePodsFacts) -> None:
+    stuck = f.stuck
+    report.add(
+        "node_pods.stuck", "warning",
+        f"{len(stuck)} pods on NotReady {f.node} will not be rescheduled by their controllers: "
+        f"StatefulSet pods keep their identity until the node returns or the pod is force-deleted, "
+        f"un-owned pods are never recreated: {', '.join(i.ref for i in stuck[:10])}",
+        [ev(f"Pod {i.ref}", "metadata.ownerReferences", i.owner_kind if i.owner_kind != "None" else "none")
+         for i in stuck[:5]],
+    )
+
+
+def _unowned(report: Report, f: NodePodsFacts) -> None:
+    unowned = f.of_kind("None")
+    report.add(
+        "node_pods.unowned", "warning",
+        f"{len(unowned)} pods on {f.node} have no controller; draining deletes them for good "
+        f"(needs force): {', '.join(i.ref for i in unowned[:10])}",
+        [ev(f"Pod {i.ref}", "metadata.ownerReferences", "none") for i in unowned[:5]],
+    )
+
+
+def _pdb_blocks(report: Report, f: NodePodsFacts) -> None:
+    for budget in (b for b in f.pdbs if b["blocking"]):
+        where = f"{budget['namespace']}/{budget['name']}"
         report.add(
-            "node_pods.stuck", "warning",
-            f"{len(stuck)} pods on NotReady {node_name} will not be rescheduled by their controllers: "
-            f"StatefulSet pods keep their identity until the node returns or the pod is force-deleted, "
-            f"un-owned pods are never recreated: {names}",
-            [ev(f"Pod {i.ref}", "metadata.ownerReferences", i.owner_kind if i.owner_kind != "None" else "none")
-             for i in stuck[:5]],
+            "node_pods.pdb_blocks", "warning",
+            f"PodDisruptionBudget {where} allows {budget['disruptions_allowed']} disruption(s) but covers "
+            f"{len(budget['pods'])} pod(s) on {f.node}: a drain will wait on it",
+            [ev(f"PodDisruptionBudget {where}", "status.disruptionsAllowed", budget["disruptions_allowed"])],
         )
-    if unowned and not unreachable:
-        report.add(
-            "node_pods.unowned", "warning",
-            f"{len(unowned)} pods on {node_name} have no controller; draining deletes them for good "
-            f"(needs force): {', '.join(i.ref for i in unowned[:10])}",
-            [ev(f"Pod {i.ref}", "metadata.ownerReferences", "none") for i in unowned[:5]],
-        )
-    for budget in pdb_rows:
-        if budget["blocking"]:
-            where = f"{budget['namespace']}/{budget['name']}"
-            report.add(
-                "node_pods.pdb_blocks", "warning",
-                f"PodDisruptionBudget {where} allows {budget['disruptions_allowed']} disruption(s) but covers "
-                f"{len(budget['pods'])} pod(s) on {node_name}: a drain will wait on it",
-                [ev(f"PodDisruptionBudget {where}", "status.disruptionsAllowed", budget["disruptions_allowed"])],
-            )
-    if not report.findings:
-        report.add(
-            "node_pods.ok", "info",
-            f"{len(infos)} pods on {node_name}; every workload has ready replicas elsewhere and no "
-            "PodDisruptionBudget would block a drain",
-            [ev(f"Node {node_name}", "pods", by_kind)],
-        )
-    return report
+
+
+def _ok(report: Report, f: NodePodsFacts) -> None:
+    report.add(
+        "node_pods.ok", "info",
+        f"{len(f.pods)} pods on {f.node}; every workload has ready replicas elsewhere and no "
+        "PodDisruptionBudget would block a drain",
+        [ev(f"Node {f.node}", "pods", f.by_kind)],
+    )
+
+
+# Each problem a node's pods can have, in the order findings are shown; several may hold at once.
+NODE_PODS_FINDINGS: tuple[tuple[Callable[[NodePodsFacts], bool], Callable[[Report, NodePodsFacts], None]], ...] = (
+    (lambda f: bool(f.at_risk), _no_ready_replica),
+    (lambda f: bool(f.stuck), _stuck),
+    (lambda f: bool(f.of_kind("None")) and f.node_ready, _unowned),
+    (lambda f: any(b["blocking"] for b in f.pdbs), _pdb_blocks),
+)
 
 
 def fetch_owners(kube: Kube, pods: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:

@@ -9,12 +9,16 @@ the whole node list (a few paged requests even for 5,000 nodes) before classifyi
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from engine.actions import ActionArgs, ActionContext, ActionKind, action
 from engine.redaction import redact
+from engine.verdict import Evidence
 from integrations.kubernetes.base import KubeActions
+from integrations.kubernetes.diagnosis import first_cause, render
 from integrations.kubernetes.events import fetch_events, summarize_events
 from integrations.kubernetes.objects import condition, labels, name_of, path
 from integrations.kubernetes.permissions import NODE_GET, NODE_LIST, perm
@@ -81,18 +85,50 @@ def cluster_view(nodes: list[dict[str, Any]], target: str) -> dict[str, Any]:
     }
 
 
-def analyze_node(
-    node: dict[str, Any],
-    lease: dict[str, Any] | None,
-    nodes: list[dict[str, Any]],
-    events: list[dict[str, Any]],
-    now: datetime,
-    args: NodeInspectArgs,
-) -> Report:
-    name = name_of(node)
-    obj = f"Node {name}"
-    spec, status = node.get("spec") or {}, node.get("status") or {}
-    conds = {
+@dataclass(frozen=True)
+class NodeFacts:
+    """What the node, its Lease, its events and the node list say, read once; nothing below reads more."""
+
+    name: str
+    ready: str  # True | False | Unknown
+    conditions: dict[str, dict[str, Any]]
+    lease_present: bool
+    renew: str | None
+    lease_age: float | None
+    lease_stale: bool | None
+    heartbeat_source: str | None
+    taints: tuple[dict[str, Any], ...]
+    pressures: tuple[str, ...]
+    network_unavailable: bool
+    unschedulable: bool
+    control_plane: bool
+    zone: str | None
+    node_info: dict[str, Any]
+    view: dict[str, Any]
+    many_not_ready: bool
+    events: tuple[dict[str, Any], ...]
+    lease_grace_seconds: int
+    now: datetime
+
+    @property
+    def taint_keys(self) -> set[Any]:
+        return {t["key"] for t in self.taints}
+
+    @property
+    def unreachable(self) -> bool:
+        return UNREACHABLE_TAINT in self.taint_keys
+
+    @property
+    def stopped(self) -> bool:
+        """The kubelet stopped reporting: stale Lease, Ready Unknown, or the controller's unreachable taint."""
+        return bool(self.lease_stale) or self.ready == "Unknown" or self.unreachable
+
+    def condition(self, name: str) -> dict[str, Any]:
+        return self.conditions.get(name, {})
+
+
+def _conditions(node: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
         c: {
             "status": cond.get("status"),
             "reason": cond.get("reason"),
@@ -103,129 +139,189 @@ def analyze_node(
         for c in CONDITIONS
         if (cond := condition(node, c)) is not None
     }
-    ready = ready_status(node)
+
+
+def _heartbeat(node: dict[str, Any], lease: dict[str, Any] | None, now: datetime,
+               grace: int) -> tuple[str | None, float | None, bool | None, str | None]:
+    """(renewTime, age, stale, source): the Lease's clock, else (no leases) the Ready heartbeat's."""
     renew = (lease or {}).get("spec", {}).get("renewTime")
-    lease_age = age_seconds(renew, now)
-    lease_stale = None if lease is None else (lease_age is None or lease_age > args.lease_grace_seconds)
-    heartbeat_source = "lease" if lease_age is not None else None
-    if lease is None:  # clusters without node leases: the Ready condition's heartbeat is the next best clock
-        lease_age = age_seconds((condition(node, "Ready") or {}).get("lastHeartbeatTime"), now)
-        heartbeat_source = "node_status" if lease_age is not None else None
-    node_taints = [{"key": t.get("key"), "effect": t.get("effect")} for t in taints(node)]
-    taint_keys = {t["key"] for t in node_taints}
-    pressures = [p for p in PRESSURES if conds.get(p, {}).get("status") == "True"]
-    net_down = conds.get("NetworkUnavailable", {}).get("status") == "True"
-    view = cluster_view(nodes, name)
-    threshold = args.many_not_ready_count
-    count = view["not_ready_count"]
-    many = count >= 2 and (view["not_ready_share"] >= args.many_not_ready_share
+    age = age_seconds(renew, now)
+    if lease is not None:
+        return renew, age, age is None or age > grace, "lease" if age is not None else None
+    age = age_seconds((condition(node, "Ready") or {}).get("lastHeartbeatTime"), now)
+    return renew, age, None, "node_status" if age is not None else None
+
+
+def _many_not_ready(view: dict[str, Any], args: NodeInspectArgs) -> bool:
+    count, threshold = view["not_ready_count"], args.many_not_ready_count
+    return count >= 2 and (view["not_ready_share"] >= args.many_not_ready_share
                            or (threshold is not None and count >= threshold))
-    stopped = bool(lease_stale) or ready == "Unknown" or UNREACHABLE_TAINT in taint_keys
-    if ready != "True" and many:
-        cause = "many_nodes_not_ready"
-    elif stopped:
-        cause = "kubelet_stopped"
-    elif ready == "False":
-        cause = "kubelet_not_ready"
-    elif net_down:
-        cause = "network_unavailable"
-    elif pressures:
-        cause = "pressure"
-    else:
-        cause = "healthy"
-    info = status.get("nodeInfo") or {}
-    summary_events = summarize_events(events, 10)
-    output: dict[str, Any] = {
-        "node": name,
-        "cause": cause,
-        "ready": ready == "True",
-        "ready_status": ready,
-        "ready_reason": conds.get("Ready", {}).get("reason"),
-        "ready_message": conds.get("Ready", {}).get("message"),
-        "conditions": conds,
-        "lease_renew_time": renew,
-        "lease_age_seconds": None if lease_age is None else round(lease_age, 1),
-        "lease_stale": lease_stale,
-        "heartbeat_source": heartbeat_source,
-        "pressures": pressures,
-        "network_unavailable": net_down,
-        "taints": node_taints,
-        "unreachable": UNREACHABLE_TAINT in taint_keys,
-        "unschedulable": bool(spec.get("unschedulable")),
-        "control_plane": is_control_plane(node),
-        "zone": labels(node).get(ZONE_LABEL),
-        "kubelet_version": info.get("kubeletVersion"),
-        "container_runtime": info.get("containerRuntimeVersion"),
-        "kernel_version": info.get("kernelVersion"),
-        "os_image": info.get("osImage"),
-        "events": summary_events,
-        **view,
+
+
+def node_facts(node: dict[str, Any], lease: dict[str, Any] | None, nodes: list[dict[str, Any]],
+               events: list[dict[str, Any]], now: datetime, args: NodeInspectArgs) -> NodeFacts:
+    name, conds = name_of(node), _conditions(node)
+    renew, lease_age, lease_stale, source = _heartbeat(node, lease, now, args.lease_grace_seconds)
+    view = cluster_view(nodes, name)
+    return NodeFacts(
+        name=name, ready=ready_status(node), conditions=conds, lease_present=lease is not None, renew=renew,
+        lease_age=lease_age, lease_stale=lease_stale, heartbeat_source=source,
+        taints=tuple({"key": t.get("key"), "effect": t.get("effect")} for t in taints(node)),
+        pressures=tuple(p for p in PRESSURES if conds.get(p, {}).get("status") == "True"),
+        network_unavailable=conds.get("NetworkUnavailable", {}).get("status") == "True",
+        unschedulable=bool((node.get("spec") or {}).get("unschedulable")), control_plane=is_control_plane(node),
+        zone=labels(node).get(ZONE_LABEL), node_info=dict((node.get("status") or {}).get("nodeInfo") or {}),
+        view=view, many_not_ready=_many_not_ready(view, args), events=tuple(summarize_events(events, 10)),
+        lease_grace_seconds=args.lease_grace_seconds, now=now,
+    )
+
+
+# The order is the precedence: a correlated failure explains this node too; a silent kubelet explains
+# any condition it last posted; a kubelet that reports NotReady names its own reason.
+NODE_CAUSES: tuple[tuple[str, Callable[[NodeFacts], bool]], ...] = (
+    ("many_nodes_not_ready", lambda f: f.ready != "True" and f.many_not_ready),
+    ("kubelet_stopped", lambda f: f.stopped),
+    ("kubelet_not_ready", lambda f: f.ready == "False"),
+    ("network_unavailable", lambda f: f.network_unavailable),
+    ("pressure", lambda f: bool(f.pressures)),
+)
+
+
+def node_output(f: NodeFacts, cause: str) -> dict[str, Any]:
+    ready = f.condition("Ready")
+    return {
+        "node": f.name, "cause": cause, "ready": f.ready == "True", "ready_status": f.ready,
+        "ready_reason": ready.get("reason"), "ready_message": ready.get("message"), "conditions": f.conditions,
+        "lease_renew_time": f.renew, "lease_age_seconds": None if f.lease_age is None else round(f.lease_age, 1),
+        "lease_stale": f.lease_stale, "heartbeat_source": f.heartbeat_source, "pressures": list(f.pressures),
+        "network_unavailable": f.network_unavailable, "taints": list(f.taints), "unreachable": f.unreachable,
+        "unschedulable": f.unschedulable, "control_plane": f.control_plane, "zone": f.zone,
+        "kubelet_version": f.node_info.get("kubeletVersion"),
+        "container_runtime": f.node_info.get("containerRuntimeVersion"),
+        "kernel_version": f.node_info.get("kernelVersion"), "os_image": f.node_info.get("osImage"),
+        "events": list(f.events), **f.view,
     }
-    report = Report(output)
-    ready_ev = ev(obj, "status.conditions[Ready]", _cond_text(conds.get("Ready"), now))
-    lease_ev = ev(f"Lease kube-node-lease/{name}", "spec.renewTime",
-                  stamp_with_age(renew, now) if lease is not None else "no Lease object")
-    notable = [ev(f"Event {e['reason']}", "message", f"{e['message']} (x{e['count']}, last {e['last_seen']})")
-               for e in summary_events if e["reason"] in NOTABLE_EVENTS][:3]
-    if cause == "many_nodes_not_ready":
-        zones = view["not_ready_by_zone"]
-        where = ", ".join(f"{z}: {c}" for z, c in zones.items())
-        report.add(
-            "node.many_not_ready", "critical",
-            f"{view['not_ready_count']} of {view['nodes_total']} nodes ({view['not_ready_share']:.0%}) are NotReady "
-            f"(by zone: {where}): this looks like a zone, network or control-plane failure rather than {name} "
-            "alone; do not cordon or drain nodes one by one",
-            [ready_ev, *[ev(f"Node {n}", "status.conditions[Ready]", "not True") for n in view["not_ready_nodes"][:5]
-                         if n != name]],
-        )
-    elif cause == "kubelet_stopped":
-        since = human_duration(lease_age) if lease_age is not None else "an unknown time"
-        report.add(
-            "node.kubelet_stopped", "critical",
-            f"kubelet on {name} stopped reporting: Lease last renewed {since} ago "
-            f"(grace {args.lease_grace_seconds}s), Ready={ready}"
-            + (f" ({conds['Ready']['reason']})" if conds.get("Ready", {}).get("reason") else "")
-            + ("; the node is tainted unreachable" if UNREACHABLE_TAINT in taint_keys else ""),
-            [lease_ev, ready_ev, *([ev(obj, "spec.taints", sorted(k for k in taint_keys if k))] if taint_keys else []),
-             *notable],
-        )
-    elif cause == "kubelet_not_ready":
-        ready_cond = conds.get("Ready", {})
-        report.add(
-            "node.not_ready", "critical",
-            f"{name} is NotReady while its kubelet is still reporting: {ready_cond.get('reason') or 'no reason'}: "
-            f"{ready_cond.get('message') or 'no message'}",
-            [ready_ev, lease_ev, *notable],
-        )
-    elif cause == "network_unavailable":
-        why = conds["NetworkUnavailable"].get("message") or "route or CNI not set up"
-        report.add(
-            "node.network_unavailable", "critical", f"{name} reports NetworkUnavailable: {why}",
-            [ev(obj, "status.conditions[NetworkUnavailable]", _cond_text(conds["NetworkUnavailable"], now))],
-        )
-    if pressures and cause != "many_nodes_not_ready":
-        report.add(
-            "node.pressure", "warning",
-            f"{name} reports {', '.join(pressures)}: the kubelet is evicting pods and refusing new ones",
-            [ev(obj, f"status.conditions[{p}]", _cond_text(conds[p], now)) for p in pressures],
-        )
-    if cause != "healthy" and view["schedulable_share_after_cordon"] < 0.5:
-        report.add(
-            "node.capacity_low", "warning",
-            f"only {view['schedulable_nodes']} of {view['nodes_total']} nodes are schedulable; without {name} "
-            f"{view['schedulable_share_after_cordon']:.0%} of capacity remains for rescheduled pods",
-            [ev("NodeList", "items[*].status.conditions[Ready], spec.unschedulable, spec.taints",
-                f"{view['schedulable_nodes']}/{view['nodes_total']} schedulable")],
-        )
-    if cause == "healthy":
-        hb = f"heartbeat {human_duration(lease_age)} ago" if lease_age is not None else "no Lease"
-        report.add("node.healthy", "info",
-                   f"{name} is Ready ({hb}), no pressure conditions; {view['not_ready_count']} of "
-                   f"{view['nodes_total']} nodes are NotReady", [ready_ev, lease_ev])
-    if spec.get("unschedulable"):
-        report.add("node.cordoned", "info", f"{name} is cordoned (spec.unschedulable=true)",
-                   [ev(obj, "spec.unschedulable", True)])
-    return report
+
+
+def analyze_node(
+    node: dict[str, Any],
+    lease: dict[str, Any] | None,
+    nodes: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    now: datetime,
+    args: NodeInspectArgs,
+) -> Report:
+    facts = node_facts(node, lease, nodes, events, now, args)
+    cause = first_cause(NODE_CAUSES, facts, "healthy")
+    return render(Report(node_output(facts, cause)), facts, cause, _CAUSE_FINDINGS, _always_findings(cause))
+
+
+def _ready_ev(f: NodeFacts) -> Evidence:
+    return ev(f"Node {f.name}", "status.conditions[Ready]", _cond_text(f.conditions.get("Ready"), f.now))
+
+
+def _lease_ev(f: NodeFacts) -> Evidence:
+    return ev(f"Lease kube-node-lease/{f.name}", "spec.renewTime",
+              stamp_with_age(f.renew, f.now) if f.lease_present else "no Lease object")
+
+
+def _notable(f: NodeFacts) -> list[Evidence]:
+    return [ev(f"Event {e['reason']}", "message", f"{e['message']} (x{e['count']}, last {e['last_seen']})")
+            for e in f.events if e["reason"] in NOTABLE_EVENTS][:3]
+
+
+def _many(report: Report, f: NodeFacts) -> None:
+    view = f.view
+    where = ", ".join(f"{z}: {c}" for z, c in view["not_ready_by_zone"].items())
+    report.add(
+        "node.many_not_ready", "critical",
+        f"{view['not_ready_count']} of {view['nodes_total']} nodes ({view['not_ready_share']:.0%}) are NotReady "
+        f"(by zone: {where}): this looks like a zone, network or control-plane failure rather than {f.name} "
+        "alone; do not cordon or drain nodes one by one",
+        [_ready_ev(f), *[ev(f"Node {n}", "status.conditions[Ready]", "not True") for n in view["not_ready_nodes"][:5]
+                         if n != f.name]],
+    )
+
+
+def _stopped(report: Report, f: NodeFacts) -> None:
+    since = human_duration(f.lease_age) if f.lease_age is not None else "an unknown time"
+    reason = f.condition("Ready").get("reason")
+    keys = f.taint_keys
+    report.add(
+        "node.kubelet_stopped", "critical",
+        f"kubelet on {f.name} stopped reporting: Lease last renewed {since} ago "
+        f"(grace {f.lease_grace_seconds}s), Ready={f.ready}"
+        + (f" ({reason})" if reason else "")
+        + ("; the node is tainted unreachable" if f.unreachable else ""),
+        [_lease_ev(f), _ready_ev(f), *([ev(f"Node {f.name}", "spec.taints", sorted(k for k in keys if k))]
+                                       if keys else []), *_notable(f)],
+    )
+
+
+def _not_ready(report: Report, f: NodeFacts) -> None:
+    ready = f.condition("Ready")
+    report.add(
+        "node.not_ready", "critical",
+        f"{f.name} is NotReady while its kubelet is still reporting: {ready.get('reason') or 'no reason'}: "
+        f"{ready.get('message') or 'no message'}",
+        [_ready_ev(f), _lease_ev(f), *_notable(f)],
+    )
+
+
+def _network(report: Report, f: NodeFacts) -> None:
+    cond = f.condition("NetworkUnavailable")
+    report.add(
+        "node.network_unavailable", "critical",
+        f"{f.name} reports NetworkUnavailable: {cond.get('message') or 'route or CNI not set up'}",
+        [ev(f"Node {f.name}", "status.conditions[NetworkUnavailable]", _cond_text(cond, f.now))],
+    )
+
+
+def _pressure(report: Report, f: NodeFacts) -> None:
+    report.add(
+        "node.pressure", "warning",
+        f"{f.name} reports {', '.join(f.pressures)}: the kubelet is evicting pods and refusing new ones",
+        [ev(f"Node {f.name}", f"status.conditions[{p}]", _cond_text(f.conditions[p], f.now)) for p in f.pressures],
+    )
+
+
+def _capacity_low(report: Report, f: NodeFacts) -> None:
+    view = f.view
+    report.add(
+        "node.capacity_low", "warning",
+        f"only {view['schedulable_nodes']} of {view['nodes_total']} nodes are schedulable; without {f.name} "
+        f"{view['schedulable_share_after_cordon']:.0%} of capacity remains for rescheduled pods",
+        [ev("NodeList", "items[*].status.conditions[Ready], spec.unschedulable, spec.taints",
+            f"{view['schedulable_nodes']}/{view['nodes_total']} schedulable")],
+    )
+
+
+def _healthy(report: Report, f: NodeFacts) -> None:
+    hb = f"heartbeat {human_duration(f.lease_age)} ago" if f.lease_age is not None else "no Lease"
+    report.add("node.healthy", "info",
+               f"{f.name} is Ready ({hb}), no pressure conditions; {f.view['not_ready_count']} of "
+               f"{f.view['nodes_total']} nodes are NotReady", [_ready_ev(f), _lease_ev(f)])
+
+
+def _cordoned(report: Report, f: NodeFacts) -> None:
+    report.add("node.cordoned", "info", f"{f.name} is cordoned (spec.unschedulable=true)",
+               [ev(f"Node {f.name}", "spec.unschedulable", True)])
+
+
+_CAUSE_FINDINGS: dict[str, Callable[[Report, NodeFacts], None]] = {
+    "many_nodes_not_ready": _many, "kubelet_stopped": _stopped, "kubelet_not_ready": _not_ready,
+    "network_unavailable": _network,
+}
+
+
+def _always_findings(cause: str) -> list[tuple[Callable[[NodeFacts], bool], Callable[[Report, NodeFacts], None]]]:
+    """Findings beside the cause's own, in order; the cause decides some of them."""
+    return [
+        (lambda f: bool(f.pressures) and cause != "many_nodes_not_ready", _pressure),
+        (lambda f: cause != "healthy" and f.view["schedulable_share_after_cordon"] < 0.5, _capacity_low),
+        (lambda f: cause == "healthy", _healthy),
+        (lambda f: f.unschedulable, _cordoned),
+    ]
 
 
 def _cond_text(cond: dict[str, Any] | None, now: datetime) -> str:
