@@ -76,29 +76,38 @@ class Settings(BaseModel):
     def load(cls, config: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from `config` (YAML) overlaid with RUNBOOK_* variables; SettingsError names a bad key."""
         environ = os.environ if environ is None else environ
-        data: dict[str, Any] = {}
         config = config or environ.get("RUNBOOK_CONFIG")
-        if config:
-            try:
-                loaded = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
-            except (OSError, yaml.YAMLError) as exc:
-                raise SettingsError(f"cannot read config file {config}: {exc}") from exc
-            if not isinstance(loaded, dict):
-                raise SettingsError(f"config file {config} must hold a mapping of settings")
-            data.update(loaded)
-        for name, field in cls.model_fields.items():
-            value = environ.get(f"RUNBOOK_{name.upper()}")
-            if value is None:
-                continue
-            if field.annotation is not None and "tuple" in str(field.annotation):
-                data[name] = [v.strip() for v in value.split(",") if v.strip()]
-            elif field.annotation is not None and "dict" in str(field.annotation):
-                data[name] = dict(p.split("=", 1) for p in value.split(",") if "=" in p)
-            else:
-                data[name] = value
+        data = {**(_read_config(config) if config else {}), **_from_environ(cls.model_fields, environ)}
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
             first = exc.errors(include_url=False)
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in first)
             raise SettingsError(f"bad setting: {problems} (file {config or '-'} or RUNBOOK_* variables)") from None
+
+
+def _read_config(config: str | Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"cannot read config file {config}: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise SettingsError(f"config file {config} must hold a mapping of settings")
+    return loaded
+
+
+def _from_environ(fields: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """RUNBOOK_<NAME> variables: comma lists for tuple fields, `k=v,k=v` for dict fields."""
+    data: dict[str, Any] = {}
+    for name, field in fields.items():
+        value = environ.get(f"RUNBOOK_{name.upper()}")
+        if value is None:
+            continue
+        kind = str(field.annotation) if field.annotation is not None else ""
+        if "tuple" in kind:
+            data[name] = [v.strip() for v in value.split(",") if v.strip()]
+        elif "dict" in kind:
+            data[name] = dict(p.split("=", 1) for p in value.split(",") if "=" in p)
+        else:
+            data[name] = value
+    return data

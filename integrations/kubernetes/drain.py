@@ -64,6 +64,28 @@ def plan_drain(pods: list[dict[str, Any]], args: DrainArgs) -> tuple[list[PodInf
     return evict, skipped, refusals
 
 
+def _check_capacity(nodes: list[dict[str, Any]], args: DrainArgs) -> float:
+    """The schedulable share left without this node; refuses when it is below the minimum."""
+    view = cluster_view(nodes, args.node)
+    share = float(view["schedulable_share_after_cordon"])
+    if share < args.min_schedulable_share:
+        raise PermanentError(
+            f"refusing to drain {args.node}: only {view['schedulable_nodes']} of {view['nodes_total']} nodes are "
+            f"schedulable and {share:.0%} would remain (minimum {args.min_schedulable_share:.0%}); "
+            f"{view['not_ready_count']} nodes are NotReady: fix capacity first"
+        )
+    return share
+
+
+def _cordon(kube: Kube, ctx: ActionContext, node: str) -> None:
+    body = {"spec": {"unschedulable": True}}
+    kube.patch(path("nodes", node), body, dry_run=ctx.dry_run)
+    ctx.change(Change(verb="patch", target=f"Node {node}", dry_run=ctx.dry_run,
+                      request=request_record("PATCH", path("nodes", node), body, ctx.dry_run,
+                                             PATCH_TYPES["strategic"]),
+                      diff=("spec.unschedulable: false -> true",)))
+
+
 class DrainActions(KubeActions):
     def __init__(self, kube: Kube | None, sleep: Callable[[float], None] = time.sleep) -> None:
         super().__init__(kube)
@@ -84,14 +106,7 @@ class DrainActions(KubeActions):
         kube = self.kube_for(ctx)
         nodes = kube.list(path("nodes"))
         node = next((n for n in nodes if name_of(n) == args.node), None) or kube.get(path("nodes", args.node))
-        view = cluster_view(nodes, args.node)
-        share = view["schedulable_share_after_cordon"]
-        if share < args.min_schedulable_share:
-            raise PermanentError(
-                f"refusing to drain {args.node}: only {view['schedulable_nodes']} of {view['nodes_total']} nodes are "
-                f"schedulable and {share:.0%} would remain (minimum {args.min_schedulable_share:.0%}); "
-                f"{view['not_ready_count']} nodes are NotReady: fix capacity first"
-            )
+        share = _check_capacity(nodes, args)
         pods = pods_on_node(kube, args.node)
         to_evict, skipped, refusals = plan_drain(pods, args)
         if refusals:
@@ -99,39 +114,13 @@ class DrainActions(KubeActions):
         out: dict[str, Any] = {"node": args.node, "evicted": [], "skipped": skipped, "blocked": [],
                                "remaining": [], "waited": False, "schedulable_share_after": share, "cordoned": False}
         if not (node.get("spec") or {}).get("unschedulable"):
-            body = {"spec": {"unschedulable": True}}
-            kube.patch(path("nodes", args.node), body, dry_run=ctx.dry_run)
-            ctx.change(Change(verb="patch", target=f"Node {args.node}", dry_run=ctx.dry_run,
-                              request=request_record("PATCH", path("nodes", args.node), body, ctx.dry_run,
-                                                     PATCH_TYPES["strategic"]),
-                              diff=("spec.unschedulable: false -> true",)))
+            _cordon(kube, ctx, args.node)
             out["cordoned"] = True
         pdbs = kube.list(path("poddisruptionbudgets")) if to_evict else []
         stop = time.monotonic() + min(float(args.timeout_seconds), ctx.remaining())
         pending = list(to_evict)
         while pending:
-            still: list[PodInfo] = []
-            blocked: list[dict[str, Any]] = []
-            for info in pending:
-                try:
-                    kube.evict(info.namespace, info.name, dry_run=ctx.dry_run, grace_period=args.grace_period_seconds)
-                except EvictionBlocked as exc:
-                    budgets = [ref(p) for p in covering_pdbs(info, pdbs)]
-                    blocked.append({"pod": info.ref, "budget": exc.budget or ", ".join(budgets) or None,
-                                    "message": str(exc)})
-                    still.append(info)
-                    continue
-                out["evicted"].append(info.ref)
-                ctx.change(Change(
-                    verb="evict", target=f"Pod {info.ref}", dry_run=ctx.dry_run,
-                    request=request_record("POST", path("pods", info.name, info.namespace, "eviction"),
-                                           {"apiVersion": "policy/v1", "kind": "Eviction",
-                                            "metadata": {"name": info.name, "namespace": info.namespace}},
-                                           ctx.dry_run),
-                    diff=(f"evict {info.ref} ({info.owner_kind} {info.owner})",),
-                ))
-            out["blocked"] = blocked
-            pending = still
+            pending = self._evict_round(kube, ctx, args, pending, pdbs, out)
             # Under dry-run a refusal is the answer: there is nothing to wait for.
             if not pending or ctx.dry_run or time.monotonic() + RETRY_BLOCKED_SECONDS >= stop:
                 break
@@ -144,6 +133,32 @@ class DrainActions(KubeActions):
             raise TransientError(f"drain of {args.node} incomplete: disruption budgets still block {names}",
                                  retry_after=RETRY_BLOCKED_SECONDS)
         return out
+
+    def _evict_round(self, kube: Kube, ctx: ActionContext, args: DrainArgs, pending: list[PodInfo],
+                     pdbs: list[dict[str, Any]], out: dict[str, Any]) -> list[PodInfo]:
+        """One eviction per pending pod; records evictions and refusals in `out`, returns the refused."""
+        still: list[PodInfo] = []
+        blocked: list[dict[str, Any]] = []
+        for info in pending:
+            try:
+                kube.evict(info.namespace, info.name, dry_run=ctx.dry_run, grace_period=args.grace_period_seconds)
+            except EvictionBlocked as exc:
+                budgets = [ref(p) for p in covering_pdbs(info, pdbs)]
+                blocked.append({"pod": info.ref, "budget": exc.budget or ", ".join(budgets) or None,
+                                "message": str(exc)})
+                still.append(info)
+                continue
+            out["evicted"].append(info.ref)
+            ctx.change(Change(
+                verb="evict", target=f"Pod {info.ref}", dry_run=ctx.dry_run,
+                request=request_record("POST", path("pods", info.name, info.namespace, "eviction"),
+                                       {"apiVersion": "policy/v1", "kind": "Eviction",
+                                        "metadata": {"name": info.name, "namespace": info.namespace}},
+                                       ctx.dry_run),
+                diff=(f"evict {info.ref} ({info.owner_kind} {info.owner})",),
+            ))
+        out["blocked"] = blocked
+        return still
 
     def _wait_gone(self, kube: Kube, node: str, evicted: list[str], before: list[dict[str, Any]],
                    stop: float) -> list[str]:

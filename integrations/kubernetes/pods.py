@@ -18,7 +18,7 @@ from integrations.kubernetes.base import KubeActions
 from integrations.kubernetes.client import Kube
 from integrations.kubernetes.objects import meta, path
 from integrations.kubernetes.permissions import NS_PODS, NS_REFS, perm
-from integrations.kubernetes.podstatus import CAUSE_ORDER, PodState, decode_pod
+from integrations.kubernetes.podstatus import CAUSE_ORDER, ContainerState, PodState, decode_pod
 from integrations.kubernetes.report import Report, ev
 
 D = ActionKind.DIAGNOSE
@@ -50,29 +50,8 @@ def analyze_pods(
 ) -> Report:
     """Pure: decode pods, pick the worst, and write one finding per distinct problem (not per pod)."""
     states = sorted((decode_pod(p) for p in pods), key=lambda s: (CAUSE_ORDER.index(s.cause), s.name))
-    worst = states[0] if states else None
-    container = worst.worst if worst else None
-    out: dict[str, Any] = {
-        "cause": worst.cause if worst else "no_pods",
-        "summary": worst.summary if worst else "no pod matched",
-        "pods_total": len(states),
-        "pods": [s.as_dict() for s in states[:max_pods]],
-        "pod": worst.name if worst else None,
-        "node": worst.node if worst else None,
-        "container": container.name if container else None,
-        "exit_code": None, "exit_meaning": None, "memory_limit": None, "image": None, "restarts": 0,
-        "missing_object": None,
-        "logs": (logs or {}).get(worst.name, {}) if worst else {},
-    }
-    if container is not None:
-        out.update(exit_code=container.exit_code if container.exit_code is not None else container.last_exit_code,
-                   exit_meaning=container.meaning or None, memory_limit=container.memory_limit,
-                   image=container.image, restarts=container.restarts)
-        if container.missing is not None:
-            m = container.missing
-            out["missing_object"] = {"kind": m.kind, "namespace": m.namespace, "name": m.name, "key": m.key,
-                                     "exists": (exists or {}).get((m.kind, m.namespace, m.name))}
-    report = Report(out)
+    exists, logs = exists or {}, logs or {}
+    report = Report(_output(states, exists, logs, max_pods))
     groups: dict[str, list[PodState]] = {}
     for state in states:
         if state.cause != "healthy":
@@ -80,13 +59,37 @@ def analyze_pods(
     for same in groups.values():
         first = same[0]
         report.add(f"pod.{first.cause}", SEVERITY.get(first.cause, "critical"),  # type: ignore[arg-type]
-                   _sentence(same, exists or {}), _evidence(first, exists or {}, (logs or {}).get(first.name, {})))
+                   _sentence(same, exists), _evidence(first, exists, logs.get(first.name, {})))
     if not report.findings:
         report.add("pod.healthy", "info",
                    f"{len(states)} pod(s) healthy: " + ", ".join(f"{s.name} {s.phase}" for s in states[:5])
                    if states else "no pod matched",
                    [ev(f"Pod {s.namespace}/{s.name}", "status.phase", s.phase) for s in states[:3]])
     return report
+
+
+def _output(states: list[PodState], exists: dict[tuple[str, str, str], bool], logs: dict[str, dict[str, str]],
+            max_pods: int) -> dict[str, Any]:
+    if not states:
+        return {"cause": "no_pods", "summary": "no pod matched", "pods_total": 0, "pods": [], "pod": None,
+                "node": None, "container": None, **_container_output(None, exists), "logs": {}}
+    worst = states[0]
+    return {"cause": worst.cause, "summary": worst.summary, "pods_total": len(states),
+            "pods": [s.as_dict() for s in states[:max_pods]], "pod": worst.name, "node": worst.node,
+            "container": worst.worst.name if worst.worst else None, **_container_output(worst.worst, exists),
+            "logs": logs.get(worst.name, {})}
+
+
+def _container_output(c: ContainerState | None, exists: dict[tuple[str, str, str], bool]) -> dict[str, Any]:
+    if c is None:
+        return {"exit_code": None, "exit_meaning": None, "memory_limit": None, "image": None, "restarts": 0,
+                "missing_object": None}
+    m = c.missing
+    missing = None if m is None else {"kind": m.kind, "namespace": m.namespace, "name": m.name, "key": m.key,
+                                      "exists": exists.get((m.kind, m.namespace, m.name))}
+    return {"exit_code": c.exit_code if c.exit_code is not None else c.last_exit_code,
+            "exit_meaning": c.meaning or None, "memory_limit": c.memory_limit, "image": c.image,
+            "restarts": c.restarts, "missing_object": missing}
 
 
 def _sentence(same: list[PodState], exists: dict[tuple[str, str, str], bool]) -> str:
