@@ -100,3 +100,14 @@ class ConflictError(TransientError):
 
 class StepTimeout(TransientError):
     """The step did not finish within its timeout."""
+
+
+class OutcomeUnknown(StepError):
+    """A change was sent but no answer says whether it took effect (connection lost, timeout, 5xx).
+
+    Never retried: sending it again could apply it twice. `check` names what a person should look at.
+    """
+
+    def __init__(self, message: str, check: str = "") -> None:
+        super().__init__(message)
+        self.check = check

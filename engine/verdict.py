@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 Severity = Literal["info", "warning", "critical"]
 Risk = Literal["low", "medium", "high"]
 ProposalStatus = Literal["pending", "approved", "rejected", "executed", "failed", "skipped", "expired"]
+# What is true of a change sent for real: confirmed by the answer or by re-reading the target afterwards.
+ChangeOutcome = Literal["applied", "not applied", "effect unknown"]
 
 
 class _Data(BaseModel):
@@ -42,6 +44,7 @@ class Change(_Data):
     diff: tuple[str, ...] = ()
     dry_run: bool = True
     result: dict[str, Any] = Field(default_factory=dict)
+    outcome: ChangeOutcome | None = None  # None under dry-run
 
 
 class Proposal(_Data):

@@ -25,6 +25,7 @@ def open_cluster(
     mounted (`in_cluster` forces it), so a Deployment needs no kubeconfig at all.
     """
     from integrations.kubernetes.client import Kube
+    from integrations.kubernetes.credentials import service_account_refresh
 
     if scenario is not None:
         from integrations.kubesim import SimulatedCluster
@@ -35,7 +36,9 @@ def open_cluster(
     path = kubeconfig or settings.kubeconfig
     env = os.environ if environ is None else environ
     if not path and (settings.in_cluster or (not env.get("KUBECONFIG") and detected(env, files))):
-        with Kube.from_configuration(configuration(files, env)) as kube:
+        files = files or ServiceAccountFiles()
+        refresh = service_account_refresh(str(files.token), str(files.ca_cert), env)  # re-read after a 401
+        with Kube.from_configuration(configuration(files, env), refresh=refresh) as kube:
             yield kube
         return
     with Kube.from_kubeconfig(path, context or settings.context) as kube:

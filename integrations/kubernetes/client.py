@@ -3,8 +3,10 @@
 Actions want plain dicts, predictable request counts and errors that say what to do, so this client
 skips the generated model classes: requests go through `ApiClient.call_api` (which applies the
 kubeconfig's TLS and token handling) and bodies are `json.loads`-ed. Every call is bounded by a per-call
-timeout and by the step's deadline; 429, 5xx and connection failures are retried a few times with
-exponential backoff honouring `Retry-After`, then surface as `TransientError`.
+timeout and by the step's deadline. Reads are retried after 429, 5xx and connection failures, with
+exponential backoff honouring `Retry-After`, then surface as `TransientError`. Changes are sent at most
+once: only a 429, a 401 (after fresh credentials) or a connection never opened lets one be sent again;
+any other failure after sending raises `OutcomeUnknown` so the caller re-reads (see `once.py`).
 """
 
 from __future__ import annotations
@@ -18,17 +20,16 @@ from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import urllib3
-from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 from urllib3 import HTTPHeaderDict
 
 from engine.actions import Identity
-from engine.errors import PermanentError, SettingsError, StepTimeout, TransientError
-from integrations.kubernetes import errors
+from engine.errors import PermanentError, StepTimeout, TransientError
+from integrations.kubernetes import credentials, errors
+from integrations.kubernetes.credentials import Refresh
 from integrations.kubernetes.objects import path as api_path
-from integrations.kubernetes.transport import Policy, RequestCounter, Response, ServerClock, reason, retryable
+from integrations.kubernetes.transport import Policy, RequestCounter, Response, ServerClock, is_read, reason
 
 PATCH_TYPES = {
     "strategic": "application/strategic-merge-patch+json",
@@ -65,6 +66,7 @@ class Kube:
         counter: RequestCounter | None = None,
         clock: ServerClock | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        refresh: Refresh | None = None,
     ) -> None:
         self.api = api
         self.policy = policy or Policy()
@@ -73,6 +75,7 @@ class Kube:
         self._counter = counter or RequestCounter()
         self._clock = clock or ServerClock()
         self._sleep = sleep
+        self._refresh = refresh  # fresh credentials after a 401 (see credentials.py)
 
     # -- construction -------------------------------------------------------------------------------
 
@@ -83,22 +86,16 @@ class Kube:
 
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None, **kwargs: Any) -> Kube:
-        cfg = Configuration()
-        try:
-            kube_config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=path, context=context, client_configuration=cfg, persist_config=False
-            )
-        except (ConfigException, OSError) as exc:
-            raise SettingsError(f"kubeconfig {path or '~/.kube/config'} (context {context}): {exc}") from exc
+        """From a kubeconfig; a 401 runs its exec plugin (or re-reads its token file) again."""
+        cfg, refresh = credentials.from_kubeconfig(path, context)
+        kwargs.setdefault("refresh", refresh)
         return cls.from_configuration(cfg, **kwargs)
 
     @classmethod
     def in_cluster(cls, **kwargs: Any) -> Kube:
-        cfg = Configuration()
-        try:
-            kube_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-        except ConfigException as exc:
-            raise SettingsError(f"in-cluster service account: {exc}") from exc
+        """From the pod's service account; a 401 re-reads the (rotated) token file."""
+        cfg, refresh = credentials.in_cluster()
+        kwargs.setdefault("refresh", refresh)
         return cls.from_configuration(cfg, **kwargs)
 
     @classmethod
@@ -121,6 +118,7 @@ class Kube:
             "counter": self._counter,
             "clock": self._clock,
             "sleep": self._sleep,
+            "refresh": self._refresh,
         }
         values.update(changes)
         return Kube(self.api, **values)
@@ -227,8 +225,8 @@ class Kube:
         return self.request("POST", path, params=params, body=dict(body)).json()
 
     def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """POST for virtual resources (access reviews) that have no dry-run."""
-        return self.request("POST", path, body=dict(body)).json()
+        """POST for virtual resources (access reviews) that have no dry-run and change nothing."""
+        return self.request("POST", path, body=dict(body), idempotent=True).json()
 
     def patch(
         self, path: str, body: Any, patch_type: str = "strategic", dry_run: bool = False
@@ -315,40 +313,49 @@ class Kube:
         content_type: str | None = None,
         accept: str = "application/json",
         allow: tuple[int, ...] = (),
+        idempotent: bool | None = None,
     ) -> Response:
         """One API call with timeout, bounded retries and translated errors.
 
-        Statuses in `allow` are returned instead of raised. Timeouts are retried only for GET: a
-        mutation that timed out may have been applied.
+        Statuses in `allow` are returned instead of raised. A change (any write without `dryRun=All`,
+        unless `idempotent`) is sent at most once: it is sent again only when the server refused it
+        before handling it (429; 401, after fresh credentials) or no connection was opened. After a lost
+        connection, a timeout or a 5xx it raises `OutcomeUnknown`: the caller re-reads the target.
         """
         query = urlencode([(k, v) for k, v in (params or {}).items() if v is not None])
         url = f"{self.server}{path}{'?' + query if query else ''}"
-        attempt = 0
+        once = not (idempotent if idempotent is not None else is_read(method, params))
+        attempt, refreshed = 0, False
         while True:
             attempt += 1
             timeout, bounded = self._timeout(method, path)
             retry_after: float | None = None
             try:
                 response = self._send(method, url, path, body, content_type, accept, timeout)
-            except urllib3.exceptions.NewConnectionError as exc:
+            except urllib3.exceptions.ConnectTimeoutError as exc:  # incl. refused: nothing was sent
                 error: TransientError = errors.unreachable(self.server, reason(exc))
             except urllib3.exceptions.TimeoutError as exc:
+                waited = "the step deadline" if bounded else f"{timeout:.1f}s"
+                if once:
+                    raise errors.outcome_unknown(method, path, f"no answer came within {waited}") from exc
                 if bounded:
                     raise StepTimeout(f"step deadline reached while waiting for {method} {path}") from exc
                 error = errors.timed_out(self.server, method, path, timeout)
-                if method != "GET":
-                    raise error from exc
             except urllib3.exceptions.HTTPError as exc:
+                if once:
+                    raise errors.outcome_unknown(method, path, f"the connection failed: {reason(exc)}") from exc
                 error = errors.unreachable(self.server, reason(exc))
             else:
-                if 200 <= response.status < 300 or response.status in allow:
+                if response.status == 401 and not refreshed and self._refresh is not None:
+                    refreshed = True  # refused before it was handled: safe to send again, once
+                    if self._refresh(self.api.configuration):
+                        attempt -= 1
+                        continue
+                judged = errors.judge(response.status, response.data, response.headers, method, path,
+                                      self.server, allow=allow, once=once)
+                if judged is None:
                     return response
-                failure = errors.from_response(
-                    response.status, response.data, response.headers, method, path, self.server
-                )
-                if not (isinstance(failure, TransientError) and retryable(response.status)):
-                    raise failure
-                error, retry_after = failure, failure.retry_after
+                error, retry_after = judged, judged.retry_after
             delay = retry_after if retry_after is not None else self._backoff(attempt)
             if attempt >= self.policy.attempts or not self._fits(delay):
                 error.retry_after = retry_after if retry_after is not None else self._backoff(attempt)

@@ -18,6 +18,7 @@ from engine.errors import (
     ForbiddenError,
     InvalidError,
     NotFoundError,
+    OutcomeUnknown,
     PermanentError,
     StepError,
     TransientError,
@@ -26,6 +27,8 @@ from engine.redaction import redact
 from integrations.kubernetes.objects import singular
 
 _VERBS = {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
+_KINDS = {"cronjobs": "CronJob", "statefulsets": "StatefulSet", "daemonsets": "DaemonSet",
+          "replicasets": "ReplicaSet", "configmaps": "ConfigMap", "poddisruptionbudgets": "PodDisruptionBudget"}
 
 _FORBIDDEN = re.compile(
     r'User "(?P<user>[^"]*)" cannot (?P<verb>[\w-]+) resource "(?P<resource>[^"]*)"'
@@ -185,6 +188,65 @@ def from_response(
             retry_after=retry_after(headers),
         )
     return PermanentError(redact(f"{method} {path} failed with HTTP {code}: {message or 'no message'}"))
+
+
+def failure_status(
+    body: bytes, code: int, method: str, path: str, server: str
+) -> StepError | None:
+    """The error a 2xx answer carries in a `Status` body with `status: Failure`, else None.
+
+    The eviction subresource answers 201 with such a body when two PodDisruptionBudgets cover the pod
+    (kubernetes pkg/registry/core/pod/storage/eviction.go, `EvictionREST.Create`): nothing was evicted.
+    """
+    if len(body) > 65536 or b'"Failure"' not in body:  # cheap: lists and objects never get parsed twice
+        return None
+    status = status_body(body)
+    if status.get("kind") != "Status" or status.get("status") != "Failure":
+        return None
+    inner = status.get("code")
+    if isinstance(inner, int) and 400 <= inner < 500:
+        return from_response(inner, body, None, method, path, server)
+    message = str(status.get("message") or status.get("reason") or "no message")
+    return PermanentError(redact(f"{method} {path} was refused: the API server at {server} answered {code} "
+                                 f"with a Failure Status: {message}"))
+
+
+def what_to_check(path: str) -> str:
+    """`/api/v1/nodes/node-a` -> `Node node-a`; a collection -> `jobs in namespace billing`."""
+    target = parse_path(path)
+    if not target.name:
+        where = f" in namespace {target.namespace}" if target.namespace else ""
+        return f"{target.resource}{where}"
+    kind = _KINDS.get(target.resource) or singular(target.resource).capitalize()
+    name = f"{target.namespace}/{target.name}" if target.namespace else target.name
+    return f"{kind} {name}" + (f" ({target.subresource})" if target.subresource else "")
+
+
+def outcome_unknown(method: str, path: str, cause: str, check: str | None = None) -> OutcomeUnknown:
+    """A change was sent and no answer says whether it took effect."""
+    check = check or what_to_check(path)
+    return OutcomeUnknown(redact(f"{method} {path} was sent but {cause}; effect unknown: check {check}"), check)
+
+
+def judge(
+    code: int, body: bytes, headers: Mapping[str, str], method: str, path: str, server: str, *,
+    allow: tuple[int, ...], once: bool,
+) -> TransientError | None:
+    """None when the answer is to be returned, the error when the request may be sent again; raises the
+    rest. `once`: the request is a change, so a 5xx (it may have been applied) is `OutcomeUnknown`."""
+    if 200 <= code < 300:
+        failure = failure_status(body, code, method, path, server)
+        if failure is not None:  # e.g. an eviction answered 201 with a Failure Status: not done
+            raise failure
+        return None
+    if code in allow:
+        return None
+    error = from_response(code, body, headers, method, path, server)
+    if once and code >= 500:
+        raise outcome_unknown(method, path, f"the server answered {code}: {error}")
+    if not (isinstance(error, TransientError) and (code == 429 or code >= 500)):
+        raise error
+    return error
 
 
 def unreachable(server: str, reason: str) -> TransientError:

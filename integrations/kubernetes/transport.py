@@ -82,8 +82,9 @@ class Response:
         return value if isinstance(value, dict) else {"items": value}
 
 
-def retryable(status: int) -> bool:
-    return status == 429 or status >= 500
+def is_read(method: str, params: Mapping[str, Any] | None) -> bool:
+    """True when sending the request twice cannot change anything: a read, or a write under `dryRun=All`."""
+    return method in ("GET", "HEAD") or (params or {}).get("dryRun") == "All"
 
 
 def reason(exc: urllib3.exceptions.HTTPError) -> str:

@@ -10,7 +10,11 @@ from dataclasses import dataclass, field
 
 @dataclass
 class FaultRule:
-    """One rule. ``times`` limits how many matching requests it hits; ``rate`` is a probability."""
+    """One rule. ``times`` limits how many matching requests it hits; ``rate`` is a probability.
+
+    ``after``: the request is handled first and the fault hits its answer (delayed, dropped or replaced),
+    as when a change is applied but the response is lost on the way back.
+    """
 
     path: re.Pattern[str]
     method: str | None = None
@@ -20,6 +24,7 @@ class FaultRule:
     drop: bool = False
     times: int | None = None
     rate: float = 1.0
+    after: bool = False
     hits: int = field(default=0, init=False)
 
     @property
@@ -45,6 +50,7 @@ class Faults:
         drop: bool = False,
         times: int | None = None,
         rate: float = 1.0,
+        after: bool = False,
     ) -> FaultRule:
         """Add a rule matching ``path`` (a regex searched in the URL path, without the query)."""
         rule = FaultRule(
@@ -56,6 +62,7 @@ class Faults:
             drop,
             times,
             rate,
+            after,
         )
         with self._lock:
             self._rules.append(rule)

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .api import ApiHandler
 from .errors import ApiError, bad_request, fault_error, internal_error
-from .faults import Faults
+from .faults import FaultRule, Faults
 from .objects import Clock, use_clock
 from .request import ApiRequest, ApiResponse
 
@@ -136,17 +136,28 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.server.log.record(method, path)
         rule = self.server.faults.match(method, path)
-        if rule is not None:
-            if rule.latency:
-                time.sleep(rule.latency)
-            if rule.drop:
-                self.close_connection = True
-                with contextlib.suppress(OSError):
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                return
-            if rule.status:
-                self._send(ApiResponse.error(fault_error(rule.status, rule.retry_after)))
-                return
+        if rule is not None and not rule.after and self._fault(rule):
+            return
+        response = self._handle(method, path, split.query, body)
+        if rule is not None and rule.after and self._fault(rule):
+            return
+        self._send(response)
+
+    def _fault(self, rule: FaultRule) -> bool:
+        """Apply an injected fault; True when it answered (or dropped) the request."""
+        if rule.latency:
+            time.sleep(rule.latency)
+        if rule.drop:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+            return True
+        if rule.status:
+            self._send(ApiResponse.error(fault_error(rule.status, rule.retry_after)))
+            return True
+        return False
+
+    def _handle(self, method: str, path: str, query: str, body: bytes) -> ApiResponse:
         try:
             api = self.server.api
             user = api.authorizer.authenticate(
@@ -155,14 +166,13 @@ class _Handler(BaseHTTPRequestHandler):
                 self.headers.get_all("Impersonate-Group") or [],
             )
             req = ApiRequest(
-                method, path, parse_qs(split.query, keep_blank_values=True), self.headers, body, user
+                method, path, parse_qs(query, keep_blank_values=True), self.headers, body, user
             )
-            response = api.handle(req)
+            return api.handle(req)
         except ApiError as err:
-            response = ApiResponse.error(err)
+            return ApiResponse.error(err)
         except _ERRORS_AS_500 as exc:
-            response = ApiResponse.error(internal_error(f"{type(exc).__name__}: {exc}"))
-        self._send(response)
+            return ApiResponse.error(internal_error(f"{type(exc).__name__}: {exc}"))
 
     def _send(self, resp: ApiResponse) -> None:
         try:

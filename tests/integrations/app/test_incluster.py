@@ -77,3 +77,15 @@ def test_a_kubeconfig_still_wins_over_a_mounted_service_account(tmp_path: Path) 
         environ = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": "1"}
         with open_cluster(Settings(), kubeconfig=str(tmp_path / "kubeconfig"), environ=environ, files=files) as kube:
             assert kube.server == sim.url
+
+
+def test_a_rotated_service_account_token_is_re_read_after_a_401(tmp_path: Path) -> None:
+    """The kubelet rotates the mounted token; the loader's own schedule re-reads it only every minute."""
+    with SimulatedCluster([], rbac=True, tls=True, tokens={"new-token": SA_USER}) as sim:
+        files = mount_service_account(sim, tmp_path, "old-token")
+        environ = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(sim.port)}
+        with open_cluster(Settings(), environ=environ, files=files) as kube:
+            files.token.write_text("new-token", encoding="utf-8")
+            with pytest.raises(ForbiddenError, match="cannot list secrets"):  # authenticated: 403, not 401
+                kube.list("/api/v1/secrets")
+            assert sim.requests[("GET", "/api/v1/secrets")] == 2

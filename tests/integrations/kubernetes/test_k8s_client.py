@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import socket
+import sys
 import time
 
 import pytest
+import yaml
 from k8s_objects import node, pod
 
 from engine.actions import Identity, Permission
@@ -14,6 +16,7 @@ from engine.errors import (
     ForbiddenError,
     InvalidError,
     NotFoundError,
+    OutcomeUnknown,
     PermanentError,
     StepTimeout,
     TransientError,
@@ -125,7 +128,7 @@ def test_mutation_not_retried_after_timeout(cluster):
     sim, kube = cluster([node("node-a")])
     slow = kube.with_policy(call_timeout=0.3)
     sim.faults.add(path="/api/v1/nodes/node-a", latency=1.0, method="PATCH")
-    with pytest.raises(TransientError, match="did not answer PATCH"):
+    with pytest.raises(OutcomeUnknown, match="no answer came within 0.3s; effect unknown: check Node node-a"):
         slow.patch("/api/v1/nodes/node-a", {"spec": {"unschedulable": True}})
     assert slow.request_count == 1
 
@@ -209,3 +212,101 @@ def test_access_checker_self_and_subject_reviews(cluster):
     _, admin = cluster(objects, rbac=True)
     assert AccessChecker(admin).missing(wanted, "billing", Identity(SA)) == [wanted[1], wanted[2]]
     assert AccessChecker(admin).missing(wanted, "billing", None) == []
+
+
+# -- a change is sent at most once ---------------------------------------------------------------------
+
+CORDON = {"spec": {"unschedulable": True}}
+
+
+def patches(sim) -> int:
+    return sim.requests[("PATCH", "/api/v1/nodes/node-a")]
+
+
+@pytest.mark.parametrize("fault", [{"status": 503}, {"status": 500}, {"drop": True},
+                                   {"status": 503, "after": True}, {"drop": True, "after": True}])
+def test_a_change_is_never_sent_again_after_an_ambiguous_failure(cluster, fault):
+    sim, kube = cluster([node("node-a")])
+    sim.faults.add(path="/api/v1/nodes/node-a", method="PATCH", **fault)
+    with pytest.raises(OutcomeUnknown, match="effect unknown: check Node node-a") as caught:
+        kube.patch("/api/v1/nodes/node-a", CORDON)
+    assert caught.value.check == "Node node-a" and not caught.value.transient
+    assert patches(sim) == 1 and kube.request_count == 1
+    assert sim.get("Node", "node-a")["spec"].get("unschedulable") is (True if fault.get("after") else None)
+
+
+def test_a_change_is_sent_again_after_429_which_refuses_it_unhandled(cluster):
+    sim, kube = cluster([node("node-a")])
+    fast = kube.with_policy(backoff=0.01)
+    sim.faults.add(path="/api/v1/nodes/node-a", method="PATCH", status=429, retry_after=0, times=1)
+    assert fast.patch("/api/v1/nodes/node-a", CORDON)["spec"]["unschedulable"] is True
+    assert patches(sim) == 2
+
+
+def test_creates_and_deletes_are_sent_once_too(cluster):
+    sim, kube = cluster([node("node-a")])
+    sim.faults.add(path="/api/v1/namespaces/default/configmaps", method="POST", status=503)
+    sim.faults.add(path="/api/v1/nodes/node-a", method="DELETE", drop=True)
+    with pytest.raises(OutcomeUnknown, match="check configmaps in namespace default"):
+        kube.create("/api/v1/namespaces/default/configmaps", {"metadata": {"name": "x"}})
+    with pytest.raises(OutcomeUnknown):
+        kube.delete("/api/v1/nodes/node-a")
+    assert sim.requests[("POST", "/api/v1/namespaces/default/configmaps")] == 1
+    assert sim.requests[("DELETE", "/api/v1/nodes/node-a")] == 1
+
+
+def test_a_dry_run_or_a_read_is_still_retried(cluster):
+    sim, kube = cluster([node("node-a")])
+    sim.faults.add(path="/api/v1/nodes/node-a", method="PATCH", status=503, times=1)
+    sim.faults.add(path="/api/v1/nodes/node-a", method="GET", drop=True, times=1)
+    assert kube.patch("/api/v1/nodes/node-a", CORDON, dry_run=True)["spec"]["unschedulable"] is True
+    assert kube.get("/api/v1/nodes/node-a")["spec"].get("unschedulable") is None
+    assert patches(sim) == 2 and sim.requests[("GET", "/api/v1/nodes/node-a")] == 2
+
+
+def test_a_failure_status_in_a_2xx_answer_is_an_error(cluster):
+    """The eviction subresource answers 201 with a Failure Status when two budgets cover a pod."""
+    sim, kube = cluster([node("node-a"), pod("web-1", "shop", "node-a")])
+    sim.faults.add(path="/api/v1/namespaces/shop/pods/web-1/eviction", status=201, times=1)
+    with pytest.raises(PermanentError, match="answered 201 with a Failure Status"):
+        kube.evict("shop", "web-1")
+    assert sim.requests[("POST", "/api/v1/namespaces/shop/pods/web-1/eviction")] == 1
+    assert sim.get("Pod", "web-1", "shop") is not None
+
+
+# -- a 401 gets fresh credentials once -------------------------------------------------------------
+
+EXEC_PLUGIN = """import json, pathlib, sys
+folder = pathlib.Path(sys.argv[1])
+runs = folder / "runs"
+runs.write_text(str(int(runs.read_text() or 0) + 1) if runs.exists() else "1")
+print(json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
+                  "status": {"token": (folder / "token").read_text().strip()}}))
+"""
+
+
+def exec_kubeconfig(sim, folder) -> str:
+    """A kubeconfig whose user runs an exec plugin printing the token in `folder/token`."""
+    path = sim.write_kubeconfig(folder / "config")
+    config = yaml.safe_load(path.read_text())
+    (folder / "plugin.py").write_text(EXEC_PLUGIN)
+    config["users"][0]["user"] = {"exec": {
+        "apiVersion": "client.authentication.k8s.io/v1beta1", "command": sys.executable,
+        "args": [str(folder / "plugin.py"), str(folder)], "interactiveMode": "Never"}}
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_a_401_runs_the_exec_plugin_again_and_retries_once(cluster, tmp_path):
+    sim, _ = cluster([node("node-a")], rbac=True)
+    (tmp_path / "token").write_text("expired-token")
+    with Kube.from_kubeconfig(exec_kubeconfig(sim, tmp_path), "kubesim") as kube:
+        (tmp_path / "token").write_text("admin-token")  # the plugin would now mint a valid token
+        assert kube.patch("/api/v1/nodes/node-a", CORDON)["spec"]["unschedulable"] is True
+        assert (tmp_path / "runs").read_text() == "2" and patches(sim) == 2
+    (tmp_path / "token").write_text("revoked")
+    with (Kube.from_kubeconfig(exec_kubeconfig(sim, tmp_path), "kubesim") as kube,
+          pytest.raises(PermanentError, match="unauthorized")):
+        kube.get("/api/v1/nodes/node-a")
+    assert (tmp_path / "runs").read_text() == "4"  # loading, then once after the 401: never in a loop
+    assert sim.requests[("GET", "/api/v1/nodes/node-a")] == 2
