@@ -103,7 +103,9 @@ class ParamMapping(Model):
     value: str | None = Field(default=None, description="A constant value; no label is read.")
     namespace_from: str | None = Field(default=None, description="With owner: label naming the pod's namespace.")
     owner: Literal["ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"] | None = Field(
-        default=None, description="Resolve the pod named by `from` to the owning object of this kind.")
+        default=None, description="Resolve the object named by `from` to the owning object of this kind.")
+    of: Literal["Pod", "ReplicaSet", "Job"] = Field(
+        default="Pod", description="With owner: the kind of object the `from` label names (a Job for job_name).")
 
     @field_validator("regex")
     @classmethod

@@ -23,8 +23,11 @@ UNRESOLVED = "unresolved-mapping"
 class OwnerLookup(Protocol):
     """Finds the object of `kind` that owns a pod, following controller ownerReferences (read-only)."""
 
-    def owner_of(self, namespace: str, pod: str, kind: str) -> str | None:
-        """The owner's name, or None when the pod has no such owner. Raises TransientError when unsure."""
+    def owner_of(self, namespace: str, name: str, kind: str, of: str = "Pod") -> str | None:
+        """The name of the `kind` owning the `of` object `name` (None: it has no such owner).
+
+        Raises TransientError when the cluster cannot answer now, MappingError when the object is gone.
+        """
         ...
 
 
@@ -127,10 +130,10 @@ def _resolve_one(name: str, m: ParamMapping, labels: Mapping[str, str], lookup: 
     if not namespace:
         return None
     if lookup is None:
-        raise MappingError(f"param {name}: no cluster to look up the {m.owner} owning pod {namespace}/{raw}")
-    owner = lookup.owner_of(namespace, raw, m.owner)
+        raise MappingError(f"param {name}: no cluster to look up the {m.owner} owning {m.of} {namespace}/{raw}")
+    owner = lookup.owner_of(namespace, raw, m.owner, m.of)
     if owner is None:
         if m.default is not None:
             return m.default
-        raise MappingError(f"param {name}: pod {namespace}/{raw} is not owned by a {m.owner}")
+        raise MappingError(f"param {name}: {m.of} {namespace}/{raw} is not owned by a {m.owner}")
     return owner

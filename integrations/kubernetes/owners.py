@@ -42,29 +42,29 @@ class OwnerResolver:
         self.kube = kube
         self.timeout = timeout
 
-    def owner_of(self, namespace: str, pod: str, kind: str) -> str | None:
-        """Follow controller references from the pod until an object of `kind` (None: the chain ends first).
+    def owner_of(self, namespace: str, name: str, kind: str, of: str = "Pod") -> str | None:
+        """Follow controller references from the `of` object until one of `kind` (None: the chain ends first).
 
-        Transient API errors propagate (the webhook answers 503); a missing pod is a MappingError.
+        Transient API errors propagate (the webhook answers 503); a missing start object is a MappingError.
         """
         view = self.kube.with_deadline(time.monotonic() + self.timeout)
-        current_kind, name = "Pod", pod
-        for _ in range(_MAX_HOPS + 1):
-            if current_kind == kind:
-                return name
-            path = _PATHS.get(current_kind)
+        current = (of, name)
+        for hop in range(_MAX_HOPS + 1):
+            if current[0] == kind:
+                return current[1]
+            path = _PATHS.get(current[0])
             if path is None:
                 return None
             try:
-                obj = view.get_or_none(path.format(ns=namespace, name=name))
+                obj = view.get_or_none(path.format(ns=namespace, name=current[1]))
             except PermanentError as exc:
-                raise MappingError(f"cannot read {current_kind} {namespace}/{name}: {exc}") from exc
+                raise MappingError(f"cannot read {current[0]} {namespace}/{current[1]}: {exc}") from exc
             if obj is None:
-                if current_kind == "Pod":
-                    raise MappingError(f"pod {namespace}/{pod} does not exist (any more)")
+                if hop == 0:
+                    raise MappingError(f"{of} {namespace}/{name} does not exist (any more)")
                 return None
             owner = _controller(obj)
             if owner is None:
                 return None
-            current_kind, name = owner
+            current = owner
         return None

@@ -26,11 +26,11 @@ class Owners:
     def __init__(self, table: dict[tuple[str, str, str], str | None], down: bool = False) -> None:
         self.table, self.down, self.calls = table, down, 0
 
-    def owner_of(self, namespace: str, pod: str, kind: str) -> str | None:
+    def owner_of(self, namespace: str, name: str, kind: str, of: str = "Pod") -> str | None:
         self.calls += 1
         if self.down:
             raise TransientError("the API server is unreachable", retry_after=5)
-        return self.table.get((namespace, pod, kind))
+        return self.table.get((namespace, f"{of}/{name}", kind))
 
 
 def _match(result: TriggerMatch | NoMatch) -> TriggerMatch:
@@ -52,12 +52,17 @@ def test_regex_capture_default_and_constant() -> None:
 def test_owner_lookup_resolves_pod_to_deployment() -> None:
     rb = _runbook("rb", "    - match: {alertname: KubePodCrashLooping}\n"
                   "      params: {workload: {from: pod, namespace_from: namespace, owner: Deployment}}")
-    owners = Owners({("shop", CRASH["pod"], "Deployment"): "web"})
+    owners = Owners({("shop", f"Pod/{CRASH['pod']}", "Deployment"): "web"})
     assert _match(select([rb], CRASH, owners)).params == {"workload": "web"}
     bare = select([rb], {**CRASH, "pod": "bare-pod"}, owners)
     assert isinstance(bare, NoMatch) and bare.reason == UNRESOLVED and "not owned by a Deployment" in bare.detail
     with pytest.raises(TransientError):  # the webhook answers 503: Alertmanager re-sends, nothing is lost
         select([rb], CRASH, Owners({}, down=True))
+    job = _runbook("rb", "    - match: {alertname: KubeJobFailed}\n"
+                   "      params: {workload: {from: job_name, namespace_from: namespace, owner: CronJob, of: Job}}")
+    failed = {"alertname": "KubeJobFailed", "namespace": "billing", "job_name": "report-29001"}
+    assert _match(select([job], failed, Owners({("billing", "Job/report-29001", "CronJob"): "report"}))).params == {
+        "workload": "report"}
     missing_ns = _match(select([rb], {k: v for k, v in CRASH.items() if k != "namespace"}, owners))
     assert missing_ns.params == {} and missing_ns.missing == ("namespace",)
 

@@ -42,7 +42,9 @@ def test_pod_to_replicaset_to_deployment(cluster: Cluster) -> None:
 
 def test_job_pod_to_cronjob(cluster: Cluster) -> None:
     _, kube = cluster(_objects())
-    assert OwnerResolver(kube).owner_of("billing", "nightly-report-29001-abcde", "CronJob") == "nightly-report"
+    owners = OwnerResolver(kube)
+    assert owners.owner_of("billing", "nightly-report-29001-abcde", "CronJob") == "nightly-report"
+    assert owners.owner_of("billing", "nightly-report-29001", "CronJob", of="Job") == "nightly-report"  # job_name
 
 
 def test_missing_pod_is_a_mapping_error_and_an_unreachable_server_is_transient(cluster: Cluster) -> None:
