@@ -328,39 +328,46 @@ class Kube:
         attempt, refreshed = 0, False
         while True:
             attempt += 1
-            timeout, bounded = self._timeout(method, path)
-            retry_after: float | None = None
-            try:
-                response = self._send(method, url, path, body, content_type, accept, timeout)
-            except urllib3.exceptions.ConnectTimeoutError as exc:  # incl. refused: nothing was sent
-                error: TransientError = errors.unreachable(self.server, reason(exc))
-            except urllib3.exceptions.TimeoutError as exc:
-                waited = "the step deadline" if bounded else f"{timeout:.1f}s"
-                if once:
-                    raise errors.outcome_unknown(method, path, f"no answer came within {waited}") from exc
-                if bounded:
-                    raise StepTimeout(f"step deadline reached while waiting for {method} {path}") from exc
-                error = errors.timed_out(self.server, method, path, timeout)
-            except urllib3.exceptions.HTTPError as exc:
-                if once:
-                    raise errors.outcome_unknown(method, path, f"the connection failed: {reason(exc)}") from exc
-                error = errors.unreachable(self.server, reason(exc))
-            else:
-                if response.status == 401 and not refreshed and self._refresh is not None:
+            outcome = self._attempt(method, url, path, body, content_type, accept, once)
+            if isinstance(outcome, Response):
+                if outcome.status == 401 and not refreshed and self._refresh is not None:
                     refreshed = True  # refused before it was handled: safe to send again, once
                     if self._refresh(self.api.configuration):
                         attempt -= 1
                         continue
-                judged = errors.judge(response.status, response.data, response.headers, method, path,
+                judged = errors.judge(outcome.status, outcome.data, outcome.headers, method, path,
                                       self.server, allow=allow, once=once)
                 if judged is None:
-                    return response
-                error, retry_after = judged, judged.retry_after
+                    return outcome
+                outcome = judged
+            retry_after = outcome.retry_after
             delay = retry_after if retry_after is not None else self._backoff(attempt)
             if attempt >= self.policy.attempts or not self._fits(delay):
-                error.retry_after = retry_after if retry_after is not None else self._backoff(attempt)
-                raise error
+                outcome.retry_after = delay if retry_after is not None else self._backoff(attempt)
+                raise outcome
             self._sleep(delay)
+
+    def _attempt(
+        self, method: str, url: str, path: str, body: Any, content_type: str | None, accept: str, once: bool
+    ) -> Response | TransientError:
+        """Send once: the answer, or the error of a failure worth another try. Raises the rest; for a change
+        whose effect a failure leaves unknown, that is `OutcomeUnknown`."""
+        timeout, bounded = self._timeout(method, path)
+        try:
+            return self._send(method, url, path, body, content_type, accept, timeout)
+        except urllib3.exceptions.ConnectTimeoutError as exc:  # incl. refused: nothing was sent
+            return errors.unreachable(self.server, reason(exc))
+        except urllib3.exceptions.TimeoutError as exc:
+            waited = "the step deadline" if bounded else f"{timeout:.1f}s"
+            if once:
+                raise errors.outcome_unknown(method, path, f"no answer came within {waited}") from exc
+            if bounded:
+                raise StepTimeout(f"step deadline reached while waiting for {method} {path}") from exc
+            return errors.timed_out(self.server, method, path, timeout)
+        except urllib3.exceptions.HTTPError as exc:
+            if once:
+                raise errors.outcome_unknown(method, path, f"the connection failed: {reason(exc)}") from exc
+            return errors.unreachable(self.server, reason(exc))
 
     def _send(
         self,
