@@ -14,6 +14,7 @@ from engine.actions import Action, ActionKind, ActionRegistry, ArgumentProblem, 
 from engine.hints import did_you_mean
 from engine.model import Runbook, Step
 from engine.params import coerce_value
+from engine.template_limits import constant_problem
 from engine.templating import CONTEXT_NAMES, Templating, is_template
 
 Loc = tuple[str | int, ...]
@@ -137,6 +138,9 @@ def _check_template(
     except TemplateSyntaxError as exc:
         yield loc, f"{kind} does not compile: {exc.message}", False
         return
+    too_large = constant_problem(tree)
+    if too_large:
+        yield loc, f"{kind} is beyond the sandbox's bounds: {too_large}", False
     bound = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
     for name in tree.find_all(nodes.Name):
         if name.ctx == "load" and name.name not in CONTEXT_NAMES and name.name not in bound:

@@ -75,13 +75,15 @@ class StepRunner:
             record.inputs, record.findings = dict(approved.inputs), list(approved.findings)
             record.changes = list(approved.changes)
             record.proposal = approved.proposal.model_copy(update={"status": "approved"}) if approved.proposal else None
+        deadline = time.monotonic() + step.timeout  # the step's timeout covers rendering its templates too
         try:
-            if approved is None and step.when is not None and not self.templating.evaluate(step.when, context):
+            if approved is None and step.when is not None and not self.templating.evaluate(step.when, context,
+                                                                                          deadline=deadline):
                 record.status = StepStatus.SKIPPED
                 record.finished_at = time.time()
                 return record
             if approved is None:
-                record.inputs = self.templating.render_value(step.with_, context)
+                record.inputs = self.templating.render_value(step.with_, context, deadline=deadline)
             on_start(run, record, step.timeout)
             args = _validate_args(action, record.inputs)
             if choose_identity is not None:

@@ -7,16 +7,18 @@ variables and are never themselves rendered, so `{{ ... }}` inside an alert labe
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, Undefined, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.errors import PermanentError
+from engine.template_limits import BUDGET_KEY, MAX_TEXT, BoundedSandbox, Budget, TemplateLimit
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{[-+]?(?P<expr>(?:(?!\}\}|\{\{).)*?)[-+]?\}\}\s*$", re.DOTALL)
 CONTEXT_NAMES = frozenset({"params", "steps", "findings", "run", "alert", "now"})
+DEFAULT_RENDER_SECONDS = 10.0  # when the caller has no step timeout to give
 
 
 def is_template(value: str) -> bool:
@@ -31,7 +33,7 @@ class Templating:
     """Compiles and caches templates; renders `with` arguments and evaluates `when` conditions."""
 
     def __init__(self) -> None:
-        self.env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+        self.env = BoundedSandbox(undefined=StrictUndefined, autoescape=False)
         self.env.filters["to_duration"] = _human_duration
         self._cache: dict[str, Any] = {}
 
@@ -67,38 +69,56 @@ class Templating:
             self._cache[source] = compiled
         return compiled
 
-    def render_value(self, value: Any, context: Mapping[str, Any]) -> Any:
+    def render_value(self, value: Any, context: Mapping[str, Any], *, deadline: float | None = None) -> Any:
         """Render templates inside strings, lists and dicts.
 
         A string that is exactly one `{{ expression }}` yields the expression's native value (a list
         stays a list); any other template renders to text. Non-template values pass through untouched.
+        Rendering is bounded in size and stops at `deadline` (time.monotonic()) with StepTimeout.
         """
+        budget = Budget(deadline if deadline is not None else time.monotonic() + DEFAULT_RENDER_SECONDS)
+        return self._render(value, {**context, BUDGET_KEY: budget})
+
+    def _render(self, value: Any, context: Mapping[str, Any]) -> Any:
         if isinstance(value, str):
             if not is_template(value):
                 return value
             try:
                 kind, compiled = self._compiled(value)
-                result = compiled(**context) if kind == "expr" else compiled.render(**context)
+                result = compiled(**context) if kind == "expr" else _bounded_text(compiled, context)
                 if isinstance(result, Undefined):
                     result._fail_with_undefined_error()  # a sandbox refusal or missing name, not a value
                 return result
             except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
                 raise TemplateFailure(f"template {value!r} failed: {_reason(exc)}") from exc
         if isinstance(value, Mapping):
-            return {k: self.render_value(v, context) for k, v in value.items()}
+            return {k: self._render(v, context) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            return [self.render_value(v, context) for v in value]
+            return [self._render(v, context) for v in value]
         return value
 
-    def evaluate(self, expression: str, context: Mapping[str, Any]) -> bool:
-        """Evaluate a `when` condition to a boolean."""
+    def evaluate(self, expression: str, context: Mapping[str, Any], *, deadline: float | None = None) -> bool:
+        """Evaluate a `when` condition to a boolean, bounded as `render_value` is."""
+        budget = Budget(deadline if deadline is not None else time.monotonic() + DEFAULT_RENDER_SECONDS)
         try:
-            result = self._condition(expression)(**context)
+            result = self._condition(expression)(**{**context, BUDGET_KEY: budget})
             if isinstance(result, Undefined):
                 result._fail_with_undefined_error()
             return bool(result)
         except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
             raise TemplateFailure(f"condition {expression!r} failed: {_reason(exc)}") from exc
+
+
+def _bounded_text(template: Any, context: Mapping[str, Any]) -> str:
+    """The rendered text, refused as soon as it grows past MAX_TEXT (a loop printing a large value)."""
+    parts: list[str] = []
+    size = 0
+    for chunk in template.generate(**context):
+        size += len(chunk)
+        if size > MAX_TEXT:
+            raise TemplateLimit(f"the template renders more than {MAX_TEXT} characters")
+        parts.append(chunk)
+    return "".join(parts)
 
 
 def _reason(exc: BaseException) -> str:
