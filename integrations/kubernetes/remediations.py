@@ -101,6 +101,33 @@ def patch_field(
     return report.emit(ctx)
 
 
+def pod_node(kube: Kube, pod: dict[str, Any]) -> dict[str, Any] | None:
+    node_name = (pod.get("spec") or {}).get("nodeName")
+    return kube.get_or_none(path("nodes", node_name)) if node_name else None
+
+
+def force_delete_risks(ctx: ActionContext, pod: dict[str, Any], target: str, node: dict[str, Any] | None) -> list[str]:
+    """Warnings for deleting `pod` with grace 0 (and a finding when it risks two writers on one volume):
+    shared by `k8s.pod.delete` and `k8s.delete` so both run the same checks. `node` is the pod's node."""
+    node_name = (pod.get("spec") or {}).get("nodeName")
+    if not node_name or (node is not None and ready_status(node) == "True"):
+        return []
+    warnings = [f"{node_name} is not Ready: force deletion only removes the API object; the containers may still "
+                "be running there and will be killed only when the kubelet returns"]
+    if ((controller_of(pod) or {}).get("kind")) == "StatefulSet":
+        warnings.append(
+            "data-safety: the StatefulSet will create a new pod with the same identity at once; if "
+            f"{node_name} comes back (or is only partitioned), two pods could write the same volume. "
+            "Confirm the node is powered off or fenced first"
+        )
+        ctx.finding("pod_delete.split_brain_risk", "warning",
+                    f"force-deleting StatefulSet pod {meta(pod).get('namespace')}/{meta(pod).get('name')} on "
+                    f"NotReady {node_name} risks two pods with the same identity writing one volume",
+                    [ev(f"Node {node_name}", "status.conditions[Ready]", ready_status(node or {})),
+                     ev(target, "metadata.ownerReferences", "StatefulSet")])
+    return warnings
+
+
 class RemediationActions(KubeActions):
     @action("k8s.node.cordon", kind=R, args=NodeArgs, permissions=(NODE_GET, NODE_PATCH))
     def cordon(self, ctx: ActionContext, args: NodeArgs) -> dict[str, Any]:
@@ -163,29 +190,13 @@ class RemediationActions(KubeActions):
         api_path = path("pods", args.name, args.namespace)
         pod = kube.get(api_path)
         node_name = (pod.get("spec") or {}).get("nodeName")
-        node = kube.get_or_none(path("nodes", node_name)) if node_name else None
+        node = pod_node(kube, pod)
         node_ready = node is not None and ready_status(node) == "True"
         owner = (controller_of(pod) or {}).get("kind") or "None"
         grace = 0 if args.force else args.grace_period_seconds
         target = f"Pod {args.namespace}/{args.name}"
-        warnings: list[str] = []
         report = Report()
-        if args.force and node_name and not node_ready:
-            warnings.append(
-                f"{node_name} is not Ready: force deletion only removes the API object; the containers may still "
-                "be running there and will be killed only when the kubelet returns"
-            )
-            if owner == "StatefulSet":
-                warnings.append(
-                    "data-safety: the StatefulSet will create a new pod with the same identity at once; if "
-                    f"{node_name} comes back (or is only partitioned), two pods could write the same volume. "
-                    "Confirm the node is powered off or fenced first"
-                )
-                report.add("pod_delete.split_brain_risk", "warning",
-                           f"force-deleting StatefulSet pod {args.namespace}/{args.name} on NotReady {node_name} "
-                           "risks two pods with the same identity writing one volume",
-                           [ev(f"Node {node_name}", "status.conditions[Ready]", ready_status(node or {})),
-                            ev(target, "metadata.ownerReferences", "StatefulSet")])
+        warnings = force_delete_risks(ctx, pod, target, node) if args.force else []
         body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
         if grace is not None:
             body["gracePeriodSeconds"] = grace

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import signal
 import threading
@@ -154,7 +155,7 @@ def actions(
             _fail(f"unknown action {name!r}{did_you_mean(name, registry.names())}")
         action = registry.get(name)
         out.print(f"[bold]{action.name}[/] ({action.kind})", highlight=False)
-        out.print((action.func.__doc__ or "").strip(), markup=False)
+        out.print(inspect.getdoc(action.func) or "", markup=False)
         out.print("\narguments:", markup=False)
         for arg, field in action.args.model_fields.items():
             default = "required" if field.is_required() else f"default {field.default!r}"
