@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.actions import ActionContext
-from engine.errors import NotFoundError, PermanentError, StepError, TransientError
+from engine.errors import OutcomeUnknown, PermanentError, StepError, StepTimeout
 from engine.verdict import Change
 from integrations.kubernetes.client import Kube
 from integrations.kubernetes.objects import annotations_of, labels, meta
@@ -110,6 +110,8 @@ class Plan:
     # the whole diff (a delete, a scale through the subresource), and the change always applies.
     summary: list[str] = field(default_factory=list)
     field_diff: bool = True
+    # Whether a re-read object shows the change (default: it looks as the dry-run predicted).
+    took_effect: Callable[[Mapping[str, Any]], bool] | None = None
 
 
 def request_record(method: str, api_path: str, body: Any, dry_run: bool, content_type: str | None = None,
@@ -157,8 +159,8 @@ def apply(kube: Kube, ctx: ActionContext, plan: Plan) -> dict[str, Any]:
 
 
 def _ambiguous(exc: StepError) -> bool:
-    """A failure after which the request may or may not have taken effect."""
-    return isinstance(exc, TransientError) and not isinstance(exc, NotFoundError)
+    """A failure after which the request may or may not have taken effect (the client says so)."""
+    return isinstance(exc, OutcomeUnknown | StepTimeout)
 
 
 def settle(kube: Kube, plan: Plan, preview: Mapping[str, Any]) -> str:
@@ -172,7 +174,7 @@ def settle(kube: Kube, plan: Plan, preview: Mapping[str, Any]) -> str:
         return "applied" if now is None or meta(now).get("deletionTimestamp") else "not_applied"
     if now is None:
         return "unknown"
-    if not object_diff(preview, now):
+    if plan.took_effect(now) if plan.took_effect else not object_diff(preview, now):
         return "applied"
     if meta(now).get("resourceVersion") == meta(plan.before).get("resourceVersion"):
         return "not_applied"

@@ -168,7 +168,8 @@ class GenericEdits(KubeActions):
         plan = Plan("scale", target, api_path, before,
                     lambda dry: kube.patch(scale_path, body, "merge", dry_run=dry),
                     request_record("PATCH", scale_path, body, False, PATCH_TYPES["merge"]), warnings,
-                    [f"spec.replicas: {replicas} -> {args.replicas}"], field_diff=False)
+                    [f"spec.replicas: {replicas} -> {args.replicas}"], field_diff=False,
+                    took_effect=lambda now: (now.get("spec") or {}).get("replicas") == args.replicas)
         return {**apply(kube, ctx, plan), "before": replicas}
 
     def _hpa_warnings(self, kube: Kube, args: ScaleArgs) -> list[str]:

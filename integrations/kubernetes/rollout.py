@@ -100,42 +100,71 @@ def became_current(deployment: Mapping[str, Any], current: Mapping[str, Any] | N
     return None
 
 
+def _summary(kube: Kube, revisions: list[dict[str, Any]], current: int, since: datetime | None) -> dict[str, Any]:
+    older = [r["revision"] for r in revisions if 0 < r["revision"] < current]
+    return {"revisions": revisions, "current_revision": current or None,
+            "previous_revision": max(older) if older else None,
+            "rolled_out_at": format_time(since) if since else None,
+            "rolled_out_seconds_ago": round((kube.now() - since).total_seconds()) if since else None}
+
+
+def _entry(revision: int, template: Mapping[str, Any], obj: Mapping[str, Any]) -> dict[str, Any]:
+    return {"revision": revision, "images": _images(template), "created": meta(obj).get("creationTimestamp"),
+            "change_cause": annotations_of(obj).get(CHANGE_CAUSE), "name": name_of(obj)}
+
+
 def deployment_history(kube: Kube, deployment: dict[str, Any]) -> dict[str, Any]:
     sets = replica_sets(kube, deployment)
     current_revision = _revision(deployment) or (_revision(sets[0]) if sets else 0)
     current = next((rs for rs in sets if _revision(rs) == current_revision), None)
-    older = [_revision(rs) for rs in sets if 0 < _revision(rs) < current_revision]
-    since = became_current(deployment, current)
-    revisions = [{"revision": _revision(rs), "images": _images((rs.get("spec") or {}).get("template") or {}),
-                  "created": meta(rs).get("creationTimestamp"),
-                  "change_cause": annotations_of(rs).get(CHANGE_CAUSE), "replica_set": name_of(rs)}
+    revisions = [_entry(_revision(rs), (rs.get("spec") or {}).get("template") or {}, rs)
                  for rs in sorted(sets, key=_revision) if _revision(rs) > 0]
-    return {"revisions": revisions, "current_revision": current_revision or None,
-            "previous_revision": max(older) if older else None,
-            "rolled_out_at": format_time(since) if since else None,
-            "rolled_out_seconds_ago": round((kube.now() - since).total_seconds()) if since else None}
+    return _summary(kube, revisions, current_revision, became_current(deployment, current))
 
 
-def controller_history(kube: Kube, ref: KindRef, obj: dict[str, Any]) -> dict[str, Any]:
-    """StatefulSet/DaemonSet revisions from their ControllerRevisions."""
+def _controller_revision(obj: Mapping[str, Any]) -> int:
+    return int(obj.get("revision") or 0)
+
+
+def _controller_template(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    spec = (obj.get("data") or {}).get("spec") or {}
+    return spec.get("template") or {}
+
+
+def controller_history(kube: Kube, obj: dict[str, Any]) -> dict[str, Any]:
+    """StatefulSet/DaemonSet revisions from their ControllerRevisions (never re-used, so their creation
+    is when they became current)."""
     namespace, uid = meta(obj).get("namespace"), meta(obj).get("uid")
     found = kube.list(f"/apis/apps/v1/namespaces/{namespace}/controllerrevisions", limit=1000)
-    owned = sorted((r for r in found if (controller_of(r) or {}).get("uid") == uid),
-                   key=lambda r: int(r.get("revision") or 0))
+    owned = sorted((r for r in found if (controller_of(r) or {}).get("uid") == uid), key=_controller_revision)
     status = obj.get("status") or {}
     current_name = status.get("updateRevision") or status.get("currentRevision")
     current = next((r for r in owned if name_of(r) == current_name), owned[-1] if owned else None)
-    current_revision = int(current.get("revision") or 0) if current else 0
-    older = [int(r.get("revision") or 0) for r in owned if int(r.get("revision") or 0) < current_revision]
+    revisions = [_entry(_controller_revision(r), _controller_template(r), r) for r in owned]
     since = parse_time(meta(current).get("creationTimestamp")) if current else None
-    revisions = [{"revision": int(r.get("revision") or 0),
-                  "images": _images(((r.get("data") or {}).get("spec") or {}).get("template") or {}),
-                  "created": meta(r).get("creationTimestamp"), "change_cause": annotations_of(r).get(CHANGE_CAUSE)}
-                 for r in owned]
-    return {"revisions": revisions, "current_revision": current_revision or None,
-            "previous_revision": max(older) if older else None,
-            "rolled_out_at": format_time(since) if since else None,
-            "rolled_out_seconds_ago": round((kube.now() - since).total_seconds()) if since else None}
+    return _summary(kube, revisions, _controller_revision(current) if current else 0, since)
+
+
+def choose_revision(sets: list[dict[str, Any]], current: int, wanted: int | None, target: str) -> dict[str, Any]:
+    """The ReplicaSet of revision `wanted`, or of the newest revision before `current`."""
+    if wanted is None:
+        wanted = max((_revision(rs) for rs in sets if 0 < _revision(rs) < current), default=0)
+    chosen = next((rs for rs in sets if _revision(rs) == wanted), None)
+    if chosen is None:
+        known = ", ".join(str(_revision(rs)) for rs in sets) or "none"
+        raise PermanentError(f"{target} has no revision {wanted or 'before ' + str(current)} (revisions: {known})")
+    return chosen
+
+
+def undo_patch(deployment: Mapping[str, Any], chosen: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The JSON patch that puts the chosen revision's pod template (and its annotations, such as the change
+    cause) back, keeping the Deployment's own annotations."""
+    template = copy.deepcopy((chosen.get("spec") or {}).get("template") or {})
+    (template.get("metadata") or {}).get("labels", {}).pop(HASH_LABEL, None)
+    annotations = {k: v for k, v in annotations_of(deployment).items() if k in _DEPLOYMENT_OWN}
+    annotations.update({k: v for k, v in annotations_of(chosen).items() if k not in _DEPLOYMENT_OWN})
+    return [{"op": "replace", "path": "/spec/template", "value": template},
+            {"op": "replace", "path": "/metadata/annotations", "value": annotations}]
 
 
 class RolloutActions(KubeActions):
@@ -162,7 +191,7 @@ class RolloutActions(KubeActions):
         obj = kube.get(ref.path(args.name, args.namespace))
         if args.kind == "Deployment":
             return deployment_history(kube, obj)
-        return controller_history(kube, ref, obj)
+        return controller_history(kube, obj)
 
     @action("k8s.rollout.restart", kind=R, args=RestartArgs, permits=kind_permits("get", "patch"),
             permits_doc="<kind>:get, <kind>:patch")
@@ -195,19 +224,11 @@ class RolloutActions(KubeActions):
         before = kube.get(api_path)
         sets = replica_sets(kube, before)
         current = _revision(before) or (_revision(sets[0]) if sets else 0)
-        wanted = args.to_revision or max((_revision(rs) for rs in sets if 0 < _revision(rs) < current), default=0)
-        chosen = next((rs for rs in sets if _revision(rs) == wanted), None)
-        if chosen is None:
-            known = ", ".join(str(_revision(rs)) for rs in sets) or "none"
-            raise PermanentError(f"{target} has no revision {wanted or 'before ' + str(current)} (revisions: {known})")
-        template = copy.deepcopy((chosen.get("spec") or {}).get("template") or {})
-        (template.get("metadata") or {}).get("labels", {}).pop(HASH_LABEL, None)
-        annotations = {k: v for k, v in annotations_of(before).items() if k in _DEPLOYMENT_OWN}
-        annotations.update({k: v for k, v in annotations_of(chosen).items() if k not in _DEPLOYMENT_OWN})
-        body = [{"op": "replace", "path": "/spec/template", "value": template},
-                {"op": "replace", "path": "/metadata/annotations", "value": annotations}]
+        chosen = choose_revision(sets, current, args.to_revision, target)
+        body = undo_patch(before, chosen)
         images_before = _images((before.get("spec") or {}).get("template") or {})
-        images_after = _images(template)
+        images_after = _images(body[0]["value"])
+        wanted = _revision(chosen)
         plan = Plan("rollback", target, api_path, before,
                     lambda dry: kube.patch(api_path, body, "json", dry_run=dry),
                     request_record("PATCH", api_path, body, False, PATCH_TYPES["json"]),

@@ -141,3 +141,31 @@ def test_wait_gives_up_at_its_timeout_with_a_finding(cluster, registry_for, ctx)
               condition="rollout_complete", timeout="2s")
     assert out["met"] is False and 1.0 <= out["waited_seconds"] <= 4
     assert c.findings[0].id == "wait.not_met"
+
+
+def _fail_the_real_patch(sim, drop_after_apply: bool) -> None:
+    """The dry-run PATCH passes (a no-op rule takes it); the real one loses its answer, after or before the
+    server applied it."""
+    where = "/apis/apps/v1/namespaces/shop/deployments/web/scale"
+    sim.faults.add(path=where, method="PATCH", times=1)
+    sim.faults.add(path=where, method="PATCH", drop=True, after=drop_after_apply, times=1)
+
+
+def test_a_lost_answer_after_the_change_is_read_back_as_applied(cluster, registry_for, ctx):
+    sim, kube = cluster(rolled_out())
+    _fail_the_real_patch(sim, drop_after_apply=True)
+    c = ctx()
+    out = run(registry_for(kube), "k8s.scale", c, kind="Deployment", name="web", namespace="shop", replicas=4)
+    assert out["outcome"] == "applied" and sim.get("deployments", "web", "shop")["spec"]["replicas"] == 4
+    assert c.changes[-1].result["outcome"] == "applied" and "error" in c.changes[-1].result
+    assert sim.requests[("PATCH", "/apis/apps/v1/namespaces/shop/deployments/web/scale")] == 2  # dry-run + once
+
+
+def test_a_lost_request_is_reported_not_applied_and_never_resent(cluster, registry_for, ctx):
+    sim, kube = cluster(rolled_out())
+    _fail_the_real_patch(sim, drop_after_apply=False)
+    c = ctx()
+    with pytest.raises(PermanentError, match="outcome not_applied"):
+        run(registry_for(kube), "k8s.scale", c, kind="Deployment", name="web", namespace="shop", replicas=4)
+    assert sim.get("deployments", "web", "shop")["spec"]["replicas"] == 3
+    assert c.changes[-1].result["outcome"] == "not_applied"
