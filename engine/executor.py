@@ -25,6 +25,7 @@ from engine.errors import ApprovalError, RunStateError, StepError
 from engine.events import EventSink, RunEvent
 from engine.model import Runbook, Step
 from engine.params import coerce_params
+from engine.plan import Planner
 from engine.records import Decision, RunRecord, RunStatus, StepRecord, StepStatus
 from engine.run_store import RunStore
 from engine.step_runner import StepRunner, missing_permissions
@@ -61,6 +62,7 @@ class Executor:
         self.checker = checker
         self.templating = templating or Templating()
         self.steps = StepRunner(registry, self.templating, sleep)
+        self.planner = Planner(registry, self.templating, self.steps.pool, checker)
 
     # starting -------------------------------------------------------------------------------------
 
@@ -366,6 +368,7 @@ class Executor:
             risk=rendered.get("risk", "medium"), dry_run=tuple(record.changes),
             warnings=tuple(str(w) for w in rendered.get("warnings", ()) if str(w).strip()),
             dry_run_as=str(dry_run_as) if dry_run_as else None,
+            planned=self.planner.after(run.id, runbook, record.index, context),
         )
 
     def _on_step_start(self, run: RunRecord, record: StepRecord, timeout: float) -> None:

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from engine.actions import Identity
-from engine.verdict import Change, Finding, Proposal
+from engine.verdict import Change, Finding, PlanItem, PlanStatus, Proposal
 
 
 class RunStatus(StrEnum):
@@ -87,17 +87,34 @@ class RunRecord:
 
     @property
     def findings(self) -> list[Finding]:
-        """The verdict's findings: the first of each id, so a verification step that re-reads the same
-        state does not repeat the diagnosis (each step's record keeps all of its own)."""
-        seen: dict[str, Finding] = {}
+        """The verdict's findings: every instance of an id from the first step that reported it (two
+        workloads down are two findings), so a verification step that re-reads the same state does not
+        repeat the diagnosis (each step's record keeps all of its own)."""
+        first_step: dict[str, str] = {}
+        found: list[Finding] = []
         for step in self.steps:
             for finding in step.findings:
-                seen.setdefault(finding.id, finding)
-        return list(seen.values())
+                if first_step.setdefault(finding.id, step.id) == step.id:
+                    found.append(finding)
+        return found
 
     @property
     def proposals(self) -> list[Proposal]:
         return [s.proposal for s in self.steps if s.proposal is not None]
+
+    @property
+    def plan(self) -> list[PlanItem]:
+        """Every remediation in order: those proposed so far with their outcome, then the rest as the
+        latest proposal planned them (`planned` while the run goes on, `skipped` once it ended without
+        reaching them, or when their condition turned false)."""
+        records = {s.id: s for s in self.steps}
+        items = [_proposed_item(self, s) for s in self.steps if s.proposal is not None]
+        latest = next((s.proposal for s in reversed(self.steps) if s.proposal is not None), None)
+        shown = {i.step for i in items}
+        for planned in latest.planned if latest else ():
+            if planned.step not in shown:
+                items.append(planned.model_copy(update={"status": _planned_status(self, records.get(planned.step))}))
+        return sorted(items, key=lambda i: i.index)
 
     @property
     def mutations(self) -> list[Change]:
@@ -120,11 +137,38 @@ class RunRecord:
             "steps": [s.to_dict() for s in self.steps],
             "findings": [f.model_dump(mode="json") for f in self.findings],
             "proposals": [p.model_dump(mode="json") for p in self.proposals],
+            "plan": [i.model_dump(mode="json") for i in self.plan],
             "mutations": [c.model_dump(mode="json") for c in self.mutations],
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "finished_at": self.finished_at,
         }
+
+
+_PROPOSAL_PLAN_STATUS: dict[str, PlanStatus] = {
+    "executed": "executed", "rejected": "rejected", "skipped": "skipped", "expired": "timed_out",
+    "approved": "effect_unknown",  # approved but never recorded as done: it may have been sent
+}
+
+
+def _proposed_item(run: RunRecord, step: StepRecord) -> PlanItem:
+    proposal = step.proposal
+    assert proposal is not None
+    if proposal.status == "pending":
+        awaiting = run.status == RunStatus.AWAITING_APPROVAL and run.awaiting_step == step.id
+        status: PlanStatus = "awaiting_approval" if awaiting else "planned"
+    elif proposal.status == "failed":
+        error = step.error or ""
+        status = "effect_unknown" if "effect" in error and "unknown" in error else "failed"
+    else:
+        status = _PROPOSAL_PLAN_STATUS[proposal.status]
+    return PlanItem(step=step.id, index=step.index, action=step.action, summary=proposal.summary, status=status)
+
+
+def _planned_status(run: RunRecord, record: StepRecord | None) -> PlanStatus:
+    if record is not None:
+        return "failed" if record.status == StepStatus.FAILED else "skipped"
+    return "skipped" if run.status.finished else "planned"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from engine.model import Step
 from engine.records import RunRecord, StepRecord, StepStatus
 from engine.redaction import redact, redact_data
 from engine.templating import Templating
-from engine.verdict import Evidence, Finding
+from engine.verdict import Change, Evidence, Finding
 from engine.workers import WorkerPool
 
 
@@ -85,7 +85,7 @@ class StepRunner:
             if approved is None:
                 record.inputs = self.templating.render_value(step.with_, context, deadline=deadline)
             on_start(run, record, step.timeout)
-            args = _validate_args(action, record.inputs)
+            args = validate_args(action, record.inputs)
             if choose_identity is not None:
                 identity = choose_identity(record.inputs)
             elif checker is not None and action.kind == ActionKind.REMEDIATE:
@@ -111,7 +111,7 @@ class StepRunner:
             record.attempts = attempt
             ctx = ActionContext(run.id, step.id, dry_run, time.monotonic() + step.timeout, identity)
             try:
-                output = _call_with_timeout(self.pool, action, ctx, args, step.timeout)
+                output = call_with_timeout(self.pool, action, ctx, args, step.timeout)
             except StepError as exc:
                 _keep(record, ctx)
                 if changing and isinstance(exc, StepTimeout):
@@ -135,11 +135,15 @@ def _keep(record: StepRecord, ctx: ActionContext) -> None:
     carry request bodies (a Job's env) that the store, the CLI's JSON and chat would otherwise show."""
     seen = {(f.id, f.summary) for f in record.findings}
     record.findings.extend(f for f in map(_redacted, ctx.findings) if (f.id, f.summary) not in seen)
-    record.changes.extend(c.model_copy(update={"request": redact_data(c.request), "result": redact_data(c.result),
-                                               "diff": tuple(redact(d) for d in c.diff)}) for c in ctx.changes)
+    record.changes.extend(redacted_change(c) for c in ctx.changes)
 
 
-def _validate_args(action: Action[Any], inputs: dict[str, Any]) -> ActionArgs:
+def redacted_change(change: Change) -> Change:
+    return change.model_copy(update={"request": redact_data(change.request), "result": redact_data(change.result),
+                                     "diff": tuple(redact(d) for d in change.diff)})
+
+
+def validate_args(action: Action[Any], inputs: dict[str, Any]) -> ActionArgs:
     try:
         args: ActionArgs = action.args.model_validate(inputs)
         return args
@@ -176,7 +180,7 @@ def missing_permissions(
     return checker.missing(needed, namespace if isinstance(namespace, str) else None, identity)
 
 
-def _call_with_timeout(
+def call_with_timeout(
     pool: WorkerPool, action: Action[Any], ctx: ActionContext, args: ActionArgs, timeout: float
 ) -> dict[str, Any] | None:
     """Run the action on a pooled worker so a hung call cannot hang the run past its timeout."""

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 Severity = Literal["info", "warning", "critical"]
 Risk = Literal["low", "medium", "high"]
 ProposalStatus = Literal["pending", "approved", "rejected", "executed", "failed", "skipped", "expired"]
+PlanStatus = Literal["awaiting_approval", "planned", "executed", "skipped", "rejected", "failed", "timed_out",
+                     "effect_unknown"]
 # What is true of a change sent for real: confirmed by the answer or by re-reading the target afterwards.
 ChangeOutcome = Literal["applied", "not applied", "effect unknown"]
 
@@ -47,6 +49,23 @@ class Change(_Data):
     outcome: ChangeOutcome | None = None  # None under dry-run
 
 
+class PlanItem(_Data):
+    """One remediation of the whole plan, so an approver sees every step before approving the first.
+
+    A `planned` item carries the condition it waits on and, where it could be computed, a `preview`:
+    its dry-run against today's state, before the earlier steps change it (the real dry-run is made
+    again when the step is reached)."""
+
+    step: str
+    index: int
+    action: str
+    summary: str
+    status: PlanStatus
+    condition: str = ""
+    preview: tuple[Change, ...] = ()
+    note: str = ""
+
+
 class Proposal(_Data):
     """A remediation step the run wants to execute, waiting for (or past) a human decision."""
 
@@ -61,3 +80,4 @@ class Proposal(_Data):
     status: ProposalStatus = "pending"
     warnings: tuple[str, ...] = ()
     dry_run_as: str | None = None  # the approver identity the dry-run impersonated; None: the engine's own
+    planned: tuple[PlanItem, ...] = ()  # the remediations after this one, as planned when it was proposed
