@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/runbook demo
 
-# Real components the integration tests use: Alertmanager (Debian package) and kubectl.
+# Real components the integration tests use: Alertmanager (Debian package), kubectl and Chromium (run page).
 tools:
 	@if ! command -v prometheus-alertmanager >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		echo "installing prometheus-alertmanager"; \
@@ -30,6 +30,10 @@ tools:
 	@if ! command -v kubectl >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		echo "installing kubectl (kubernetes-client)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null; \
+	fi
+	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium (headless browser for the run page tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	fi
 
 lint: $(STAMP)

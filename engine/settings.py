@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -49,6 +50,11 @@ class Settings(BaseModel):
     severity_channels: dict[str, str] = Field(default_factory=dict, description="severity -> channel routing.")
     webhook_token: SecretStr | None = Field(default=None, description="Bearer token Alertmanager must send.")
     webhook_basic_auth: SecretStr | None = Field(default=None, description="'user:password' Alertmanager may send.")
+    read_token: SecretStr | None = Field(default=None, description="Token for the run pages and run API (Bearer, or "
+                                         "the Basic password); never the webhook token.")
+    trusted_proxy_cidrs: tuple[str, ...] = Field(
+        default=(), description="Addresses of authenticating proxies (oauth2-proxy) whose X-Forwarded-User "
+        "header grants read access to the run pages.")
     workers: int = Field(default=4, ge=1, le=256)
     queue_size: int = Field(default=1000, ge=1)
     dedup_cooldown: float = Field(default=600.0, ge=0, description="Seconds a finished run still absorbs repeats.")
@@ -71,6 +77,24 @@ class Settings(BaseModel):
         if isinstance(value, dict):
             return {k: {"user": v} if isinstance(v, str) else v for k, v in value.items()}
         return value
+
+    @field_validator("trusted_proxy_cidrs")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an address or CIDR block (e.g. 10.0.0.0/8)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _read_token_is_its_own(self) -> Settings:
+        """Whoever can send alerts must not thereby read every run (and the other way round)."""
+        if self.read_token is not None and self.webhook_token is not None and \
+                self.read_token.get_secret_value() == self.webhook_token.get_secret_value():
+            raise ValueError("read_token must differ from webhook_token")
+        return self
 
     @classmethod
     def load(cls, config: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:

@@ -24,11 +24,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from engine.errors import UnknownRunError
 from engine.events import EventSink, Fanout
 from engine.records import RunStatus
 from engine.triggers import ClusterScope
 from integrations.alertmanager import PayloadError, parse_payload
+from integrations.app.server import pages
 from integrations.app.server.chatops import ChatOps, approver_outlook
 from integrations.app.server.console import ConsoleSink
 from integrations.app.server.http import BodyTooLarge, check_webhook_auth, error, read_body
@@ -121,7 +121,7 @@ def create_app(engine: Engine, *, slack: Slack | None = None, metrics: Metrics |
     token = settings.webhook_token.get_secret_value() if settings.webhook_token else None
     basic = settings.webhook_basic_auth.get_secret_value() if settings.webhook_basic_auth else None
     if token is None and basic is None:
-        log.warning("the webhook and /runs accept unauthenticated requests (set webhook_token or webhook_basic_auth)")
+        log.warning("the webhook accepts unauthenticated requests (set webhook_token or webhook_basic_auth)")
 
     def unauthorized(request: Request, endpoint: str) -> Response | None:
         problem = check_webhook_auth(request.headers.get("authorization"), token, basic)
@@ -206,18 +206,6 @@ def create_app(engine: Engine, *, slack: Slack | None = None, metrics: Metrics |
                 await run_in_threadpool(slack.sink.ephemeral, channel, user, reply.text, reply.run_id)
         return Response(status_code=200)
 
-    async def get_run(request: Request) -> Response:
-        if (refused := unauthorized(request, "runs")) is not None:
-            return refused
-        run_id = request.path_params["run_id"]
-        try:
-            run = await run_in_threadpool(engine.store.get_run, run_id)
-        except UnknownRunError:
-            return error(404, f"no run with id {run_id!r}")
-        body = run.to_dict()
-        body["alerts"] = await run_in_threadpool(engine.store.alerts, run_id)
-        return JSONResponse(body)
-
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -253,7 +241,7 @@ def create_app(engine: Engine, *, slack: Slack | None = None, metrics: Metrics |
         Route("/hooks/alertmanager", alertmanager, methods=["POST"]),
         Route("/slack/commands", slack_commands, methods=["POST"]),
         Route("/slack/interactions", slack_interactions, methods=["POST"]),
-        Route("/runs/{run_id}", get_run, methods=["GET"]),
+        *pages.routes,
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),

@@ -59,7 +59,9 @@ def _serve(settings: Settings, host: str, port: int, kube: Any, groups: Mapping[
         log.warning("Slack is not configured (slack_bot_token and slack_signing_secret): runs are logged only")
     app = create_app(engine, slack=slack, metrics=metrics)
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=True,
+        # The TCP peer stays the client address: only it can vouch for a proxy's X-Forwarded-User
+        # (trusted_proxy_cidrs), and uvicorn's proxy_headers would replace it with a forwarded one.
+        uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False,
                     timeout_graceful_shutdown=15)
     finally:
         engine.close()

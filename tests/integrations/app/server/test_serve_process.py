@@ -14,7 +14,7 @@ import httpx
 import yaml
 
 from integrations.kubesim import SimulatedCluster, load_scenario
-from integrations.testing.server import SIGNING_SECRET, WEBHOOK_TOKEN, alert, alert_payload, wait_for
+from integrations.testing.server import READ_TOKEN, SIGNING_SECRET, WEBHOOK_TOKEN, alert, alert_payload, wait_for
 from integrations.testing.slack_fake import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -35,7 +35,8 @@ def test_serve_process(tmp_path: Path) -> None:
             "kubeconfig": str(sim.write_kubeconfig(tmp_path / "kubeconfig")), "slack_api_url": fake.url,
             "slack_channel": "C0OPS", "workers": 2}), encoding="utf-8")
         env = {**os.environ, "RUNBOOK_CONFIG": str(config), "RUNBOOK_SLACK_BOT_TOKEN": fake.token,
-               "RUNBOOK_SLACK_SIGNING_SECRET": SIGNING_SECRET, "RUNBOOK_WEBHOOK_TOKEN": WEBHOOK_TOKEN}
+               "RUNBOOK_SLACK_SIGNING_SECRET": SIGNING_SECRET, "RUNBOOK_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+               "RUNBOOK_READ_TOKEN": READ_TOKEN}
         port = _port()
         code = ("from engine.settings import Settings; from integrations.app.server import serve; "
                 f"serve(Settings.load(), '127.0.0.1', {port})")
@@ -55,7 +56,8 @@ def test_serve_process(tmp_path: Path) -> None:
             auth = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
             started = httpx.post(f"{url}/hooks/alertmanager", json=body, headers=auth, timeout=10).json()["started"]
             run_id = started[0]["run_id"]
-            wait_for(lambda: httpx.get(f"{url}/runs/{run_id}", headers=auth, timeout=5).json()["status"]
+            read = {"Authorization": f"Bearer {READ_TOKEN}"}
+            wait_for(lambda: httpx.get(f"{url}/runs/{run_id}", headers=read, timeout=5).json()["status"]
                      == "awaiting_approval", timeout=60, what="the run to await approval")
             wait_for(lambda: "Approval needed" in fake.transcript(), timeout=30, what="the card in Slack")
         finally:

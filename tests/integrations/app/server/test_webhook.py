@@ -11,7 +11,7 @@ import httpx
 from widgets import ALICE
 
 from engine.redaction import redact
-from integrations.testing.server import WEBHOOK_TOKEN, Harness, alert, alert_payload, wait_for
+from integrations.testing.server import READ_TOKEN, WEBHOOK_TOKEN, Harness, alert, alert_payload, wait_for
 from integrations.testing.slack_fake import FakeSlack
 
 
@@ -158,10 +158,12 @@ def test_run_api(harness: Harness) -> None:
     run_id = harness.post_alerts([alert("WidgetDown", {"widget": "w1"})]).json()["started"][0]["run_id"]
     harness.wait_status(run_id, "awaiting_approval")
     assert harness.http.get(f"{harness.url}/runs/{run_id}").status_code == 401
-    body = harness.http.get(f"{harness.url}/runs/{run_id}", headers=_auth()).json()
+    assert harness.http.get(f"{harness.url}/runs/{run_id}", headers=_auth()).status_code == 401  # a write token
+    read = {"Authorization": f"Bearer {READ_TOKEN}"}
+    body = harness.http.get(f"{harness.url}/runs/{run_id}", headers=read).json()
     assert body["run_id"] == run_id and body["status"] == "awaiting_approval"
     assert body["alerts"][0]["alert"]["labels"]["widget"] == "w1"
-    missing = harness.http.get(f"{harness.url}/runs/nope", headers=_auth())
+    missing = harness.http.get(f"{harness.url}/runs/nope", headers=read)
     assert missing.status_code == 404 and "no run with id 'nope'" in missing.json()["error"]
 
 
