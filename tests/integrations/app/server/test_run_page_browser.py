@@ -133,7 +133,8 @@ def test_planted_markup_is_text_in_the_browser(tmp_path: Path, chromium: Chromiu
     objects = _plant(load_scenario(SCENARIOS / "billing-cronjob-failed" / "exit-code.yaml"))
     with served(tmp_path, "billing-cronjob-failed", objects) as harness:
         labels = {"cronjob": "billing-monthly", "namespace": "billing", "team": PLANTED}
-        run_id = harness.post_alerts([alert("KubeJobFailed", labels)]).json()["started"][0]["run_id"]
+        started = harness.post_alerts([alert("KubeCronJobFailed", labels)]).json()
+        run_id = started["started"][0]["run_id"]
         harness.wait_status(run_id, "succeeded", "awaiting_approval", "failed", timeout=60)
         dom = chromium.dump_dom(page_url(harness, f"/runs/{run_id}"))
     assert "data-pwned" not in dom.split("<body", 1)[1].split(">", 1)[0]  # the onerror never ran
