@@ -85,16 +85,35 @@ def parent(run: RunRecord, runbook: Runbook) -> dict[str, Any]:
     return {"text": f"{runbook.metadata.title} ({runbook.name}) — {run.status}: run {run.id}", "blocks": blocks}
 
 
+GROUP_FROM = 4  # this many findings of one id or more are shown as one grouped block
+
+
 def _findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every finding, in order; an id found `GROUP_FROM` times or more is one block listing its instances."""
+    ids = [str(f.get("id", "")) for f in findings]
     blocks: list[dict[str, Any]] = []
-    for finding in findings[:10]:
+    shown: set[str] = set()
+    for finding, fid in zip(findings, ids, strict=True):
+        if fid in shown or len(blocks) >= 20:
+            continue
+        if ids.count(fid) >= GROUP_FROM:
+            shown.add(fid)
+            blocks.append(_group([f for f, i in zip(findings, ids, strict=True) if i == fid]))
+            continue
         icon = _SEVERITY.get(finding.get("severity", ""), "")
-        blocks.append(_section(f"{icon} *{text(finding.get('summary', ''), 500)}* `{text(finding.get('id', ''), 80)}`"))
+        blocks.append(_section(f"{icon} *{text(finding.get('summary', ''), 500)}* `{text(fid, 80)}`"))
         evidence = [f"`{text(e.get('object', ''), 120)}` {text(e.get('field', ''), 120)} = "
                     f"`{text(json.dumps(e.get('value'), default=str), 300)}`" for e in finding.get("evidence", [])]
         if evidence:
             blocks.append(_context(*evidence))
     return blocks
+
+
+def _group(same: list[dict[str, Any]]) -> dict[str, Any]:
+    icon = _SEVERITY.get(same[0].get("severity", ""), "")
+    lines = "\n".join(f"• {text(f.get('summary', ''), 300)}" for f in same[:15])
+    more = f"\n… and {len(same) - 15} more" if len(same) > 15 else ""
+    return _section(f"{icon} *{len(same)} × `{text(str(same[0].get('id', '')), 80)}`*\n{lines}{more}")
 
 
 def _changes(changes: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
@@ -144,6 +163,7 @@ def proposal(run_id: str, step: str, data: dict[str, Any], deadline: float | Non
     blocks += _changes(list(data.get("dry_run") or []), f":mag: dry-run{as_whom}")
     if data.get("warnings"):
         blocks.append(_context(*(f":warning: {text(w, 500)}" for w in data["warnings"])))
+    blocks += _plan(list(data.get("planned") or []))
     if outcome is None:
         value = json.dumps({"run": run_id, "step": step}, separators=(",", ":"))
         blocks.append({"type": "actions", "block_id": f"approval:{run_id}:{step}", "elements": [
@@ -157,6 +177,20 @@ def proposal(run_id: str, step: str, data: dict[str, Any], deadline: float | Non
     summary = text(data.get("summary") or step, 2000)  # the notification text: redacted and escaped too
     return {"text": f"Approval needed: {summary}" if outcome is None else f"{summary}: {outcome}",
             "blocks": blocks}
+
+
+def _plan(planned: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rest of the plan under the card, so the approver sees every step before approving the first."""
+    if not planned:
+        return []
+    lines = [":clipboard: *Then, planned:*"]
+    for n, item in enumerate(planned[:8], start=2):
+        lines.append(f"{n}. {text(item.get('summary', ''), 300)} (`{text(item.get('step', ''), 80)}`) — "
+                     f"_{text(item.get('condition', ''), 300)}_")
+        for change in (item.get("preview") or [])[:2]:
+            diff = "; ".join(change.get("diff") or ()) or text(change.get("verb", ""), 40)
+            lines.append(f"    preview `{text(change.get('target', ''), 120)}`: {text(diff, 300)}")
+    return [_section("\n".join(lines))]
 
 
 def decision(data: dict[str, Any], step: str) -> dict[str, Any]:

@@ -80,8 +80,18 @@ class ConsoleSink:
             self.console.print(f"    dry-run{as_whom} {escape(change['verb'])} {escape(change['target'])}:")
             for line in change.get("diff", []) or ["(no field changes)"]:
                 self.console.print(f"      {escape(line)}")
+        self._plan(proposal.get("planned", []))
         self.console.print(f"  [bold]awaiting approval:[/] runbook approve {event.run_id} --as NAME"
                            f"   |   runbook reject {event.run_id} --as NAME\n")
+
+    def _plan(self, planned: list[dict[str, Any]]) -> None:
+        """The rest of the plan, so the whole of it is on screen before the first approval."""
+        for n, item in enumerate(planned, start=2):
+            condition = escape(item["condition"])
+            self.console.print(f"    [cyan]then {n}.[/] {escape(item['summary'])} [dim]({condition})[/]")
+            for change in item.get("preview", []):
+                self.console.print(f"      [dim]preview {escape(change['verb'])} {escape(change['target'])}: "
+                                   f"{escape('; '.join(change.get('diff', [])) or '(no field changes)')}[/]")
 
     def _on_approval_decided(self, event: RunEvent) -> None:
         self.console.print(f"  [bold]{event.data['decision']}[/] by {escape(event.data['actor'])}"

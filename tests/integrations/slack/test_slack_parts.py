@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -10,7 +12,7 @@ from engine.records import RunRecord, RunStatus
 from integrations.slack import render
 from integrations.slack.directory import Directory, is_group
 from integrations.slack.verify import Verifier, sign
-from integrations.testing.slack_fake import FakeSlack, flatten
+from integrations.testing.slack_fake import FakeSlack, Posted, flatten
 
 SECRET = "shh"
 
@@ -147,3 +149,29 @@ def test_the_notification_text_is_redacted_and_escaped_too() -> None:
 
     card = render.proposal("r1", "fix", {"summary": "Restart <!channel> password=hunter2", "risk": "low"}, None)
     assert "hunter2" not in card["text"] and "<!channel>" not in card["text"] and "&lt;!channel&gt;" in card["text"]
+
+
+def test_the_approval_card_shows_the_rest_of_the_plan() -> None:
+    data = {"summary": "Cordon node-b", "action": "k8s.node.cordon", "target": "Node node-b", "risk": "low",
+            "planned": [{"step": "drain", "summary": "Drain node-b",
+                         "condition": "after cordon is approved and succeeds",
+                         "preview": [{"verb": "evict", "target": "Pod shop/cart-1", "diff": ["evict shop/cart-1"]}]}]}
+    body = _shown(render.proposal("run1", "cordon", data, None))
+    assert "Then, planned:" in body and "2. Drain node-b (`drain`)" in body
+    assert "after cordon is approved and succeeds" in body and "preview `Pod shop/cart-1`: evict shop/cart-1" in body
+    assert "Then, planned" not in _shown(render.proposal("run1", "cordon", {**data, "planned": []}, None))
+
+
+def test_many_findings_of_one_id_are_grouped_and_none_is_lost() -> None:
+    findings = [{"id": "node_pods.no_ready_replica", "severity": "critical", "summary": f"app-{n} has no ready replica",
+                 "evidence": []} for n in range(6)] + [{"id": "node.kubelet_stopped", "severity": "critical",
+                                                         "summary": "kubelet stopped", "evidence": []}]
+    body = _shown(render.step_result({"status": "succeeded", "id": "pods", "title": "Pods", "action": "k8s.node.pods",
+                                      "findings": findings}))
+    assert "6 × `node_pods.no_ready_replica`" in body and "kubelet stopped" in body
+    assert all(f"app-{n} has no ready replica" in body for n in range(6))
+
+
+def _shown(message: dict[str, Any] | None) -> str:
+    assert message is not None
+    return flatten(Posted("C1", "1.0", message["text"], message["blocks"]))
