@@ -21,8 +21,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/runbook demo
 
-# Real components the integration tests use: Alertmanager (Debian package), kubectl and Chromium (run page).
+# Real components the integration tests use: Alertmanager and Prometheus (Debian packages), kubectl and
+# Chromium (run page).
 tools:
+	@if ! command -v prometheus >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing prometheus"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	fi
 	@if ! command -v prometheus-alertmanager >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		echo "installing prometheus-alertmanager"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager >/dev/null; \

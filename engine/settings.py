@@ -68,6 +68,10 @@ class Settings(BaseModel):
         default=None, description="The cluster this engine acts on; alerts naming another cluster never start runs.")
     cluster_label: str = Field(default="cluster", description="The alert label that names an alert's cluster.")
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    plugins: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Plug-in name -> its settings (prometheus, http, or an installed `runbook.actions` entry "
+        "point, which is loaded only when named here).")
     user: str = Field(default_factory=lambda: os.environ.get("USER", "cli"), description="Your name on the CLI.")
 
     @field_validator("identities", mode="before")

@@ -5,6 +5,7 @@ The one place that knows which integrations exist; the CLI and the server both s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,24 +33,31 @@ class Engine:
         self.store.close()
 
 
-def build_registry(kube: Any = None) -> ActionRegistry:
-    """Built-in actions plus the Kubernetes ones. Without a client the Kubernetes actions are still
-    registered (so runbooks validate) and fail with a clear error if called."""
+def build_registry(kube: Any = None, plugins: Mapping[str, Any] | None = None) -> ActionRegistry:
+    """Built-in actions plus the Kubernetes, Prometheus and HTTP ones, configured by the `plugins` settings.
+    Without a client the Kubernetes actions are still registered (so runbooks validate) and fail with a
+    clear error if called; likewise Prometheus without sources and HTTP without allowed hosts."""
+    from integrations.http import register as register_http
     from integrations.kubernetes import register as register_kubernetes
+    from integrations.prometheus import register as register_prometheus
 
+    plugins = plugins or {}
     registry = register_builtins(ActionRegistry())
     register_kubernetes(registry, kube)
+    register_prometheus(registry, plugins.get("prometheus"))
+    register_http(registry, plugins.get("http"))
     return registry
 
 
 def load_catalog(settings: Settings, check_tests: bool = False) -> Catalog:
     """The runbooks alone, checked against every action; no store, no cluster (validate, list, params)."""
-    return Catalog.load(settings.runbook_path, Loader(build_registry(), check_tests=check_tests))
+    return Catalog.load(settings.runbook_path, Loader(build_registry(plugins=settings.plugins),
+                                                      check_tests=check_tests))
 
 
 def build(settings: Settings, *, kube: Any = None, sink: EventSink | None = None,
           checker: PermissionChecker | None = None) -> Engine:
-    registry = build_registry(kube)
+    registry = build_registry(kube, settings.plugins)
     loader = Loader(registry, check_tests=False)
     catalog = Catalog.load(settings.runbook_path, loader)
     store = RunStore(settings.db)
