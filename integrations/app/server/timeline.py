@@ -154,7 +154,15 @@ def findings(run: RunRecord) -> list[dict[str, Any]]:
 
 def change_view(change: Any) -> dict[str, Any]:
     return {"verb": change.verb, "target": change.target, "diff": diff_lines(change.diff),
-            "result": pretty(change.result) if change.result else "", "dry_run": change.dry_run}
+            "result": pretty(change.result) if change.result else "", "dry_run": change.dry_run,
+            "outcome": getattr(change, "outcome", None) or ""}
+
+
+def remediations(run: RunRecord) -> list[dict[str, Any]]:
+    """The whole remediation plan: what was proposed with its outcome, then what is planned after it."""
+    return [{"index": number, "step": i.step, "action": i.action, "summary": i.summary, "status": i.status,
+             "condition": i.condition, "note": i.note, "preview": [change_view(c) for c in i.preview]}
+            for number, i in enumerate(run.plan, start=1)]
 
 
 def proposals(run: RunRecord) -> list[dict[str, Any]]:
@@ -190,7 +198,8 @@ def page(view: RunView) -> dict[str, Any]:
     run = view.run
     external = (run.trigger or {}).get("external_url")
     context = {"run": header(run), "alerts": [alert_view(a, external) for a in view.alerts],
-               "plan": plan(run), "findings": findings(run), "proposals": proposals(run),
+               "plan": plan(run), "findings": findings(run), "remediations": remediations(run),
+               "proposals": proposals(run),
                "changes": [change_view(c) for c in run.mutations], "decisions": decisions(view.decisions),
                "audit": audit(view.audit)}
     scrubbed: dict[str, Any] = redact_data(context)

@@ -99,7 +99,8 @@ def test_run_page_shows_the_timeline(harness: Harness, restarted: list[str]) -> 
     assert '<meta http-equiv="refresh" content="5">' in text  # inside <noscript>: live without JavaScript
     for expected in ("Look at w1", "Restart w1", "not reached", "w1 is down", "Widget w1",
                      '<span class="add">+ state: up</span>', '<span class="remove">- state: down</span>',
-                     "it stopped answering", "awaiting_approval", "silences/new?filter=", "WidgetDown"):
+                     "it stopped answering", "awaiting_approval", "awaiting approval</span> Restart w1",
+                     "silences/new?filter=", "WidgetDown"):
         assert expected in text, expected
     assert harness.click(ALICE, run_id, "restart").status_code == 200
     harness.wait_status(run_id, "succeeded")

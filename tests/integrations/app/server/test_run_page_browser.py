@@ -88,6 +88,8 @@ def test_live_and_finished_run_pages(tmp_path: Path, chromium: Chromium) -> None
         plan = section(live, "plan")
         assert "Cordon" in plan or "cordon" in plan
         assert "not reached" in plan and "remediation, needs approval" in plan
+        remediations = section(live, "remediation-plan")
+        assert "awaiting approval</span> Cordon node-b" in remediations and "planned</span>" in remediations
         diff = section(live, "proposals")
         assert '<span class="change">spec.unschedulable: false -&gt; true</span>' in diff
         assert "awaiting_approval" in section(live, "summary")
@@ -104,6 +106,7 @@ def test_live_and_finished_run_pages(tmp_path: Path, chromium: Chromium) -> None
         assert "data-events" not in done and "still active" not in done
         assert "succeeded" in section(done, "summary")
         assert '<span class="change">spec.unschedulable: false -&gt; true</span>' in section(done, "changes")
+        assert "executed</span> Cordon node-b" in section(done, "remediation-plan")
         assert ALICE in section(done, "decisions") and "remediation.executed" in section(done, "audit")
         listing = chromium.dump_dom(page_url(harness, "/runs"))
         assert f'href="/runs/{run_id}"' in listing
