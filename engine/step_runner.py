@@ -19,7 +19,14 @@ from engine.actions import (
     Permission,
     PermissionChecker,
 )
-from engine.errors import ConflictError, ForbiddenError, PermanentError, StepError, StepTimeout
+from engine.errors import (
+    ConflictError,
+    ForbiddenError,
+    OutcomeUnknown,
+    PermanentError,
+    StepError,
+    StepTimeout,
+)
 from engine.model import Step
 from engine.records import RunRecord, StepRecord, StepStatus
 from engine.redaction import redact, redact_data
@@ -116,8 +123,8 @@ class StepRunner:
                 _keep(record, ctx)
                 if changing and isinstance(exc, StepTimeout):
                     # the change may still be under way in the abandoned worker: never send it again
-                    raise StepTimeout(f"{exc}; its effect is unknown: check {action.target(args)} before "
-                                      "acting again") from exc
+                    raise OutcomeUnknown(f"{exc}; its effect is unknown: check {action.target(args)} before "
+                                         "acting again", action.target(args)) from exc
                 retry = exc.transient and (not changing or isinstance(exc, ConflictError))
                 if not retry or attempt == step.retry.attempts:
                     raise

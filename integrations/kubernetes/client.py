@@ -254,7 +254,8 @@ class Kube:
         return self.request("DELETE", path, params={"dryRun": "All" if dry_run else None}, body=options).json()
 
     def evict(
-        self, namespace: str, name: str, dry_run: bool = False, grace_period: int | None = None
+        self, namespace: str, name: str, dry_run: bool = False, grace_period: int | None = None,
+        preconditions: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Evict through policy/v1, so PodDisruptionBudgets apply; a budget refusal raises `EvictionBlocked`.
 
@@ -263,6 +264,8 @@ class Kube:
         options: dict[str, Any] = {"dryRun": ["All"]} if dry_run else {}
         if grace_period is not None:
             options["gracePeriodSeconds"] = grace_period
+        if preconditions:
+            options["preconditions"] = dict(preconditions)
         body = {
             "apiVersion": "policy/v1",
             "kind": "Eviction",

@@ -22,6 +22,7 @@ from integrations.kubernetes.errors import EvictionBlocked
 from integrations.kubernetes.nodepods import PodInfo, classify_pod, covering_pdbs, pods_on_node
 from integrations.kubernetes.nodes import cluster_view, ready_status
 from integrations.kubernetes.objects import meta, name_of, path, ref
+from integrations.kubernetes.once import Sent, deletion_reading, patch_spec, send_once
 from integrations.kubernetes.permissions import NODE_GET, NODE_LIST, NODE_PATCH, perm
 from integrations.kubernetes.remediations import request_record
 
@@ -78,12 +79,21 @@ def _check_capacity(nodes: list[dict[str, Any]], args: DrainArgs) -> float:
 
 
 def _cordon(kube: Kube, ctx: ActionContext, node: str) -> None:
-    body = {"spec": {"unschedulable": True}}
-    kube.patch(path("nodes", node), body, dry_run=ctx.dry_run)
-    ctx.change(Change(verb="patch", target=f"Node {node}", dry_run=ctx.dry_run,
+    body, sent = patch_spec(kube, ctx, path("nodes", node), f"Node {node}", {"unschedulable": True})
+    ctx.change(Change(verb="patch", target=f"Node {node}", dry_run=ctx.dry_run, outcome=sent.outcome,
                       request=request_record("PATCH", path("nodes", node), body, ctx.dry_run,
                                              PATCH_TYPES["strategic"]),
-                      diff=("spec.unschedulable: false -> true",)))
+                      diff=("spec.unschedulable: false -> true", *sent.notes)))
+    sent.raise_failure()
+
+
+def _evict(kube: Kube, ctx: ActionContext, info: PodInfo, grace: int | None) -> Sent:
+    """One eviction, sent at most once; after a lost answer the pod is re-read (gone or terminating: done)."""
+    pod_path = path("pods", info.name, info.namespace)
+    return send_once(ctx, f"Pod {info.ref}",
+                     lambda pre: kube.evict(info.namespace, info.name, dry_run=ctx.dry_run, grace_period=grace,
+                                            preconditions=pre),
+                     lambda: deletion_reading(kube, pod_path, info.uid))
 
 
 class DrainActions(KubeActions):
@@ -141,7 +151,7 @@ class DrainActions(KubeActions):
         blocked: list[dict[str, Any]] = []
         for info in pending:
             try:
-                kube.evict(info.namespace, info.name, dry_run=ctx.dry_run, grace_period=args.grace_period_seconds)
+                sent = _evict(kube, ctx, info, args.grace_period_seconds)
             except EvictionBlocked as exc:
                 budgets = [ref(p) for p in covering_pdbs(info, pdbs)]
                 blocked.append({"pod": info.ref, "budget": exc.budget or ", ".join(budgets) or None,
@@ -155,8 +165,9 @@ class DrainActions(KubeActions):
                                        {"apiVersion": "policy/v1", "kind": "Eviction",
                                         "metadata": {"name": info.name, "namespace": info.namespace}},
                                        ctx.dry_run),
-                diff=(f"evict {info.ref} ({info.owner_kind} {info.owner})",),
+                diff=(f"evict {info.ref} ({info.owner_kind} {info.owner})", *sent.notes), outcome=sent.outcome,
             ))
+            sent.raise_failure()
         out["blocked"] = blocked
         return still
 

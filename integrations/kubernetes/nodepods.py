@@ -58,6 +58,7 @@ class PodInfo:
     terminating: bool
     emptydir: bool
     labels: dict[str, str]
+    uid: str = ""  # a pod re-created under the same name is another pod (drain re-reads by it)
 
     @property
     def ref(self) -> str:
@@ -114,6 +115,7 @@ def classify_pod(pod: dict[str, Any], owners: dict[tuple[str, str, str], dict[st
         terminating=bool(meta(pod).get("deletionTimestamp")),
         emptydir=any("emptyDir" in v for v in volumes if isinstance(v, dict)),
         labels=dict(labels(pod)),
+        uid=str(meta(pod).get("uid") or ""),
     )
 
 

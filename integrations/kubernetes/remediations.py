@@ -16,6 +16,7 @@ from integrations.kubernetes.base import KubeActions
 from integrations.kubernetes.client import PATCH_TYPES, Kube
 from integrations.kubernetes.nodes import ready_status
 from integrations.kubernetes.objects import controller_of, meta, path
+from integrations.kubernetes.once import deletion_reading, patch_spec, send_once
 from integrations.kubernetes.permissions import CRON_PATCH, NODE_GET, NODE_PATCH, perm
 from integrations.kubernetes.report import Report, ev
 
@@ -87,17 +88,17 @@ def patch_field(
         report.add(f"{kind.lower()}.unchanged", "info", f"{target}: {field} is already {_fmt(value)}; nothing to do",
                    [ev(target, field, _fmt(before))])
         return report.emit(ctx)
-    body = {"spec": {key: value}}
-    answer = kube.patch(api_path, body, patch_type, dry_run=ctx.dry_run)
-    after = (answer.get("spec") or {}).get(key)
+    body, sent = patch_spec(kube, ctx, api_path, target, {key: value}, patch_type)
+    after = (sent.result().get("spec") or {}).get(key, value if sent.outcome == "applied" else before)
     ctx.change(Change(
         verb="patch", target=target,
         request=request_record("PATCH", api_path, body, ctx.dry_run, PATCH_TYPES[patch_type]),
-        diff=(f"{field}: {_fmt(before)} -> {_fmt(value)}",),
-        dry_run=ctx.dry_run,
-        result={field: after, "resourceVersion": meta(answer).get("resourceVersion")},
+        diff=(f"{field}: {_fmt(before)} -> {_fmt(value)}", *sent.notes),
+        dry_run=ctx.dry_run, outcome=sent.outcome,
+        result={field: after, "resourceVersion": meta(sent.result()).get("resourceVersion")},
     ))
-    report.output["after"] = after
+    sent.raise_failure()
+    report.output.update(after=after, outcome=sent.outcome)
     return report.emit(ctx)
 
 
@@ -133,7 +134,8 @@ class RemediationActions(KubeActions):
     def cordon(self, ctx: ActionContext, args: NodeArgs) -> dict[str, Any]:
         """Mark a node unschedulable (as `kubectl cordon`): strategic merge patch of spec.unschedulable=true.
 
-        Output: `target`, `field`, `before`, `after`, `changed` (false when already cordoned: no request made).
+        Output: `target`, `field`, `before`, `after`, `changed` (false when already cordoned: no request made),
+        `outcome` (`applied`, also when the answer was lost and a re-read showed it; null under dry-run).
         Findings: `node.unchanged` (info) when it was already cordoned.
         """
         return patch_field(self.kube_for(ctx), ctx, kind="Node", api_path=path("nodes", args.node),
@@ -149,7 +151,7 @@ class RemediationActions(KubeActions):
     def suspend_cronjob(self, ctx: ActionContext, args: CronJobArgs) -> dict[str, Any]:
         """Suspend a CronJob (spec.suspend=true); running Jobs are not affected.
 
-        Output: `target`, `field`, `before`, `after`, `changed`. Findings: `cronjob.unchanged` (info).
+        Output: `target`, `field`, `before`, `after`, `changed`, `outcome`. Findings: `cronjob.unchanged` (info).
         """
         return patch_field(self.kube_for(ctx), ctx, kind="CronJob",
                            api_path=path("cronjobs", args.cronjob, args.namespace),
@@ -168,7 +170,7 @@ class RemediationActions(KubeActions):
     def set_concurrency_policy(self, ctx: ActionContext, args: ConcurrencyArgs) -> dict[str, Any]:
         """Set spec.concurrencyPolicy (Allow | Forbid | Replace); `Forbid` stops overlapping runs.
 
-        Output: `target`, `field`, `before`, `after`, `changed`. Findings: `cronjob.unchanged` (info).
+        Output: `target`, `field`, `before`, `after`, `changed`, `outcome`. Findings: `cronjob.unchanged` (info).
         """
         kube = self.kube_for(ctx)
         return patch_field(kube, ctx, kind="CronJob", api_path=path("cronjobs", args.cronjob, args.namespace),
@@ -180,7 +182,8 @@ class RemediationActions(KubeActions):
     def delete_pod(self, ctx: ActionContext, args: PodDeleteArgs) -> dict[str, Any]:
         """Delete a pod; force (grace 0) only when asked. Warns when that risks two writers on one volume.
 
-        Output: `target`, `grace_period_seconds`, `force`, `owner_kind`, `node`, `node_ready`, `warnings` [str].
+        Output: `target`, `grace_period_seconds`, `force`, `owner_kind`, `node`, `node_ready`, `warnings` [str],
+        `outcome`.
         Findings: `pod_delete.split_brain_risk` (warning) for a force delete of a StatefulSet pod on a node
         that is not Ready.
         """
@@ -202,15 +205,21 @@ class RemediationActions(KubeActions):
             body["gracePeriodSeconds"] = grace
         if ctx.dry_run:
             body["dryRun"] = ["All"]
-        answer = kube.delete(api_path, grace_period=grace, dry_run=ctx.dry_run)
+        uid = meta(pod).get("uid")
+        sent = send_once(ctx, target, lambda pre: kube.delete(api_path, grace_period=grace, dry_run=ctx.dry_run,
+                                                              preconditions=pre),
+                         lambda: deletion_reading(kube, api_path, uid))
         how = "force, grace 0s" if args.force else (f"grace {grace}s" if grace is not None else "default grace")
         ctx.change(Change(
             verb="delete", target=target, request=request_record("DELETE", api_path, body, ctx.dry_run),
-            diff=(f"delete {target} on {node_name or 'no node'} ({how})", *(f"WARNING: {w}" for w in warnings)),
-            dry_run=ctx.dry_run, result={"deletionTimestamp": meta(answer).get("deletionTimestamp")},
+            diff=(f"delete {target} on {node_name or 'no node'} ({how})", *(f"WARNING: {w}" for w in warnings),
+                  *sent.notes),
+            dry_run=ctx.dry_run, outcome=sent.outcome,
+            result={"deletionTimestamp": meta(sent.result()).get("deletionTimestamp")},
         ))
+        sent.raise_failure()
         report.output = {"target": target, "grace_period_seconds": grace, "force": args.force, "owner_kind": owner,
-                         "node": node_name, "node_ready": node_ready, "warnings": warnings}
+                         "node": node_name, "node_ready": node_ready, "warnings": warnings, "outcome": sent.outcome}
         return report.emit(ctx)
 
     @action("k8s.job.delete", kind=R, args=JobDeleteArgs,
@@ -218,7 +227,8 @@ class RemediationActions(KubeActions):
     def delete_job(self, ctx: ActionContext, args: JobDeleteArgs) -> dict[str, Any]:
         """Delete a Job; Foreground propagation removes its pods before the Job disappears.
 
-        Output: `target`, `propagation_policy`, `active` (pods the Job had running), `owner` (its CronJob, if any).
+        Output: `target`, `propagation_policy`, `active` (pods the Job had running), `owner` (its CronJob, if any),
+        `outcome`.
         """
         kube = self.kube_for(ctx)
         api_path = path("jobs", args.name, args.namespace)
@@ -229,12 +239,17 @@ class RemediationActions(KubeActions):
                                 "propagationPolicy": args.propagation_policy}
         if ctx.dry_run:
             body["dryRun"] = ["All"]
-        kube.delete(api_path, propagation=args.propagation_policy, dry_run=ctx.dry_run)
         target = f"Job {args.namespace}/{args.name}"
+        uid = meta(job).get("uid")
+        sent = send_once(ctx, target, lambda pre: kube.delete(api_path, propagation=args.propagation_policy,
+                                                              dry_run=ctx.dry_run, preconditions=pre),
+                         lambda: deletion_reading(kube, api_path, uid))
         ctx.change(Change(
             verb="delete", target=target, request=request_record("DELETE", api_path, body, ctx.dry_run),
-            diff=(f"delete {target} and its pods ({active} active, propagation {args.propagation_policy})",),
-            dry_run=ctx.dry_run,
+            diff=(f"delete {target} and its pods ({active} active, propagation {args.propagation_policy})",
+                  *sent.notes),
+            dry_run=ctx.dry_run, outcome=sent.outcome,
         ))
+        sent.raise_failure()
         return {"target": target, "propagation_policy": args.propagation_policy, "active": active,
-                "owner": owner.get("name") if owner.get("kind") == "CronJob" else None}
+                "owner": owner.get("name") if owner.get("kind") == "CronJob" else None, "outcome": sent.outcome}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from k8s_objects import cronjob, job, job_pod, secret, terminated, ts, waiting
 
-from engine.errors import ConflictError, NotFoundError, PermanentError
+from engine.errors import NotFoundError, PermanentError
 from integrations.kubernetes.cronjobs import CronJobActions, CronJobInspectArgs
 from integrations.kubernetes.jobrun import CreateJobArgs, JobRunActions, manual_name
 from integrations.kubernetes.jobs import JobActions, OverlapArgs
@@ -235,13 +235,17 @@ def test_create_job_from_cronjob(cluster, ctx):
     assert planned["job"] == manual_name("billing-report", "t/s/billing/billing-report")
     assert sim.get("jobs", planned["job"], "billing") is None
     body = dry.changes[0].request["body"]
-    assert body["metadata"]["annotations"] == {"cronjob.kubernetes.io/instantiate": "manual", "team": "billing"}
+    assert body["metadata"]["annotations"] == {"cronjob.kubernetes.io/instantiate": "manual", "team": "billing",
+                                               "runbook.dev/run-id": "t"}
     assert body["metadata"]["ownerReferences"][0]["uid"] == cron["metadata"]["uid"]
     assert body["metadata"]["ownerReferences"][0]["controller"] is True
-    assert body["spec"] == cron["spec"]["jobTemplate"]["spec"]
-    with pytest.raises(ConflictError):  # a name that exists: the server refuses, nothing is overwritten
-        runs.create_from_cronjob(ctx(), CreateJobArgs(namespace="billing", cronjob="billing-report",
+    assert "blockOwnerDeletion" not in body["metadata"]["ownerReferences"][0]  # as kubectl: no 403 under
+    assert body["spec"] == cron["spec"]["jobTemplate"]["spec"]  # OwnerReferencesPermissionEnforcement
+    taken = ctx()
+    with pytest.raises(PermanentError, match="not created by this run"):  # a name that exists, not ours
+        runs.create_from_cronjob(taken, CreateJobArgs(namespace="billing", cronjob="billing-report",
                                                       name="billing-report-1"))
+    assert [c.outcome for c in taken.changes] == ["not applied"]
     created = runs.create_from_cronjob(ctx(), args)
     assert created["job"] == planned["job"]  # the dry-run showed the name execution used
     stored = sim.get("jobs", created["job"], "billing")

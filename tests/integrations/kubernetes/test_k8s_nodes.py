@@ -188,11 +188,15 @@ def test_cordon_dry_run_then_real(cluster, ctx):
     assert out["changed"] and out["after"] is True
     change = dry.changes[0]
     assert change.dry_run and change.diff == ("spec.unschedulable: false -> true",)
-    assert change.request["query"] == {"dryRun": "All"} and change.request["body"] == {"spec": {"unschedulable": True}}
+    assert change.request["query"] == {"dryRun": "All"}
+    assert change.request["body"] == {"metadata": {"annotations": {"runbook.dev/run-id": "t"}},  # who changed it
+                                      "spec": {"unschedulable": True}}
     assert not sim.get("nodes", "node-b")["spec"].get("unschedulable")  # dry-run changed nothing
     real = ctx()
     remediations.cordon(real, NodeArgs(node="node-b"))
     assert sim.get("nodes", "node-b")["spec"]["unschedulable"] is True
+    assert sim.get("nodes", "node-b")["metadata"]["annotations"]["runbook.dev/run-id"] == "t"
+    assert [c.outcome for c in real.changes] == ["applied"]
     again = ctx()
     assert remediations.cordon(again, NodeArgs(node="node-b"))["changed"] is False
     assert again.changes == [] and again.findings[0].id == "node.unchanged"

@@ -1,0 +1,77 @@
+"""Each remediation sends its change at most once and, when the answer is lost, re-reads the target and records
+what is true (`applied`, `not applied`, `effect unknown`). The simulator loses answers on purpose: before the
+request is handled (`status`), or after it was applied (`after=True`)."""
+
+from __future__ import annotations
+
+import pytest
+from k8s_objects import lease, node, owner, pod, uid
+
+from engine.errors import OutcomeUnknown, PermanentError
+from integrations.kubernetes.drain import DrainActions, DrainArgs
+from integrations.kubernetes.remediations import PodDeleteArgs, RemediationActions
+
+POD = "/api/v1/namespaces/shop/pods/cache-0"
+
+
+def fleet() -> list[dict]:
+    nodes = [obj for i in range(4) for obj in (node(f"node-{i}"), lease(f"node-{i}", 5))]
+    return [*nodes, pod("cache-0", "shop", "node-1", [owner("ReplicaSet", "cache-1", uid())], {"app": "cache"})]
+
+
+def drain(kube, ctx):
+    c = ctx()
+    out = DrainActions(kube, sleep=lambda s: None).drain(c, DrainArgs(node="node-1", timeout_seconds=5))
+    return out, {ch.target: ch for ch in c.changes}
+
+
+def test_an_eviction_applied_but_unanswered_is_not_sent_again(cluster, ctx):
+    sim, kube = cluster(fleet())
+    sim.faults.add(path=f"{POD}/eviction", method="POST", drop=True, after=True)
+    out, changes = drain(kube, ctx)
+    assert sim.requests[("POST", f"{POD}/eviction")] == 1 and out["evicted"] == ["shop/cache-0"]
+    evicted = changes["Pod shop/cache-0"]
+    assert evicted.outcome == "applied" and "re-reading Pod shop/cache-0 shows it applied" in evicted.diff[-1]
+    assert changes["Node node-1"].outcome == "applied"
+
+
+def test_an_eviction_refused_unhandled_is_sent_once_more_for_the_same_pod(cluster, ctx):
+    sim, kube = cluster(fleet())
+    sim.faults.add(path=f"{POD}/eviction", method="POST", status=503, times=1)
+    out, changes = drain(kube, ctx)
+    assert sim.requests[("POST", f"{POD}/eviction")] == 2 and out["evicted"] == ["shop/cache-0"]
+    note = changes["Pod shop/cache-0"].diff[-1]
+    assert "showed it was not applied" in note and "conditional on uid" in note
+
+
+def test_a_cordon_whose_answer_and_re_read_are_lost_is_effect_unknown(cluster, ctx):
+    sim, kube = cluster(fleet())
+    sim.faults.add(path="/api/v1/nodes/node-1$", method="PATCH", drop=True, after=True)
+    sim.faults.add(path="/api/v1/nodes/node-1$", method="GET", status=503)
+    c = ctx()
+    with pytest.raises(OutcomeUnknown, match="check Node node-1") as caught:
+        DrainActions(kube, sleep=lambda s: None).drain(c, DrainArgs(node="node-1"))
+    assert caught.value.check == "Node node-1"
+    assert [ch.outcome for ch in c.changes] == ["effect unknown"]
+    assert sim.requests[("PATCH", "/api/v1/nodes/node-1")] == 1
+    assert sim.requests[("POST", f"{POD}/eviction")] == 0  # nothing more is done on an unknown
+
+
+def test_a_delete_whose_answer_was_lost_is_found_applied(cluster, ctx):
+    sim, kube = cluster(fleet())
+    sim.faults.add(path=f"{POD}$", method="DELETE", drop=True, after=True)
+    c = ctx()
+    out = RemediationActions(kube).delete_pod(c, PodDeleteArgs(namespace="shop", name="cache-0"))
+    assert out["outcome"] == "applied" and sim.requests[("DELETE", POD)] == 1
+    gone = sim.get("Pod", "cache-0", "shop")
+    assert gone is None or gone["metadata"].get("deletionTimestamp")
+
+
+def test_a_failure_status_from_the_eviction_endpoint_is_not_an_eviction(cluster, ctx):
+    """Two budgets over one pod: the real server answers 201 with a Failure Status, and nothing was evicted."""
+    sim, kube = cluster(fleet())
+    sim.faults.add(path=f"{POD}/eviction", method="POST", status=201)
+    c = ctx()
+    with pytest.raises(PermanentError, match="Failure Status"):
+        DrainActions(kube, sleep=lambda s: None).drain(c, DrainArgs(node="node-1"))
+    assert [ch.verb for ch in c.changes] == ["patch"] and sim.get("Pod", "cache-0", "shop") is not None
