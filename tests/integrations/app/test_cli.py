@@ -62,7 +62,9 @@ def test_approve_from_another_process_executes_and_verifies(cli: Invoke) -> None
     assert refused.exit_code == 2 and "forbids approving your own request" in refused.stderr
     done = cli("approve", run_id, "cordon", "--as", "bob", "-o", "json").json()
     assert done["status"] == "succeeded"
-    assert [m["request"]["body"] for m in done["mutations"]] == [{"spec": {"unschedulable": True}}]
+    assert [m["request"]["body"] for m in done["mutations"]] == [
+        {"metadata": {"annotations": {"runbook.dev/run-id": run_id}}, "spec": {"unschedulable": True}}]
+    assert [m["outcome"] for m in done["mutations"]] == ["applied"]
     verify = next(s for s in done["steps"] if s["id"] == "verify_node")
     assert verify["output"]["unschedulable"] is True
     shown = cli("show", run_id, "-o", "json").json()
