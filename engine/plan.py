@@ -19,7 +19,13 @@ from engine.actions import ActionContext, ActionKind, ActionRegistry, Permission
 from engine.errors import StepError
 from engine.model import Runbook, Step
 from engine.redaction import redact
-from engine.step_runner import call_with_timeout, missing_permissions, redacted_change, validate_args
+from engine.step_runner import (
+    call_with_timeout,
+    missing_permissions,
+    redacted_change,
+    refuse_redacted,
+    validate_args,
+)
 from engine.templating import Templating
 from engine.verdict import Change, PlanItem
 from engine.workers import WorkerPool
@@ -84,6 +90,7 @@ class Planner:
         action = self.registry.get(step.action)
         try:
             inputs = self.templating.render_value(step.with_, context)
+            refuse_redacted(action, inputs)
             args = validate_args(action, inputs)
             if self.checker is not None and missing_permissions(self.checker, action, inputs, None):
                 return (), "no preview: the engine's own identity may not dry-run this step"

@@ -29,7 +29,7 @@ from engine.errors import (
 )
 from engine.model import Step
 from engine.records import RunRecord, StepRecord, StepStatus
-from engine.redaction import redact, redact_data
+from engine.redaction import find_marker, redact, redact_data
 from engine.templating import Templating
 from engine.verdict import Change, Evidence, Finding
 from engine.workers import WorkerPool
@@ -91,6 +91,8 @@ class StepRunner:
                 return record
             if approved is None:
                 record.inputs = self.templating.render_value(step.with_, context, deadline=deadline)
+                if action.kind == ActionKind.REMEDIATE:
+                    refuse_redacted(action, record.inputs)
             on_start(run, record, step.timeout)
             args = validate_args(action, record.inputs)
             if choose_identity is not None:
@@ -148,6 +150,16 @@ def _keep(record: StepRecord, ctx: ActionContext) -> None:
 def redacted_change(change: Change) -> Change:
     return change.model_copy(update={"request": redact_data(change.request), "result": redact_data(change.result),
                                      "diff": tuple(redact(d) for d in change.diff)})
+
+
+def refuse_redacted(action: Action[Any], inputs: dict[str, Any]) -> None:
+    """A redaction marker stands for a value the engine never kept: sending it would change the cluster
+    with text nobody meant."""
+    where = find_marker(inputs)
+    if where is not None:
+        raise PermanentError(f"argument {where!r} of {action.name} contains a redacted value ([REDACTED:...]); "
+                             "the real value is never stored, so it cannot be sent to the cluster: pass it as a "
+                             "param or refer to where it lives (a Secret) instead")
 
 
 def validate_args(action: Action[Any], inputs: dict[str, Any]) -> ActionArgs:

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from widgets import ALICE
 
-from engine.redaction import redact
+from engine.redaction import marker, redact
 from integrations.testing.server import READ_TOKEN, WEBHOOK_TOKEN, Harness, alert, alert_payload, wait_for
 from integrations.testing.slack_fake import FakeSlack
 
@@ -86,9 +86,10 @@ def test_label_values_are_data_not_templates(harness: Harness, fake_slack: FakeS
     evil = "{{ 7 * 7 }} <!channel> token=hunter2secret"
     body = harness.post_alerts([alert("Echo", {"message": evil})]).json()
     run = harness.wait_status(body["started"][0]["run_id"], "succeeded")
-    assert run.params["text"] == evil
+    assert run.params["text"] == redact(evil)  # alert labels are redacted as they arrive
     # rendered once, by the runbook's template only; outputs are stored redacted
-    assert run.steps[0].output["text"] == redact(f"echo: {evil}") == "echo: {{ 7 * 7 }} <!channel> token=[REDACTED]"
+    assert run.steps[0].output["text"] == redact(f"echo: {evil}") == \
+        f"echo: {{{{ 7 * 7 }}}} <!channel> token={marker('hunter2secret')}"
     wait_for(lambda: "echo:" in fake_slack.transcript(), what="the note in Slack")
     text = fake_slack.transcript()
     assert "{{ 7 * 7 }}" in text and "49" not in text
