@@ -22,7 +22,7 @@ import yaml
 
 from integrations.kubesim import SimulatedCluster, load_scenario
 from integrations.kubesim.scenario import scenario_now
-from integrations.testing.server import SIGNING_SECRET, WEBHOOK_TOKEN, alert, alert_payload, wait_for
+from integrations.testing.server import READ_TOKEN, SIGNING_SECRET, WEBHOOK_TOKEN, alert, alert_payload, wait_for
 from integrations.testing.slack_fake import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -96,17 +96,20 @@ def test_planted_secrets_never_surface(tmp_path: Path) -> None:
             "kubeconfig": str(sim.write_kubeconfig(tmp_path / "kubeconfig")), "slack_api_url": fake.url,
             "slack_channel": "C0OPS", "workers": 2, "approvers": [APPROVER]}), encoding="utf-8")
         env = {**os.environ, "RUNBOOK_CONFIG": str(config), "RUNBOOK_SLACK_BOT_TOKEN": fake.token,
-               "RUNBOOK_SLACK_SIGNING_SECRET": SIGNING_SECRET, "RUNBOOK_WEBHOOK_TOKEN": WEBHOOK_TOKEN}
+               "RUNBOOK_SLACK_SIGNING_SECRET": SIGNING_SECRET, "RUNBOOK_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+               "RUNBOOK_READ_TOKEN": READ_TOKEN}
         port = _port()
         code = ("from engine.settings import Settings; from integrations.app.server import serve; "
                 f"serve(Settings.load(), '127.0.0.1', {port})")
         log_path = tmp_path / "serve.log"
         process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log_path.open("wb"),
                                    stderr=subprocess.STDOUT, cwd=tmp_path)
-        url, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
+        url, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {READ_TOKEN}"}
         try:
             run_id = _drive(url, auth, fake, process, log_path)
-            from_api = httpx.get(f"{url}/runs/{run_id}", headers=auth, timeout=10).text
+            from_api = httpx.get(f"{url}/runs/{run_id}", headers={**auth, "Accept": "application/json"}, timeout=10)
+            page = httpx.get(f"{url}/runs/{run_id}", headers={**auth, "Accept": "text/html"}, timeout=10)
+            assert from_api.status_code == page.status_code == 200, (from_api.text, page.text)
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -120,14 +123,16 @@ def test_planted_secrets_never_surface(tmp_path: Path) -> None:
         "server log": log_path.read_text(),
         "show": _cli(config, "show", run_id),
         "show --output json": _cli(config, "show", run_id, "--output", "json"),
-        "GET /runs": from_api,
+        "GET /runs (JSON)": from_api.text,
+        "GET /runs (page)": page.text,
         "audit": _cli(config, "audit"),
         "run store files": b"".join(p.read_bytes() for p in tmp_path.glob("runs.db*")).decode("latin-1"),
     }
     leaks = {where: [secret for secret in SECRETS if secret in text] for where, text in surfaces.items()}
     assert not any(leaks.values()), {where: found for where, found in leaks.items() if found}
     # and the values were there to leak: each surface that shows them shows markers instead
-    for where in ("chat", "show", "show --output json", "GET /runs", "audit", "run store files"):
+    for where in ("chat", "show", "show --output json", "GET /runs (JSON)", "GET /runs (page)", "audit",
+                  "run store files"):
         assert "[REDACTED:" in surfaces[where], where
     shown = json.loads(surfaces["show --output json"])
     executed = shown["mutations"][0]["request"]["body"]["spec"]["template"]["spec"]["containers"][0]
@@ -147,11 +152,13 @@ def _drive(url: str, auth: dict[str, str], fake: FakeSlack, process: subprocess.
     wait_for(ready, timeout=60, what="the server to be ready")
     body = alert_payload([alert("BillingRunMissed", {"namespace": "billing", "cronjob": "billing-monthly",
                                                      "severity": "critical"})])
-    started = httpx.post(f"{url}/hooks/alertmanager", json=body, headers=auth, timeout=10).json()["started"]
+    hook = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
+    started = httpx.post(f"{url}/hooks/alertmanager", json=body, headers=hook, timeout=10).json()["started"]
     run_id: str = started[0]["run_id"]
 
     def status() -> str:
-        return str(httpx.get(f"{url}/runs/{run_id}", headers=auth, timeout=5).json()["status"])
+        answer = httpx.get(f"{url}/runs/{run_id}", headers={**auth, "Accept": "application/json"}, timeout=5)
+        return str(answer.json()["status"])
 
     wait_for(lambda: status() == "awaiting_approval", timeout=60, what="the recovery run proposal")
     wait_for(lambda: "Approval needed" in fake.transcript(), timeout=30, what="the card in Slack")
@@ -167,6 +174,6 @@ def _drive(url: str, auth: dict[str, str], fake: FakeSlack, process: subprocess.
                         headers={"Content-Type": "application/x-www-form-urlencoded", **sign(SIGNING_SECRET, form)})
     assert answer.status_code == 200, answer.text
     wait_for(lambda: status() in ("succeeded", "failed"), timeout=60, what="the run to finish")
-    assert status() == "succeeded", httpx.get(f"{url}/runs/{run_id}", headers=auth, timeout=5).text
+    assert status() == "succeeded", log.read_text()
     wait_for(lambda: "succeeded" in fake.transcript().lower(), timeout=30, what="the result in Slack")
     return run_id
