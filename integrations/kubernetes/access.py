@@ -14,6 +14,7 @@ from integrations.kubernetes.client import Kube
 
 SSAR = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
 SAR = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+AUTHENTICATED = "system:authenticated"
 
 
 def resource_attributes(permission: Permission, namespace: str | None) -> dict[str, Any]:
@@ -37,9 +38,9 @@ class AccessChecker:
         attrs = resource_attributes(permission, namespace)
         if identity:
             spec: dict[str, Any] = {"user": identity.user, "resourceAttributes": attrs}
-            groups = [*identity.groups, *self.groups]
-            if groups:
-                spec["groups"] = groups
+            # A SubjectAccessReview checks exactly the groups given; requests made as the approver (impersonated)
+            # also carry system:authenticated, so the review must name it too.
+            spec["groups"] = list(dict.fromkeys([*identity.groups, *self.groups, AUTHENTICATED]))
             body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
             answer = self.kube.post(SAR, body)
         else:

@@ -9,8 +9,9 @@ Real REST paths and JSON over HTTP on 127.0.0.1, so the official ``kubernetes`` 
         core = kubernetes.client.CoreV1Api(sim.api_client())
         sim.faults.add(path=r"/api/v1/nodes$", status=429, retry_after=2, times=1)
 
-No controllers run: nothing schedules, restarts or recreates pods. What is simulated is the API
-server itself (validation, resourceVersions, watch, patch flavours, deletion/eviction rules, RBAC).
+What is simulated is the API server itself (validation, resourceVersions, watch, patch flavours,
+deletion/eviction rules, RBAC) plus minimal controllers that react only to API writes made after
+loading (controllers.py, workloads.py): the loaded state is served exactly as written.
 Use ``SimulatedCluster(..., tls=True)`` when kubectl must send bearer tokens (RBAC): client-go
 does not send them over plain HTTP.
 """

@@ -15,14 +15,18 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import discovery, openapi, tables
+from .controllers import Controllers
 from .errors import ApiError, bad_request, gone, method_not_allowed, not_found, path_not_found, success_status
+from .kubelet import ImageBehaviours, Kubelet
 from .lifecycle import JOB_ORPHAN_WARNING, DeleteOptions, Lifecycle
+from .options import check_options
 from .rbac import Authorizer
 from .request import ApiRequest, ApiResponse, Target, parse_path
 from .resources import ResourceTable, ResourceType
 from .selectors import FieldSelector, LabelSelector, SelectorError
 from .store import ObjKey, ResourceVersionTooOld, Store
 from .subresources import Subresources
+from .workloads import Workloads
 from .writes import Writer
 
 _NON_RESOURCE_OK = {"/healthz", "/livez", "/readyz"}
@@ -63,6 +67,7 @@ class ApiHandler:
         authorizer: Authorizer,
         server_address: Callable[[], str],
         seed: int | None = None,
+        behaviours: ImageBehaviours | None = None,
     ) -> None:
         self.store = store
         self.table = table
@@ -70,18 +75,28 @@ class ApiHandler:
         self.server_address = server_address
         self.lifecycle = Lifecycle(store, table)
         self.writer = Writer(store, table, self.lifecycle, seed)
-        self.subresources = Subresources(store, table, self.lifecycle, self.writer, authorizer)
+        self.kubelet = Kubelet(store, table.lookup("nodes"), behaviours or ImageBehaviours())
+        workloads = Workloads(store, table, self.lifecycle, self.kubelet, self.writer.generate_name)
+        self.controllers = Controllers(store, table, self.lifecycle, workloads)
+        self.subresources = Subresources(
+            store, table, self.lifecycle, self.writer, authorizer, self.controllers.disruption
+        )
         self.stopping = threading.Event()
         self.encoded = EncodedCache()
 
     # -- entry point -------------------------------------------------------------------------
     def handle(self, req: ApiRequest) -> ApiResponse:
+        """Controllers catch up with writes before and after each request (see controllers.py)."""
+        self.controllers.settle()
         try:
             return self._dispatch(req)
         except ApiError as err:
             return ApiResponse.error(err)
         except SelectorError as err:
             return ApiResponse.error(bad_request(str(err)))
+        finally:
+            if req.method not in ("GET", "HEAD", "OPTIONS"):
+                self.controllers.settle()
 
     def _dispatch(self, req: ApiRequest) -> ApiResponse:
         path = req.path.rstrip("/") or "/"
@@ -154,6 +169,7 @@ class ApiHandler:
             return self._list(req, rt, ns)
         if verb == "watch":
             return self._watch(req, rt, ns)
+        check_options(req, verb)
         if verb == "create":
             if target.name:
                 raise method_not_allowed()
@@ -293,6 +309,9 @@ class ApiHandler:
         body = req.json_body() if req.body.strip() else None
         if body is not None and not isinstance(body, dict):
             raise bad_request("DeleteOptions must be an object")
+        dry = (body or {}).get("dryRun")
+        check_options(req, "delete", [str(v) for v in dry] if isinstance(dry, list) else None,
+                      (body or {}).get("propagationPolicy") or req.param("propagationPolicy"))
         try:
             opts = DeleteOptions.from_request(body, req.flat_query())
         except ValueError as exc:

@@ -15,6 +15,7 @@ import yaml
 from .api import ApiHandler
 from .defaults import apply_defaults
 from .faults import Faults
+from .kubelet import ImageBehaviours
 from .lifecycle import DeleteOptions
 from .objects import Clock, clone, format_time, new_uid, use_clock
 from .rbac import Authorizer
@@ -46,6 +47,7 @@ class SimulatedCluster:
         seed: int = 0,
         tls: bool = False,
         now: datetime | None = None,
+        behaviours: ImageBehaviours | None = None,
     ) -> None:
         self.host = host
         self.clock = Clock.starting_at(now)
@@ -57,7 +59,7 @@ class SimulatedCluster:
         self.faults = Faults(seed)
         self.authorizer = Authorizer(self.store, self.table, rbac, {"admin-token": "admin", **(tokens or {})})
         self.api = ApiHandler(
-            self.store, self.table, self.authorizer, lambda: f"{self.host}:{self.port}", seed
+            self.store, self.table, self.authorizer, lambda: f"{self.host}:{self.port}", seed, behaviours
         )
         self._log = RequestLog()
         self._http: HTTPServerThread | None = None
@@ -67,14 +69,18 @@ class SimulatedCluster:
     def from_files(cls, paths: Iterable[str | Path], **kwargs: Any) -> SimulatedCluster:
         """Load scenario files as written. A `# kubesim-now:` header starts the cluster's clock at that
         instant (served in every `Date` header), instead of shifting timestamps to the real clock, so
-        that cron schedules and ages read exactly as the scenario's author saw them."""
+        that cron schedules and ages read exactly as the scenario's author saw them. `# kubesim-image:`
+        lines say how new pods of an image behave (see kubelet.py)."""
         objects: list[dict] = []
         pinned: datetime | None = None
+        behaviours = ImageBehaviours()
         for path in paths:
             text = Path(path).read_text(encoding="utf-8")
             pinned = pinned or scenario_now(text)
+            behaviours = behaviours.merged(ImageBehaviours.from_text(text, str(path)))
             objects.extend(parse_scenario(text, str(path), shift=False))
         kwargs.setdefault("now", pinned)
+        kwargs.setdefault("behaviours", behaviours)
         return cls(objects=objects, **kwargs)
 
     # -- loading -----------------------------------------------------------------------------
@@ -122,7 +128,9 @@ class SimulatedCluster:
             )
             for ns in sorted(wanted)
         ]
-        return self.store.load(extra + prepared)
+        count = self.store.load(extra + prepared)
+        self.api.controllers.skip_loaded()
+        return count
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> SimulatedCluster:
@@ -255,3 +263,4 @@ class SimulatedCluster:
             name,
             DeleteOptions(grace_period=grace_period),
         )
+        self.api.controllers.settle()

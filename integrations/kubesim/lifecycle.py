@@ -7,18 +7,17 @@ default in batch/v1.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from .errors import ApiError, conflict, internal_error, too_many_requests
-from .objects import format_time, meta, node_ready, pod_ready, utcnow
+from .errors import ApiError, conflict
+from .objects import format_time, meta, node_ready, utcnow
 from .resources import ResourceTable, ResourceType
-from .selectors import LabelSelector, SelectorError
 from .store import Store
 
 ORPHAN, BACKGROUND, FOREGROUND = "Orphan", "Background", "Foreground"
+FOREGROUND_FINALIZER = "foregroundDeletion"
 JOB_ORPHAN_WARNING = (
     '299 - "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background to '
     'remove them or set propagationPolicy=Orphan to suppress this warning"'
@@ -106,36 +105,72 @@ class Lifecycle:
             self._check_preconditions(rt, obj, opts)
             policy = opts.propagation or self.default_propagation(rt)
             m = meta(obj)
-            now = utcnow()
             grace = self._pod_grace(obj, opts) if rt.key == "pods" else 0
-            keep = bool(m.get("finalizers")) or (grace > 0 and not self._kubelet_can_confirm(obj))
-            if rt.key == "pods" and grace == 0 and not m.get("finalizers"):
-                keep = False
+            finalizers = list(m.get("finalizers") or [])
+            if policy == FOREGROUND and FOREGROUND_FINALIZER not in finalizers:
+                # registry/store.go deletionFinalizersForGarbageCollection: Foreground adds this finalizer, the
+                # garbage collector removes it once no dependent with blockOwnerDeletion is left.
+                finalizers.append(FOREGROUND_FINALIZER)
+            keep = bool(finalizers) or (grace > 0 and not self._kubelet_can_confirm(obj))
             if keep:
-                new_meta = dict(m)
-                deadline = format_time(now + timedelta(seconds=grace))
-                if not new_meta.get("deletionTimestamp") or (
-                    rt.key == "pods" and grace < int(new_meta.get("deletionGracePeriodSeconds") or 0)
-                ):
-                    new_meta["deletionTimestamp"] = deadline
-                    new_meta["deletionGracePeriodSeconds"] = grace
-                updated = {**obj, "metadata": new_meta}
-                if opts.dry_run:
-                    return updated
-                updated = self.store.put(rt, updated) if new_meta != m else obj
-                if policy == FOREGROUND:
-                    self._cascade(m.get("uid", ""), FOREGROUND, opts.dry_run)
-                return updated
+                return self._mark_deleted(rt, obj, finalizers, grace, policy, opts.dry_run)
             if opts.dry_run:
                 return obj
-            if policy == FOREGROUND:
-                self._cascade(m.get("uid", ""), FOREGROUND, False)
             final = self.store.remove(rt, namespace or "", name) or obj
             if policy == ORPHAN:
                 self._orphan(m.get("uid", ""))
-            elif policy == BACKGROUND:
+            else:
                 self._cascade(m.get("uid", ""), BACKGROUND, False)
             return final
+
+    def _mark_deleted(
+        self, rt: ResourceType, obj: dict, finalizers: list[str], grace: int, policy: str, dry_run: bool
+    ) -> dict:
+        """Set deletionTimestamp (and the foreground finalizer); the object stays until released."""
+        m = meta(obj)
+        new_meta = dict(m)
+        if finalizers:
+            new_meta["finalizers"] = finalizers
+        if not new_meta.get("deletionTimestamp") or (
+            rt.key == "pods" and grace < int(new_meta.get("deletionGracePeriodSeconds") or 0)
+        ):
+            new_meta["deletionTimestamp"] = format_time(utcnow() + timedelta(seconds=grace))
+            new_meta["deletionGracePeriodSeconds"] = grace
+        updated = {**obj, "metadata": new_meta}
+        if dry_run:
+            return updated
+        updated = self.store.put(rt, updated) if new_meta != m else obj
+        if policy == FOREGROUND:
+            self._cascade(m.get("uid", ""), FOREGROUND, False)
+            self.release_foreground(rt, self.store.get(rt, m.get("namespace"), m["name"]))
+        return updated
+
+    def blocking_dependents(self, uid: str) -> list[tuple[str, str, str]]:
+        """Dependents whose ownerReference to `uid` has blockOwnerDeletion (what foreground deletion waits for:
+        pkg/controller/garbagecollector/garbagecollector.go processDeletingDependentsItem)."""
+        out = []
+        for rkey, ns, name in self.store.dependents(uid):
+            dep = self.store.get(self.table.lookup(rkey), ns, name)
+            refs = meta(dep).get("ownerReferences") or [] if dep else []
+            if any(r.get("uid") == uid and r.get("blockOwnerDeletion") for r in refs):
+                out.append((rkey, ns, name))
+        return out
+
+    def release_foreground(self, rt: ResourceType, obj: dict | None) -> None:
+        """Drop the foregroundDeletion finalizer of `obj` once nothing blocks it, then complete the deletion."""
+        if obj is None:
+            return
+        m = meta(obj)
+        if FOREGROUND_FINALIZER not in (m.get("finalizers") or []) or not m.get("deletionTimestamp"):
+            return
+        if self.blocking_dependents(str(m.get("uid", ""))):
+            return
+        rest = [f for f in m["finalizers"] if f != FOREGROUND_FINALIZER]
+        new_meta = {**m, "finalizers": rest}
+        if not rest:
+            del new_meta["finalizers"]
+        stored = self.store.put(rt, {**obj, "metadata": new_meta})
+        self.complete_if_released(rt, stored)
 
     def complete_if_released(self, rt: ResourceType, obj: dict) -> dict | None:
         """After a write: an object marked for deletion whose finalizers are gone is removed."""
@@ -191,75 +226,6 @@ class Lifecycle:
             if not refs:
                 del new_meta["ownerReferences"]
             self.store.put(rt, {**dep, "metadata": new_meta})
-
-    # -- eviction ----------------------------------------------------------------------------
-    def disruption_check(self, pod: dict) -> None:
-        """Raise the eviction API's error if evicting ``pod`` would violate a PodDisruptionBudget."""
-        phase = (pod.get("status") or {}).get("phase")
-        if meta(pod).get("deletionTimestamp") or phase in ("Succeeded", "Failed", "Pending"):
-            return
-        ns = meta(pod).get("namespace", "")
-        labels = meta(pod).get("labels") or {}
-        pdb_rt = self.table.lookup("poddisruptionbudgets.policy")
-        pod_rt = self.table.lookup("pods")
-        pdbs = []
-        for pdb in self.store.list(pdb_rt, ns)[0]:
-            spec = pdb.get("spec") or {}
-            if spec.get("selector") is None:
-                continue
-            try:
-                sel = LabelSelector.from_spec(spec["selector"])
-            except SelectorError:
-                continue
-            if sel.matches(labels):
-                pdbs.append((pdb, sel))
-        if not pdbs:
-            return
-        if len(pdbs) > 1:
-            raise internal_error(
-                "This pod has more than one PodDisruptionBudget, which the eviction "
-                "subresource does not support."
-            )
-        pdb, sel = pdbs[0]
-        matching = [p for p in self.store.list(pod_rt, ns, labels=sel)[0]]
-        expected = len(matching)
-        healthy = sum(1 for p in matching if pod_ready(p))
-        spec = pdb.get("spec") or {}
-        desired = _desired_healthy(spec, expected)
-        if desired is None:
-            return
-        policy = spec.get("unhealthyPodEvictionPolicy") or "IfHealthyBudget"
-        if not pod_ready(pod):
-            if policy == "AlwaysAllow" or healthy >= desired:
-                return
-        elif healthy - desired > 0:
-            return
-        name = meta(pdb).get("name", "")
-        err = too_many_requests("Cannot evict pod as it would violate the pod's disruption budget.")
-        err.details = {
-            "causes": [
-                {
-                    "reason": "DisruptionBudget",
-                    "message": f"The disruption budget {name} needs "
-                    f"{desired} healthy pods and has {healthy} currently",
-                }
-            ]
-        }
-        raise err
-
-
-def _scaled(value: Any, total: int) -> int:
-    if isinstance(value, str) and value.endswith("%"):
-        return math.ceil(int(value[:-1]) * total / 100)
-    return int(value)
-
-
-def _desired_healthy(spec: dict, expected: int) -> int | None:
-    if spec.get("minAvailable") is not None:
-        return _scaled(spec["minAvailable"], expected)
-    if spec.get("maxUnavailable") is not None:
-        return max(expected - _scaled(spec["maxUnavailable"], expected), 0)
-    return None
 
 
 __all__ = ["ApiError", "DeleteOptions", "Lifecycle"]

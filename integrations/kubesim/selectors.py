@@ -145,14 +145,31 @@ SUPPORTED_FIELDS: dict[str, frozenset[str]] = {
 }
 
 
+# Selectable fields whose value is not the object's field as written: (where it is read, value when unset).
+# The real server renders Go values: pkg/registry/batch/job/strategy.go SelectableFields serves
+# "status.successful" as strconv.Itoa(Status.Succeeded); pkg/registry/core/node/strategy.go NodeToSelectableFields
+# serves "spec.unschedulable" as FormatBool (so "false" when unset); replicaset/strategy.go serves
+# "status.replicas" as a number; pod/strategy.go ToSelectableFields serves "spec.hostNetwork" as FormatBool;
+# event/strategy.go serves "source" from source.component.
+_RENDERED: dict[tuple[str, str], tuple[str, str]] = {
+    ("Job", "status.successful"): ("status.succeeded", "0"),
+    ("Node", "spec.unschedulable"): ("spec.unschedulable", "false"),
+    ("ReplicaSet", "status.replicas"): ("status.replicas", "0"),
+    ("Pod", "spec.hostNetwork"): ("spec.hostNetwork", "false"),
+    ("Event", "source"): ("source.component", ""),
+}
+
+
 @dataclass(frozen=True)
 class FieldRequirement:
     field: str
     op: str  # "=" or "!="
     value: str
+    kind: str = ""
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
-        actual = get_field(obj, "source.component" if self.field == "source" else self.field)
+        path, default = _RENDERED.get((self.kind or str(obj.get("kind", "")), self.field), (self.field, ""))
+        actual = get_field(obj, path) or default
         return (actual == self.value) if self.op == "=" else (actual != self.value)
 
 
@@ -179,7 +196,7 @@ class FieldSelector:
                 and name not in SUPPORTED_FIELDS.get(kind, frozenset())
             ):
                 raise SelectorError(f"field label not supported: {name}")
-            reqs.append(FieldRequirement(name, "!=" if op == "!=" else "=", value))
+            reqs.append(FieldRequirement(name, "!=" if op == "!=" else "=", value, kind))
         return cls(tuple(reqs))
 
     @property

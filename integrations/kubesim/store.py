@@ -285,6 +285,17 @@ class Store:
                 found = self._scan(rkey, after_rv)
             return found
 
+    def changes_after(self, after_rv: int) -> builtins.list[WatchEvent]:
+        """Every retained event (all kinds) newer than `after_rv`, oldest first; never blocks."""
+        with self._lock:
+            out = []
+            for ev in reversed(self._log):
+                if ev.rv <= after_rv:
+                    break
+                out.append(ev)
+            out.reverse()
+            return out
+
     def _scan(self, rkey: str, after_rv: int) -> builtins.list[WatchEvent]:
         if not self._log or self._log[-1].rv <= after_rv:
             return []

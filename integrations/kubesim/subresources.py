@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from .disruption import Disruption
 from .errors import ApiError, bad_request, method_not_allowed, not_found, success_status
 from .lifecycle import DeleteOptions, Lifecycle
 from .objects import meta
 from .patch import PatchError, apply_patch
 from .protobuf import ProtobufError, decode_access_review
-from .rbac import Attributes, Authorizer, user_for
-from .request import ApiRequest, ApiResponse, Target
+from .rbac import Attributes, Authorizer
+from .request import ApiRequest, ApiResponse, Target, UserInfo
 from .resources import ResourceTable, ResourceType
 from .store import Store
 from .writes import Writer
@@ -22,8 +23,15 @@ PREVIOUS_LOG_ANNOTATION = "kubesim.runbook.dev/previous-log"
 
 class Subresources:
     def __init__(
-        self, store: Store, table: ResourceTable, lifecycle: Lifecycle, writer: Writer, authorizer: Authorizer
+        self,
+        store: Store,
+        table: ResourceTable,
+        lifecycle: Lifecycle,
+        writer: Writer,
+        authorizer: Authorizer,
+        disruption: Disruption,
     ) -> None:
+        self.disruption = disruption
         self.store = store
         self.table = table
         self.lifecycle = lifecycle
@@ -96,7 +104,9 @@ class Subresources:
         opts = DeleteOptions.from_request(body.get("deleteOptions") or {}, {})
         opts.dry_run = opts.dry_run or req.dry_run
         with self.store.lock:
-            self.lifecycle.disruption_check(pod)
+            failure = self.disruption.check_eviction(pod, opts.dry_run)
+            if failure is not None:  # two budgets: 201 with a Failure Status, nothing deleted (eviction.go)
+                return ApiResponse.json(201, failure)
             try:
                 self.lifecycle.delete(rt, m.get("namespace"), m["name"], opts)
             except KeyError as exc:
@@ -182,7 +192,9 @@ class Subresources:
         if rt.kind == "SelfSubjectAccessReview":
             user = req.user
         else:
-            user = user_for(str(spec.get("user") or ""), spec.get("groups") or [])
+            # Exactly the user and groups given, nothing added (pkg/registry/authorization/util/helpers.go
+            # AuthorizationAttributesFrom builds user.DefaultInfo from spec.user/groups/extra as they are).
+            user = UserInfo(str(spec.get("user") or ""), tuple(str(g) for g in spec.get("groups") or []))
         attrs = Attributes.from_review(spec)
         if rt.kind == "LocalSubjectAccessReview":
             attrs = Attributes(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from .errors import ApiError, bad_request, invalid
+from .kindrules import kind_errors
 from .resources import ResourceType
 
 _SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
@@ -122,6 +123,7 @@ def validate(rt: ResourceType, obj: dict) -> None:
                     causes.append(
                         _cause(f"spec.containers[{i}].image", "FieldValueRequired", "Required value")
                     )
+    causes.extend(kind_errors(rt.kind, obj))
     if causes:
         raise invalid(rt, name, causes)
 

@@ -94,9 +94,10 @@ def test_eviction_honours_pdb(core: client.CoreV1Api, sim: SimulatedCluster) -> 
     # an unready pod may go while the budget holds; on a dead node it stays Terminating
     core.create_namespaced_pod_eviction("web-7d4b9c8f5d-r8w2c", "shop", _eviction("web-7d4b9c8f5d-r8w2c"))
     assert sim.get("pods", "web-7d4b9c8f5d-r8w2c", "shop")["metadata"]["deletionTimestamp"]
-    # not covered by any PDB: evicted right away
+    # not covered by any PDB: evicted right away (and its StatefulSet recreates it under the same name)
+    uid = sim.get("pods", "redis-0", "shop")["metadata"]["uid"]
     core.create_namespaced_pod_eviction("redis-0", "shop", _eviction("redis-0"))
-    assert sim.get("pods", "redis-0", "shop") is None
+    assert sim.get("pods", "redis-0", "shop")["metadata"]["uid"] != uid
 
 
 def test_eviction_percentages(core: client.CoreV1Api, sim: SimulatedCluster) -> None:
@@ -118,8 +119,9 @@ def test_delete_on_not_ready_node_leaves_terminating(core: client.CoreV1Api, sim
     assert stored["metadata"]["deletionGracePeriodSeconds"] == 30
     core.delete_namespaced_pod("web-7d4b9c8f5d-r8w2c", "shop", grace_period_seconds=0)
     assert sim.get("pods", "web-7d4b9c8f5d-r8w2c", "shop") is None
-    core.delete_namespaced_pod("redis-0", "shop")  # healthy node: gone at once
-    assert sim.get("pods", "redis-0", "shop") is None
+    uid = sim.get("pods", "redis-0", "shop")["metadata"]["uid"]
+    core.delete_namespaced_pod("redis-0", "shop")  # healthy node: gone at once, then recreated
+    assert sim.get("pods", "redis-0", "shop")["metadata"]["uid"] != uid
 
 
 def test_node_recovery_completes_terminating_pods(core: client.CoreV1Api, sim: SimulatedCluster) -> None:
@@ -131,11 +133,15 @@ def test_node_recovery_completes_terminating_pods(core: client.CoreV1Api, sim: S
 
 
 def test_delete_collection(core: client.CoreV1Api, sim: SimulatedCluster) -> None:
+    before = {p["metadata"]["name"] for p in sim.list("pods", "shop", label_selector="app=web")}
     core.delete_collection_namespaced_pod("shop", label_selector="app=web", grace_period_seconds=0)
-    assert [p["metadata"]["name"] for p in sim.list("pods", "shop")] == [
+    after = {p["metadata"]["name"] for p in sim.list("pods", "shop", label_selector="app=web")}
+    assert len(after) == 3 and not after & before  # all gone; the ReplicaSet made three new ones
+    assert all(name.startswith("web-7d4b9c8f5d-") for name in after)
+    assert {p["metadata"]["name"] for p in sim.list("pods", "shop", label_selector="app!=web")} == {
         "nightly-report-29396520-h5vbn",
         "redis-0",
-    ]
+    }
 
 
 def test_finalizers_hold_deletion(core: client.CoreV1Api, sim: SimulatedCluster) -> None:
@@ -190,11 +196,17 @@ def test_job_cascades(api: client.ApiClient, sim: SimulatedCluster) -> None:
 
 
 def test_deployment_foreground_cascade(api: client.ApiClient, sim: SimulatedCluster) -> None:
+    """Foreground: owners stay (deletionTimestamp + foregroundDeletion) until blocking dependents are gone."""
     client.AppsV1Api(api).delete_namespaced_deployment("web", "shop", propagation_policy="Foreground")
-    assert sim.get("replicasets", "web-7d4b9c8f5d", "shop") is None
     pods = {p["metadata"]["name"]: p for p in sim.list("pods", "shop", label_selector="app=web")}
     assert list(pods) == ["web-7d4b9c8f5d-r8w2c"]  # dead node: Terminating
     assert pods["web-7d4b9c8f5d-r8w2c"]["metadata"]["deletionTimestamp"]
+    for kind, name in (("replicasets", "web-7d4b9c8f5d"), ("deployments", "web")):
+        held = sim.get(kind, name, "shop")["metadata"]
+        assert held["deletionTimestamp"] and held["finalizers"] == ["foregroundDeletion"]
+    client.CoreV1Api(api).delete_namespaced_pod("web-7d4b9c8f5d-r8w2c", "shop", grace_period_seconds=0)
+    assert sim.get("replicasets", "web-7d4b9c8f5d", "shop") is None
+    assert sim.get("deployments", "web", "shop") is None
 
 
 def _job(name: str) -> dict:
