@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from jinja2 import TemplateSyntaxError, nodes
 from pydantic import TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
 
 from engine.actions import Action, ActionKind, ActionRegistry, ArgumentProblem, NotLiteral
 from engine.hints import did_you_mean
@@ -71,7 +72,7 @@ def _check_action(step: Step, loc: Loc, raw_step: dict[str, Any], registry: Acti
             yield (*loc, "with", key), message, True
         elif not _contains_template(value):
             try:
-                TypeAdapter(fields[key].annotation).validate_python(value)
+                _field_adapter(fields[key]).validate_python(value)
             except ValidationError as exc:
                 reason = exc.errors(include_url=False)[0]["msg"]
                 yield (*loc, "with", key), f"{reason}, got {value!r}", False
@@ -89,6 +90,11 @@ def _check_permits(step: Step, loc: Loc, action: Action[Any]) -> Iterator[Issue]
                    "write it literally or declare the step's `permissions:` (e.g. deployments.apps:get)", False)
     except ArgumentProblem as exc:
         yield (*loc, "with", exc.argument), exc.message, False
+
+
+def _field_adapter(field: FieldInfo) -> TypeAdapter[Any]:
+    """The field's type with its constraints and validators (a Duration parses '30s'), as the model has it."""
+    return TypeAdapter(Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation)
 
 
 def _contains_template(value: Any) -> bool:
