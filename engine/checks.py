@@ -94,7 +94,8 @@ def _check_permits(step: Step, loc: Loc, action: Action[Any]) -> Iterator[Issue]
 
 def _field_adapter(field: FieldInfo) -> TypeAdapter[Any]:
     """The field's type with its constraints and validators (a Duration parses '30s'), as the model has it."""
-    return TypeAdapter(Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation)
+    annotation: Any = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    return TypeAdapter(annotation)
 
 
 def _contains_template(value: Any) -> bool:
