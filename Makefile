@@ -3,8 +3,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+MIN_VENV := .venv-min
+MIN_STAMP := $(MIN_VENV)/.installed
 
-.PHONY: demo test lint unit tools bench clean
+.PHONY: demo test lint unit client-min tools bench clean
 
 # Debian's python3.11 needs the python3-venv package for `-m venv`; install it when we may.
 $(BIN)/python:
@@ -50,13 +52,24 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest
 
+# A second, small venv with the oldest versions pyproject allows (tests/min-versions.txt), running the client tests.
+$(MIN_STAMP): tests/min-versions.txt | $(BIN)/python
+	rm -rf $(MIN_VENV)
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/pip install --quiet -r tests/min-versions.txt
+	touch $(MIN_STAMP)
+
+client-min: $(MIN_STAMP)
+	PYTHONPATH=. $(MIN_VENV)/bin/pytest -q -p no:cacheprovider tests/integrations/kubernetes/test_k8s_client.py
+
 test: $(STAMP) tools lint
 	$(BIN)/runbook validate runbooks/
 	$(BIN)/pytest
+	$(MAKE) client-min
 	$(BIN)/runbook test runbooks/
 
 bench: $(STAMP) tools
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .runbook .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MIN_VENV) .runbook .pytest_cache .mypy_cache .ruff_cache
