@@ -1,8 +1,8 @@
 """Block Kit rendering of runs: the parent message, step results, proposals with Approve/Reject.
 
 Everything shown comes from the cluster, alerts or people, so every string goes through `text()`:
-secrets redacted, `&<>` escaped (an alert label cannot become `<!channel>` or a fake link), and cut to
-Slack's limits. Actor mentions are the only markup built here, from Slack user ids.
+secrets redacted, control characters made visible, `&<>` escaped (an alert label cannot become `<!channel>`
+or a fake link), and cut to Slack's limits. Actor mentions are the only markup built here, from Slack user ids.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 from engine.model import Runbook
 from engine.records import RunRecord
 from engine.redaction import redact
+from engine.text import escape_controls
 
 APPROVE = "runbook_approve"
 REJECT = "runbook_reject"
@@ -33,7 +34,8 @@ _USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
 
 def text(value: Any, limit: int = _SECTION_LIMIT) -> str:
     """Data made safe for mrkdwn: redacted, escaped, bounded."""
-    out = redact(str(value)).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    out = escape_controls(redact(str(value)), keep_newlines=True).replace("&", "&amp;").replace("<", "&lt;").replace(
+        ">", "&gt;")
     return out if len(out) <= limit else out[: limit - 1] + "…"
 
 

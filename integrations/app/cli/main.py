@@ -33,11 +33,22 @@ from engine.schema import json_schema
 from engine.settings import Settings
 from integrations.app.cli.console import ConsoleSink, terminal
 from integrations.app.clusters import open_cluster
+from integrations.app.logs import configure_logging
 from integrations.app.wiring import Engine, build, load_catalog
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 out = terminal()
 err = terminal(stderr=True)
+
+
+@app.callback()
+def _logging() -> None:
+    # the engine's warnings on stderr, beside the progress (RUNBOOK_LOG_FORMAT, RUNBOOK_LOG_LEVEL; `serve`
+    # switches to stdout at info)
+    try:
+        configure_logging(sys.stderr, default_level="warning")
+    except SettingsError as exc:
+        _fail(str(exc))
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Settings file (YAML); RUNBOOK_* env vars win.")]
 RunbooksOpt = Annotated[list[Path] | None, typer.Option("--runbooks", help="Runbook folder or file (repeatable).")]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import uvicorn
 
 from engine.settings import Settings
+from integrations.app.logs import configure_logging
 from integrations.app.server.app import create_app
 from integrations.app.server.metrics import Metrics
 from integrations.app.wiring import build
@@ -18,23 +18,14 @@ from integrations.slack import Slack
 log = logging.getLogger("runbook.server")
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """Runs and server events to stdout, one line each: what a container's log collector expects."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("runbook")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-
-
 def serve(settings: Settings, host: str = "0.0.0.0", port: int = 8080, *, kube: Any = None,
-          groups: Mapping[str, Iterable[str]] | None = None, log_level: str = "info") -> None:
+          groups: Mapping[str, Iterable[str]] | None = None, log_level: str | None = None) -> None:
     """Serve until SIGINT/SIGTERM (graceful: in-flight requests finish, workers stop between steps).
 
     `kube`: a Kubernetes client; by default one is opened from the settings (`in_cluster`, `kubeconfig`,
     `context`), and a bad kubeconfig stops the start with a SettingsError rather than failing every run later.
     `groups` maps Slack user groups (`S123` or `@handle`) to member ids, for bots without `usergroups:read`.
+    Logging follows RUNBOOK_LOG_FORMAT and RUNBOOK_LOG_LEVEL (`log_level` overrides the level of uvicorn's own).
     """
     configure_logging()
     if kube is None:
@@ -47,7 +38,7 @@ def serve(settings: Settings, host: str = "0.0.0.0", port: int = 8080, *, kube: 
 
 
 def _serve(settings: Settings, host: str, port: int, kube: Any, groups: Mapping[str, Iterable[str]] | None,
-           log_level: str) -> None:
+           log_level: str | None) -> None:
     engine = build(settings, kube=kube)
     for problem in engine.catalog.problems:
         log.error("runbook not loaded: %s", problem)
@@ -61,7 +52,7 @@ def _serve(settings: Settings, host: str, port: int, kube: Any, groups: Mapping[
     try:
         # The TCP peer stays the client address: only it can vouch for a proxy's X-Forwarded-User
         # (trusted_proxy_cidrs), and uvicorn's proxy_headers would replace it with a forwarded one.
-        uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False,
+        uvicorn.run(app, host=host, port=port, log_config=None, log_level=log_level, proxy_headers=False,
                     timeout_graceful_shutdown=15)
     finally:
         engine.close()

@@ -1,0 +1,129 @@
+"""Logs: one record is one line whatever the data says (text with control characters escaped, or JSON),
+chosen by RUNBOOK_LOG_FORMAT / RUNBOOK_LOG_LEVEL, for the CLI and for `serve` in its own process."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from engine.errors import SettingsError
+from integrations.app.logs import configure_logging
+from integrations.testing.server import WEBHOOK_TOKEN, alert, alert_payload, wait_for
+
+ROOT = Path(__file__).resolve().parents[3]
+FORGED = "2026-11-22T12:00:00.000+00:00 INFO runbook.server: approved by admin"
+HOSTILE = f"group\r\n{FORGED}\x1b[2J\x00"
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).level,
+                    logging.getLogger(name).propagate) for name in ("runbook", "uvicorn", "uvicorn.error",
+                                                                     "uvicorn.access")}
+    yield
+    for name, (handlers, level, propagate) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
+
+
+def _log(env: dict[str, str]) -> str:
+    stream = io.StringIO()
+    configure_logging(stream, env)
+    log = logging.getLogger("runbook.server")
+    log.warning("truncated alerts of group %s", HOSTILE)
+    log.debug("only at debug")
+    try:
+        raise ValueError(f"bad\n{FORGED}")
+    except ValueError:
+        log.exception("while handling %s", "x")
+    return stream.getvalue()
+
+
+def test_text_logs_escape_control_characters(restore_logging: None) -> None:
+    lines = _log({}).splitlines()
+    assert not [line for line in lines if line.startswith(FORGED)]
+    assert lines[0].endswith(f"truncated alerts of group group\\r\\n{FORGED}\\x1b[2J\\0")
+    assert "only at debug" not in "\n".join(lines)
+    trace = lines[2:]
+    assert trace and all(line.startswith("    ") for line in trace)
+
+
+def test_json_logs_one_object_per_line(restore_logging: None) -> None:
+    lines = _log({"RUNBOOK_LOG_FORMAT": "json", "RUNBOOK_LOG_LEVEL": "debug"}).splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["level"] for r in records] == ["warning", "debug", "error"]
+    assert records[0]["message"] == f"truncated alerts of group {HOSTILE}" and records[0]["logger"] == "runbook.server"
+    assert "ValueError: bad" in records[2]["exception"]
+
+
+@pytest.mark.parametrize("env", [{"RUNBOOK_LOG_FORMAT": "xml"}, {"RUNBOOK_LOG_LEVEL": "loud"}])
+def test_bad_settings_are_named(env: dict[str, str]) -> None:
+    with pytest.raises(SettingsError, match=next(iter(env))):
+        configure_logging(io.StringIO(), env)
+    done = subprocess.run([sys.executable, "-m", "integrations.app.cli", "list"], capture_output=True, text=True,
+                          env={**os.environ, **env}, cwd=ROOT, timeout=60)
+    assert done.returncode == 2 and next(iter(env)) in done.stderr
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_serve_logs_cannot_be_forged(tmp_path: Path, fmt: str) -> None:
+    config = tmp_path / "runbook.yaml"
+    config.write_text(yaml.safe_dump({"db": str(tmp_path / "runs.db"), "workers": 1,
+                                      "runbook_path": [str(ROOT / "runbooks" / "node-not-ready.yaml")]}))
+    port = _port()
+    env = {**os.environ, "RUNBOOK_CONFIG": str(config), "RUNBOOK_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+           "RUNBOOK_LOG_FORMAT": fmt}
+    code = ("from engine.settings import Settings; from integrations.app.server import serve; "
+            f"serve(Settings.load(), '127.0.0.1', {port}, kube=object())")
+    log_path = tmp_path / "serve.log"
+    process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log_path.open("wb"),
+                               stderr=subprocess.STDOUT, cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def up() -> bool:
+            assert process.poll() is None, log_path.read_text()
+            try:
+                return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(up, timeout=60, what="the server")
+        body = alert_payload([alert("SomethingElse", {"x": HOSTILE})], groupKey=HOSTILE, truncatedAlerts=2)
+        answer = httpx.post(f"{url}/hooks/alertmanager", json=body, timeout=10,
+                            headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"})
+        assert answer.status_code == 200, answer.text
+        wait_for(lambda: "truncated" in log_path.read_text(), timeout=10, what="the warning in the log")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    lines = log_path.read_text().splitlines()
+    assert lines and not [line for line in lines if line.startswith(FORGED) or "\x1b" in line or "\x00" in line]
+    if fmt == "json":
+        records = [json.loads(line) for line in lines]
+        warning = next(r for r in records if "truncated" in r["message"])
+        assert HOSTILE in warning["message"]
+        assert any(r["logger"] == "uvicorn.access" for r in records)  # uvicorn's records are JSON too
+    else:
+        assert any("truncated" in line and "\\r\\n" + FORGED in line for line in lines)
