@@ -124,6 +124,12 @@ class Outbox:
         with self.store.transaction() as db:
             return int(db.execute("SELECT COUNT(*) FROM slack_outbox WHERE state = 'pending'").fetchone()[0])
 
+    def oldest_pending_age(self) -> float:
+        """Seconds the oldest undelivered message has waited (0 when none): chat lagging behind the runs."""
+        with self.store.transaction() as db:
+            row = db.execute("SELECT MIN(created_at) FROM slack_outbox WHERE state = 'pending'").fetchone()
+        return max(0.0, self.clock() - row[0]) if row and row[0] is not None else 0.0
+
     def failures(self) -> list[tuple[int, str, str]]:
         """(id, method, error) of items Slack refused for good: for the operator, not for retrying."""
         with self.store.transaction() as db:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,11 +31,12 @@ from engine.run_store import RunStore
 from engine.schema import json_schema
 from engine.settings import Settings
 from integrations.app.cli.console import ConsoleSink, terminal
+from integrations.app.cli.output import check_output, emit, output_formats, run_row, runbook_row, version, when
 from integrations.app.clusters import open_cluster
 from integrations.app.logs import configure_logging
 from integrations.app.wiring import Engine, build, load_catalog
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False)
 out = terminal()
 err = terminal(stderr=True)
 
@@ -56,8 +56,21 @@ ScenarioOpt = Annotated[Path | None, typer.Option("--scenario", help="Run agains
                                                   "from this manifest.", exists=True, dir_okay=False)]
 KubeconfigOpt = Annotated[str | None, typer.Option("--kubeconfig", help="kubeconfig path.")]
 ContextOpt = Annotated[str | None, typer.Option("--context", help="kubeconfig context.")]
-OutputOpt = Annotated[str, typer.Option("--output", "-o", help="text or json.")]
+OutputOpt = Annotated[str, typer.Option("--output", "-o", help="text or json.", callback=check_output,
+                                                    autocompletion=output_formats)]
 AsOpt = Annotated[str | None, typer.Option("--as", help="Who you are, for the audit log (default: $USER).")]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"runbook {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(show_version: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
+                                                     is_eager=True, callback=_print_version)] = False) -> None:
+    pass
 
 
 def _settings(config: Path | None, runbooks: list[Path] | None = None) -> Settings:
@@ -132,8 +145,6 @@ def run(
     runbooks: RunbooksOpt = None,
 ) -> None:
     """Run a runbook now, streaming progress; stops at the first remediation that needs approval."""
-    if output not in ("text", "json"):
-        _fail("--output must be text or json")
     settings = _settings(config, runbooks)
     params = _parse_params(param)
     try:
@@ -230,11 +241,14 @@ def validate(
 
 
 @app.command("list")
-def list_(config: ConfigOpt = None, runbooks: RunbooksOpt = None) -> None:
+def list_(output: OutputOpt = "text", config: ConfigOpt = None, runbooks: RunbooksOpt = None) -> None:
     """Show the runbooks with their params and triggers: alert triggers in the order they win (priority first)."""
+    catalog = sorted(load_catalog(_settings(config, runbooks)).runbooks.values(), key=_trigger_rank)
+    if output == "json":
+        emit({"runbooks": [runbook_row(rb) for rb in catalog]})
+        return
     table = Table("name", "title", "params", "triggers")
-    catalog = load_catalog(_settings(config, runbooks)).runbooks.values()
-    for rb in sorted(catalog, key=_trigger_rank):
+    for rb in catalog:
         table.add_row(rb.name, rb.metadata.title, _params_text(rb), _triggers_text(rb))
     out.print(table)
 
@@ -256,8 +270,7 @@ def _triggers_text(rb: Runbook) -> str:
     return "; ".join(parts)
 
 
-def _when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S") if ts else ""
+_when = when
 
 
 @app.command()
@@ -265,6 +278,7 @@ def history(
     runbook: Annotated[str | None, typer.Option(help="Only runs of this runbook.")] = None,
     status: Annotated[str | None, typer.Option(help="Only runs in this status.")] = None,
     limit: int = 50,
+    output: OutputOpt = "text",
     config: ConfigOpt = None,
 ) -> None:
     """List past and current runs, newest first."""
@@ -272,7 +286,10 @@ def history(
         _fail(f"unknown status {status!r}; one of {', '.join(s.value for s in RunStatus)}")
     settings = _settings(config)
     runs = _existing_store(settings).list_runs(runbook, status, limit) if Path(settings.db).exists() else []
-    table = Table("run", "runbook", "status", "requester", "started (UTC)", "findings", "proposals")
+    if output == "json":
+        emit({"runs": [run_row(r) for r in runs]})
+        return
+    table = Table("run", "runbook", "status", "requester", "started", "findings", "proposals")
     for r in runs:
         table.add_row(r.id, r.runbook, str(r.status), r.requester, _when(r.created_at), str(len(r.findings)),
                       str(len(r.proposals)))

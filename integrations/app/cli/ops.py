@@ -19,12 +19,15 @@ from engine.hints import did_you_mean
 from engine.run_store import RunStore
 from engine.settings import Settings
 from integrations.app.cli.console import terminal
+from integrations.app.cli.output import action_row, audit_row, check_output, emit, output_formats, when
 from integrations.app.clusters import SIM_TOKEN
 from integrations.app.rehearsal import collect, rehearse
 from integrations.app.wiring import build, build_registry
 
 out = terminal()
 err = terminal(stderr=True)
+OutputOpt = Annotated[str, typer.Option("--output", "-o", help="text or json.", callback=check_output,
+                                                    autocompletion=output_formats)]
 
 
 def _fail(problem: object) -> NoReturn:
@@ -134,19 +137,25 @@ def cancel(
 def audit(
     run_id: Annotated[str | None, typer.Argument(help="Only this run's entries.")] = None,
     limit: int = 200,
+    output: OutputOpt = "text",
     config: Annotated[Path | None, typer.Option("--config", help="Settings file (YAML).")] = None,
 ) -> None:
-    """Print the append-only audit log: who did what, when, to which run."""
+    """Print the append-only audit log: who did what, when (UTC), to which run."""
     settings = _settings(config)
     if not Path(settings.db).exists():
         _fail(f"no run store at {settings.db} (setting db / RUNBOOK_DB)")
-    for entry in RunStore(settings.db).audit_log(run_id, limit):
-        out.print(f"{entry.at:.3f} {entry.actor:24} {entry.action:28} {entry.run_id or '-':14} "
+    entries = RunStore(settings.db).audit_log(run_id, limit)
+    if output == "json":
+        emit({"entries": [audit_row(e) for e in entries]})
+        return
+    for entry in entries:
+        out.print(f"{when(entry.at)} {entry.actor:24} {entry.action:28} {entry.run_id or '-':14} "
                   f"{json.dumps(entry.detail)}", markup=False)
 
 
 def actions(
     name: Annotated[str | None, typer.Argument(help="Show one action's arguments and its documentation.")] = None,
+    output: OutputOpt = "text",
 ) -> None:
     """List the actions steps can call: kind, the Kubernetes permissions each needs, and what it does."""
     registry = build_registry()
@@ -154,6 +163,9 @@ def actions(
         if name not in registry:
             _fail(f"unknown action {name!r}{did_you_mean(name, registry.names())}")
         action = registry.get(name)
+        if output == "json":
+            emit(action_row(action) | {"documentation": inspect.getdoc(action.func) or ""})
+            return
         out.print(f"[bold]{action.name}[/] ({action.kind})", highlight=False)
         out.print(inspect.getdoc(action.func) or "", markup=False)
         out.print("\narguments:", markup=False)
@@ -161,6 +173,9 @@ def actions(
             default = "required" if field.is_required() else f"default {field.default!r}"
             out.print(f"  {arg}: {getattr(field.annotation, '__name__', field.annotation)} ({default})", markup=False)
         out.print("permissions: " + (action.permissions_text().replace("\n", ", ") or "none"), markup=False)
+        return
+    if output == "json":
+        emit({"actions": [action_row(a) for a in registry]})
         return
     table = Table("action", "kind", "permissions", "what it does")
     for action in registry:

@@ -97,6 +97,9 @@ def create_app(engine: Engine, *, slack: Slack | None = None, metrics: Metrics |
     if slack is not None:
         fan.append(slack.sink)
         metrics.gauge("runbook_chat_outbox_pending", "Slack messages not yet delivered.", slack.outbox.pending)
+        metrics.gauge("runbook_chat_outbox_oldest_seconds", "Age of the oldest undelivered Slack message.",
+                      slack.outbox.oldest_pending_age)
+    metrics.watch_store(engine.store)
     metrics.gauge("runbook_queue_depth", "Runs waiting for a worker.", pool.depth)
     metrics.gauge("runbook_workers_busy", "Workers carrying a run forward.", lambda: pool.busy)
 

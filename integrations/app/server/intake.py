@@ -84,6 +84,7 @@ class Intake:
         """Unmatched with its reason; an alert for another cluster or with an unresolvable mapping is audited."""
         summary.unmatched.append({**ref, "reason": match.reason, "detail": match.detail})
         self.metrics.alerts.inc(status=alert.status, outcome=f"unmatched:{match.reason}")
+        self.metrics.unmatched.inc(reason=match.reason)
         if match.reason in (OTHER_CLUSTER, UNRESOLVED) and alert.status == "firing":
             self.store.audit(REQUESTER, "alert.unmatched", None, {"reason": match.reason, "detail": match.detail,
                                                                   "fingerprint": alert.fingerprint,

@@ -1,17 +1,22 @@
 """Prometheus metrics in the text exposition format, hand-written to avoid a dependency.
 
-Only what an on-call dashboard needs: runs by runbook and outcome, step and run durations, webhook
-latency, queue depth, dedup hits, alerts received and chat errors. `MetricsSink` derives the run
+Only what an on-call dashboard needs: runs by runbook and outcome, runs awaiting approval, step and run
+durations, webhook latency, queue depth, dedup hits, alerts received and unmatched (by reason), chat
+messages queued and the age of the oldest, chat errors, and the build. `MetricsSink` derives the run
 metrics from run events, so the executor knows nothing about metrics.
 """
 
 from __future__ import annotations
 
+import platform
 import threading
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from typing import Any
 
 from engine.events import RunEvent
+from engine.records import RunStatus
+from engine.run_store import RunStore
 
 Labels = tuple[tuple[str, str], ...]
 _DURATIONS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
@@ -75,6 +80,27 @@ class Gauge(_Metric):
         return [*self.header(), f"{self.name} {self.read():g}"]
 
 
+class Info(_Metric):
+    """A constant 1 whose labels carry facts (`runbook_build_info{version=...}`), the Prometheus idiom."""
+
+    kind = "gauge"
+
+    def __init__(self, name: str, help: str, labels: dict[str, str]) -> None:
+        super().__init__(name, help)
+        self.labels: Labels = tuple(sorted(labels.items()))
+
+    def render(self) -> list[str]:
+        return [*self.header(), f"{self.name}{_labels(self.labels)} 1"]
+
+
+def build_labels() -> dict[str, str]:
+    try:
+        version = metadata.version("runbook")
+    except metadata.PackageNotFoundError:
+        version = "0+unknown"
+    return {"version": version, "python": platform.python_version()}
+
+
 class Histogram(_Metric):
     kind = "histogram"
 
@@ -122,15 +148,22 @@ class Metrics:
         self.dedup_hits = Counter("runbook_dedup_hits_total", "Alerts attached to an existing run, not a new one.")
         self.chat_errors = Counter("runbook_chat_errors_total", "Failed Slack API calls by reason (retried or not).")
         self.refusals = Counter("runbook_requests_refused_total", "Requests refused, by endpoint and reason.")
+        self.unmatched = Counter("runbook_alerts_unmatched_total", "Alerts that started no runbook, by reason.")
+        self.build = Info("runbook_build_info", "The running version.", build_labels())
         self.gauges: list[Gauge] = []
 
     def gauge(self, name: str, help: str, read: Callable[[], float]) -> None:
         self.gauges.append(Gauge(name, help, read))
 
+    def watch_store(self, store: RunStore) -> None:
+        """Gauges read from the run store at scrape time, so every replica reports the shared state."""
+        self.gauge("runbook_runs_awaiting_approval", "Runs waiting for a human decision.",
+                   lambda: len(store.run_ids((RunStatus.AWAITING_APPROVAL,))))
+
     def render(self) -> str:
-        metrics: list[Any] = [self.runs, self.runs_started, self.run_seconds, self.step_seconds,
-                              self.webhook_seconds, self.alerts, self.dedup_hits, self.chat_errors, self.refusals,
-                              *self.gauges]
+        metrics: list[Any] = [self.build, self.runs, self.runs_started, self.run_seconds, self.step_seconds,
+                              self.webhook_seconds, self.alerts, self.unmatched, self.dedup_hits, self.chat_errors,
+                              self.refusals, *self.gauges]
         return "\n".join(line for m in metrics for line in m.render()) + "\n"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -129,3 +130,35 @@ def test_list_and_schema(cli: Invoke) -> None:
     assert "node-not-ready" in listed.stdout and "billing-cronjob-failed" in listed.stdout
     schema = json.loads(cli("schema").stdout)
     assert schema["title"] == "runbook/v1 Runbook" and "steps" in schema["properties"]
+
+
+def test_version_and_shell_completion() -> None:
+    runner = CliRunner()
+    assert re.fullmatch(r"runbook \d+\.\d+\.\d+\S*\n", runner.invoke(app, ["--version"]).stdout)
+    # what bash's completion function asks (installed by `runbook --install-completion`)
+    words = runner.invoke(app, [], prog_name="runbook",
+                          env={"_RUNBOOK_COMPLETE": "complete_bash", "COMP_WORDS": "runbook hist", "COMP_CWORD": "1"})
+    assert words.stdout.split() == ["history"]
+    formats = runner.invoke(app, [], prog_name="runbook", env={
+        "_RUNBOOK_COMPLETE": "complete_bash", "COMP_WORDS": "runbook audit --output ", "COMP_CWORD": "3"})
+    assert formats.stdout.split() == ["text", "json"]
+
+
+def test_every_listing_speaks_json_and_audit_times_are_readable(cli: Invoke) -> None:
+    run_id = run_json(cli)["run_id"]
+    history = cli("history", "-o", "json").json()["runs"]
+    assert [r["run_id"] for r in history] == [run_id] and history[0]["status"] == "awaiting_approval"
+    runbooks = {r["name"]: r for r in cli("list", "--output", "json").json()["runbooks"]}
+    assert runbooks["node-not-ready"]["params"]["node"]["required"] is True
+    assert "cordon" in runbooks["node-not-ready"]["steps"]
+    actions = {a["name"]: a for a in cli("actions", "-o", "json").json()["actions"]}
+    assert actions["k8s.node.cordon"]["kind"] == "remediate" and actions["k8s.node.cordon"]["permissions"]
+    one = cli("actions", "k8s.node.cordon", "-o", "json").json()
+    assert one["arguments"]["node"]["required"] is True and one["documentation"]
+    entries = cli("audit", run_id, "-o", "json").json()["entries"]
+    assert entries[0]["run_id"] == run_id and entries[0]["time"].startswith(entries[0]["time"][:4] + "-")
+    assert cli("show", run_id, "-o", "json").json()["run_id"] == run_id
+    text = cli("audit", run_id).stdout.splitlines()
+    assert text and all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ ", line) for line in text)
+    bad = cli("history", "-o", "yaml")
+    assert bad.exit_code == 2 and "must be one of text, json, not 'yaml'" in bad.stderr
