@@ -230,6 +230,10 @@ def _check_tests(runbook: Runbook, base: Path) -> Iterator[Issue]:
         for part, expect in (("expect", test.expect), ("after", test.after)):
             if expect is None:
                 continue
+            for step_id in expect.steps:
+                if step_id not in step_ids:
+                    where = (*loc, part, "steps", step_id)
+                    yield where, f"unknown step {step_id!r}{did_you_mean(step_id, sorted(step_ids))}", True
             for j, step_id in enumerate((*expect.proposals, *expect.no_proposals)):
                 if step_id not in step_ids:
                     where = (*loc, part, "proposals" if j < len(expect.proposals) else "no_proposals")

@@ -6,7 +6,6 @@ Every transition is stored before the next one starts, so any process can resume
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -343,7 +342,7 @@ class Executor:
             "findings": [],
             "run": {"id": run.id, "requester": run.requester, "dry_run": run.dry_run, "runbook": runbook.name},
             "alert": run.trigger.get("alert", {}),
-            "now": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "now": self.templating.now(),  # the API server's clock when a cluster is in play
         }
         for record in records:
             _remember(context, record)

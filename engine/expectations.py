@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
-from engine.model import TestExpect
+from engine.model import StepExpect, TestExpect
 from engine.records import RunRecord
 
 ObjectReader = Callable[[str, str, str | None], dict[str, Any] | None]
@@ -39,6 +40,28 @@ def check_expectations(run: RunRecord, expect: TestExpect, read: ObjectReader | 
     failures += [f"proposal {i!r} present but must not be" for i in expect.no_proposals if i in proposed]
     for check in expect.objects:
         failures += _check_object(check, read)
+    for step_id, step_expect in expect.steps.items():
+        failures += _check_step(run, step_id, step_expect)
+    return failures
+
+
+def _check_step(run: RunRecord, step_id: str, expect: StepExpect) -> list[str]:
+    record = next((s for s in reversed(run.steps) if s.id == step_id), None)
+    if record is None:
+        return [] if expect.status in (None, "not_run") else [f"step {step_id!r} did not run"]
+    failures = []
+    if expect.status and str(record.status) != expect.status:
+        failures.append(f"step {step_id!r} is {record.status}, expected {expect.status}"
+                        + (f" ({record.error})" if record.error else ""))
+    if expect.contains is not None:
+        text = str(record.output.get("text", "")) if "text" in record.output else json.dumps(record.output)
+        if expect.contains not in text:
+            failures.append(f"step {step_id!r} output does not contain {expect.contains!r}: {text[:300]!r}")
+    for path, wanted in expect.output.items():
+        value = field_value(record.output, path)
+        if value != wanted:
+            shown = "absent" if value is _MISSING else repr(value)
+            failures.append(f"step {step_id!r} output {path} is {shown}, expected {wanted!r}")
     return failures
 
 

@@ -241,8 +241,18 @@ class Step(Model):
         return value
 
 
+class StepExpect(Model):
+    """What one step must have done: its status, text its output contains (a notify step's message), and
+    output fields (`path: value`, paths as `revisions[0].images[0]`)."""
+
+    status: str | None = None
+    contains: str | None = None
+    output: dict[str, Any] = Field(default_factory=dict)
+
+
 class TestExpect(Model):
     status: str | None = None
+    steps: dict[str, StepExpect] = Field(default_factory=dict, description="step id -> what it must show.")
     findings: tuple[str, ...] = ()
     no_findings: tuple[str, ...] = ()
     proposals: tuple[str, ...] = ()

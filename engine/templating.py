@@ -6,14 +6,16 @@ variables and are never themselves rendered, so `{{ ... }}` inside an alert labe
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, Undefined, nodes
 
 from engine.errors import PermanentError
+from engine.model import parse_duration
 from engine.template_limits import BUDGET_KEY, MAX_TEXT, BoundedSandbox, Budget, TemplateLimit
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{[-+]?(?P<expr>(?:(?!\}\}|\{\{).)*?)[-+]?\}\}\s*$", re.DOTALL)
@@ -29,13 +31,40 @@ class TemplateFailure(PermanentError):
     """A template failed to render at run time (undefined name, sandbox violation, type error)."""
 
 
-class Templating:
-    """Compiles and caches templates; renders `with` arguments and evaluates `when` conditions."""
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
-    def __init__(self) -> None:
+
+class Templating:
+    """Compiles and caches templates; renders `with` arguments and evaluates `when` conditions.
+
+    `clock` is what `now` and the `age` filter measure against: the API server's clock when a cluster is
+    in play (as the actions measure ages), so a skewed engine clock never makes a fresh object look old.
+    """
+
+    def __init__(self, clock: Callable[[], dt.datetime] = _utc_now) -> None:
+        self.clock = clock
         self.env = BoundedSandbox(undefined=StrictUndefined, autoescape=False)
         self.env.filters["to_duration"] = _human_duration
+        self.env.filters["age"] = self._age
         self._cache: dict[str, Any] = {}
+
+    def now(self) -> str:
+        """`now` as templates see it: RFC 3339, seconds."""
+        return self.clock().astimezone(dt.UTC).isoformat(timespec="seconds")
+
+    def _age(self, value: Any) -> float:
+        """Seconds since a timestamp (RFC 3339 text, a datetime or unix seconds) on the template clock."""
+        if isinstance(value, dt.datetime):
+            moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            moment = dt.datetime.fromtimestamp(value, dt.UTC)
+        elif isinstance(value, str):
+            moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+        else:
+            raise ValueError(f"age needs a timestamp, got {type(value).__name__}")
+        return round((self.clock() - moment).total_seconds(), 3)
 
     def parse(self, source: str) -> nodes.Template:
         """The AST of a template (for load-time checks); raises jinja2.TemplateSyntaxError."""
@@ -126,7 +155,9 @@ def _reason(exc: BaseException) -> str:
 
 
 def _human_duration(seconds: Any) -> str:
-    """`372` -> `6m12s`, for findings people read at 2 AM."""
+    """`372` (or `"372s"`, `"6.2m"`) -> `6m12s`, for findings people read at 2 AM."""
+    if isinstance(seconds, str) and seconds.strip() and seconds.strip()[-1] in "smhd":
+        seconds = parse_duration(seconds)
     total = int(float(seconds))
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)

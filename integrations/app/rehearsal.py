@@ -23,6 +23,7 @@ from engine.loader import Loader, parse_yaml
 from engine.model import Runbook, RunbookTest
 from engine.records import RunRecord
 from engine.run_store import RunStore
+from engine.templating import Templating
 from engine.triggers import MappingError, OwnerLookup, resolve
 from integrations.app.clusters import SIM_TOKEN
 from integrations.app.wiring import build_registry
@@ -117,7 +118,8 @@ def rehearse(case: Case, authz: Authz | None = None) -> CaseResult:
     with SimulatedCluster.from_files([scenario], **options) as sim, Kube.from_url(sim.url, token) as kube:
         if authz is not None:
             sim.load(authz.objects)
-        executor = Executor(build_registry(kube), RunStore(":memory:"), checker=AccessChecker(kube))
+        executor = Executor(build_registry(kube), RunStore(":memory:"), checker=AccessChecker(kube),
+                            templating=Templating(clock=kube.now))
         before = _state(sim)
         try:
             params = _params(case, OwnerResolver(kube))

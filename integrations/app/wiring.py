@@ -17,6 +17,7 @@ from engine.executor import Executor
 from engine.loader import Loader
 from engine.run_store import RunStore
 from engine.settings import Settings
+from engine.templating import Templating
 
 
 @dataclass
@@ -58,7 +59,9 @@ def load_catalog(settings: Settings, check_tests: bool = False) -> Catalog:
 def build(settings: Settings, *, kube: Any = None, sink: EventSink | None = None,
           checker: PermissionChecker | None = None) -> Engine:
     registry = build_registry(kube, settings.plugins)
-    loader = Loader(registry, check_tests=False)
+    # `now` and `| age` in templates read the API server's clock when there is a cluster, as actions do
+    templating = Templating(clock=kube.now) if kube is not None and hasattr(kube, "now") else Templating()
+    loader = Loader(registry, templating, check_tests=False)
     catalog = Catalog.load(settings.runbook_path, loader)
     store = RunStore(settings.db)
     store.recover_interrupted()  # runs a dead process left mid-step say so instead of showing `running`

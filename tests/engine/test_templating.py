@@ -61,3 +61,18 @@ def test_conditions_are_booleans(t: Templating) -> None:
 
 def test_duration_filter(t: Templating) -> None:
     assert t.render_value("{{ 372 | to_duration }}", {}) == "6m12s"
+
+
+def test_now_and_age_use_the_given_clock_and_to_duration_reads_both_forms() -> None:
+    import datetime as dt
+
+    server = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)  # the API server's clock, not this machine's
+    clocked = Templating(clock=lambda: server)
+    assert clocked.now() == "2026-11-22T12:00:00+00:00"
+    ctx = {"steps": {"d": {"output": {"object": {"metadata": {"creationTimestamp": "2026-11-22T11:40:00Z"}}}}}}
+    assert clocked.render_value("{{ steps.d.output.object.metadata.creationTimestamp | age }}", ctx) == 1200.0
+    assert clocked.render_value("{{ steps.d.output.object.metadata.creationTimestamp | age | to_duration }}",
+                                ctx) == "20m"
+    assert clocked.render_value("{{ '90s' | to_duration }}", {}) == "1m30s"
+    with pytest.raises(TemplateFailure, match="age needs a timestamp"):
+        clocked.render_value("{{ steps | age }}", ctx)
