@@ -17,13 +17,17 @@ from typing import Any
 
 from engine.actions import ActionContext
 from engine.errors import OutcomeUnknown, PermanentError, StepError, StepTimeout
-from engine.verdict import Change
+from engine.verdict import Change, ChangeOutcome
 from integrations.kubernetes.client import Kube
 from integrations.kubernetes.objects import annotations_of, labels, meta
+from integrations.kubernetes.once import RUN_ID_ANNOTATION
 
 # Fields that change on every write or carry nothing a reviewer decides on.
 _VOLATILE = {("metadata", "resourceVersion"), ("metadata", "managedFields"), ("metadata", "generation"),
-             ("metadata", "uid"), ("metadata", "creationTimestamp"), ("status",)}
+             ("metadata", "uid"), ("metadata", "creationTimestamp"), ("status",),
+             ("metadata", "annotations", RUN_ID_ANNOTATION)}  # bookkeeping: shown in the request, not the diff
+# This module's outcome words -> the Change's (engine.verdict.ChangeOutcome).
+_OUTCOME: dict[str, ChangeOutcome] = {"applied": "applied", "not_applied": "not applied", "unknown": "effect unknown"}
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 MAX_DIFF_LINES = 40
 REREAD_SECONDS = 5.0
@@ -146,15 +150,19 @@ def apply(kube: Kube, ctx: ActionContext, plan: Plan) -> dict[str, Any]:
         ambiguous = _ambiguous(exc)
         outcome = settle(kube, plan, preview) if ambiguous else "not_applied"
         ctx.change(Change(verb=plan.verb, target=plan.target, request=request, diff=tuple(shown), dry_run=False,
-                          result={"outcome": outcome, "error": str(exc)}))
+                          result={"outcome": outcome, "error": str(exc)}, outcome=_OUTCOME[outcome]))
         if outcome == "applied":
             return {**output, "outcome": "applied", "object": clean(preview)}
+        if outcome == "unknown":
+            raise OutcomeUnknown(f"{plan.verb} {plan.target}: {exc}; read back after the failure, it was not sent "
+                                 f"again; effect unknown: check {plan.target}", plan.target) from exc
         if ambiguous:
             raise PermanentError(f"{plan.verb} {plan.target}: {exc}; outcome {outcome} (read back after the "
                                  "failure); it was not sent again") from exc
         raise
     ctx.change(Change(verb=plan.verb, target=plan.target, request=request, diff=tuple(shown), dry_run=False,
-                      result={"outcome": "applied", "resourceVersion": meta(answer).get("resourceVersion")}))
+                      result={"outcome": "applied", "resourceVersion": meta(answer).get("resourceVersion")},
+                      outcome="applied"))
     return {**output, "outcome": "applied", "object": clean(answer)}
 
 

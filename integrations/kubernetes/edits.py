@@ -20,6 +20,7 @@ from integrations.kubernetes.change import Plan, apply, managed_warning, request
 from integrations.kubernetes.client import PATCH_TYPES, Kube
 from integrations.kubernetes.kinds import NEVER_DELETED, KindRef, KindResolver, kind_permits, literal_kind
 from integrations.kubernetes.objects import meta
+from integrations.kubernetes.once import with_run_id
 from integrations.kubernetes.remediations import force_delete_risks, pod_node
 
 R = ActionKind.REMEDIATE
@@ -141,7 +142,7 @@ class GenericEdits(KubeActions):
             raise PermanentError(exc.message) from None
         api_path, target = ref.path(args.name, args.namespace), ref.describe(args.name, args.namespace)
         before = kube.get(api_path)
-        body = args.patch
+        body = with_run_id(args.patch, args.patch_type, ctx, before)
         plan = Plan("patch", target, api_path, before,
                     lambda dry: kube.patch(api_path, body, args.patch_type, dry_run=dry),
                     request_record("PATCH", api_path, body, False, PATCH_TYPES[args.patch_type]),
@@ -202,8 +203,9 @@ class GenericEdits(KubeActions):
             raise PermanentError(f"{target} has no container {args.container!r} (it has {', '.join(map(str, names))})")
         resources = {k: v.model_dump(exclude_none=True) for k, v in (("requests", args.requests),
                                                                        ("limits", args.limits)) if v}
-        body = _nest([*_pod_template_root(args.kind), "spec"],
-                     {"containers": [{"name": args.container, "resources": resources}]})
+        body = with_run_id(_nest([*_pod_template_root(args.kind), "spec"],
+                                 {"containers": [{"name": args.container, "resources": resources}]}),
+                           "strategic", ctx, before)
         plan = Plan("patch", target, api_path, before,
                     lambda dry: kube.patch(api_path, body, "strategic", dry_run=dry),
                     request_record("PATCH", api_path, body, False, PATCH_TYPES["strategic"]),

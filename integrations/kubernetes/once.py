@@ -188,3 +188,24 @@ def patch_spec(kube: Kube, ctx: ActionContext, api_path: str, target: str, spec:
         return kube.patch(api_path, sent, patch_type, dry_run=ctx.dry_run)
 
     return body, send_once(ctx, target, send, lambda: spec_reading(kube, api_path, spec))
+
+
+def with_run_id(body: Any, patch_type: str, ctx: ActionContext, before: Mapping[str, Any]) -> Any:
+    """A patch body that also sets this run's annotation, so the object tells who changed it.
+
+    A merge or strategic patch gets `metadata.annotations`; a json patch gets one more `add` operation,
+    at the key when the object has (or the patch sets) an annotations map, else the whole map."""
+    if patch_type != "json":
+        if not isinstance(body, dict):
+            return body
+        metadata = dict(body.get("metadata") or {})
+        metadata["annotations"] = {**(metadata.get("annotations") or {}), **run_annotation(ctx)}
+        return {**body, "metadata": metadata}
+    ops = list(body) if isinstance(body, list) else []
+    has_map = isinstance(meta(before).get("annotations"), dict) or any(
+        isinstance(op, dict) and op.get("path") == "/metadata/annotations" and op.get("op") in ("add", "replace")
+        for op in ops)
+    if has_map:
+        return [*ops, {"op": "add", "path": "/metadata/annotations/" + RUN_ID_ANNOTATION.replace("/", "~1"),
+                       "value": ctx.run_id}]
+    return [*ops, {"op": "add", "path": "/metadata/annotations", "value": run_annotation(ctx)}]

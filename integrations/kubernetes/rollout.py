@@ -23,6 +23,7 @@ from integrations.kubernetes.change import Plan, apply, managed_warning, request
 from integrations.kubernetes.client import PATCH_TYPES, Kube
 from integrations.kubernetes.kinds import KindRef, builtin, kind_permits
 from integrations.kubernetes.objects import annotations_of, condition, controller_of, meta, name_of, selector_string
+from integrations.kubernetes.once import with_run_id
 from integrations.kubernetes.timeutil import format_time, parse_time
 
 D, R = ActionKind.DIAGNOSE, ActionKind.REMEDIATE
@@ -202,7 +203,8 @@ class RolloutActions(KubeActions):
         ref = self._ref(args.kind)
         api_path, target = ref.path(args.name, args.namespace), ref.describe(args.name, args.namespace)
         before = kube.get(api_path)
-        body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: format_time(kube.now())}}}}}
+        stamp = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: format_time(kube.now())}}}}}
+        body = with_run_id(stamp, "strategic", ctx, before)
         plan = Plan("patch", target, api_path, before,
                     lambda dry: kube.patch(api_path, body, "strategic", dry_run=dry),
                     request_record("PATCH", api_path, body, False, PATCH_TYPES["strategic"]),
@@ -225,7 +227,7 @@ class RolloutActions(KubeActions):
         sets = replica_sets(kube, before)
         current = _revision(before) or (_revision(sets[0]) if sets else 0)
         chosen = choose_revision(sets, current, args.to_revision, target)
-        body = undo_patch(before, chosen)
+        body = with_run_id(undo_patch(before, chosen), "json", ctx, before)
         images_before = _images((before.get("spec") or {}).get("template") or {})
         images_after = _images(body[0]["value"])
         wanted = _revision(chosen)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from k8s_objects import lease, node, owner, pod, uid
+from rollout_objects import rolled_out
 
 from engine.errors import OutcomeUnknown, PermanentError
 from integrations.kubernetes.drain import DrainActions, DrainArgs
@@ -75,3 +76,53 @@ def test_a_failure_status_from_the_eviction_endpoint_is_not_an_eviction(cluster,
     with pytest.raises(PermanentError, match="Failure Status"):
         DrainActions(kube, sleep=lambda s: None).drain(c, DrainArgs(node="node-1"))
     assert [ch.verb for ch in c.changes] == ["patch"] and sim.get("Pod", "cache-0", "shop") is not None
+
+
+# -- the generic changes (k8s.patch, k8s.resources.set, k8s.rollout.*) ---------------------------------------
+
+DEPLOYMENT = "/apis/apps/v1/namespaces/shop/deployments/web"
+
+
+def run_action(registry, action_name: str, ctx, **args):
+    action = registry.get(action_name)
+    return action.func(ctx, action.args.model_validate(args))
+
+
+@pytest.mark.parametrize(("action", "args"), [
+    ("k8s.patch", {"kind": "Deployment", "patch": {"spec": {"minReadySeconds": 10}}}),
+    ("k8s.patch", {"kind": "Deployment", "patch_type": "json",
+                   "patch": [{"op": "replace", "path": "/spec/replicas", "value": 2}]}),
+    ("k8s.resources.set", {"kind": "Deployment", "container": "web", "limits": {"memory": "1Gi"}}),
+    ("k8s.rollout.restart", {"kind": "Deployment"}),
+    ("k8s.rollout.undo", {}),
+])
+def test_every_patched_object_carries_the_run_id_set_in_the_same_request(cluster, registry_for, ctx, action, args):
+    sim, kube = cluster(rolled_out())
+    before = sim.get("deployments", "web", "shop")["metadata"].get("annotations") or {}
+    dry = ctx(dry_run=True)
+    out = run_action(registry_for(kube), action, dry, name="web", namespace="shop", **args)
+    assert not any("run-id" in line for line in out["diff"])  # bookkeeping: in the request, not in the diff
+    real = ctx()
+    assert run_action(registry_for(kube), action, real, name="web", namespace="shop", **args)["outcome"] == "applied"
+    after = sim.get("deployments", "web", "shop")["metadata"]["annotations"]
+    assert after["runbook.dev/run-id"] == "t"
+    # the proposal's dry-run, the execution's own dry-run and the change: the annotation rode along
+    assert sim.requests[("PATCH", DEPLOYMENT)] == 3
+    if action != "k8s.rollout.undo":  # an undo puts the revision's annotations back; nothing else is dropped
+        kept = ("runbook.dev/run-id", "deployment.kubernetes.io/revision")  # the controller bumps the revision
+        assert {k: v for k, v in after.items() if k not in kept} == {k: v for k, v in before.items() if k not in kept}
+    assert [c.outcome for c in real.changes] == ["applied"]
+
+
+def test_a_generic_change_whose_effect_cannot_be_read_back_is_effect_unknown(cluster, registry_for, ctx):
+    sim, kube = cluster(rolled_out())
+    sim.faults.add(path=f"{DEPLOYMENT}$", method="GET", times=1)  # the action's own read passes
+    sim.faults.add(path=f"{DEPLOYMENT}$", method="GET", status=503)  # the read-back fails
+    sim.faults.add(path=f"{DEPLOYMENT}$", method="PATCH", times=1)  # the dry-run passes
+    sim.faults.add(path=f"{DEPLOYMENT}$", method="PATCH", drop=True, after=True)
+    c = ctx()
+    with pytest.raises(OutcomeUnknown, match="effect unknown: check"):
+        run_action(registry_for(kube), "k8s.patch", c, kind="Deployment", name="web", namespace="shop",
+                   patch={"spec": {"minReadySeconds": 10}})
+    assert [ch.outcome for ch in c.changes] == ["effect unknown"]
+    assert sim.requests[("PATCH", DEPLOYMENT)] == 2  # the dry-run, then the change: once
