@@ -106,7 +106,7 @@ def rehearse(case: Case, authz: Authz | None = None) -> CaseResult:
     from integrations.kubernetes.access import AccessChecker
     from integrations.kubernetes.client import Kube
     from integrations.kubernetes.owners import OwnerResolver
-    from integrations.kubesim import SimulatedCluster
+    from integrations.kubesim import ScenarioError, SimulatedCluster
 
     result = CaseResult(case.runbook.name, case.test.name)
     started = time.perf_counter()
@@ -115,7 +115,12 @@ def rehearse(case: Case, authz: Authz | None = None) -> CaseResult:
     if authz is not None:
         options = {"rbac": True, "tokens": {RBAC_TOKEN: authz.user}}
     token = RBAC_TOKEN if authz is not None else SIM_TOKEN
-    with SimulatedCluster.from_files([scenario], **options) as sim, Kube.from_url(sim.url, token) as kube:
+    try:
+        sim = SimulatedCluster.from_files([scenario], **options)
+    except (ScenarioError, OSError) as exc:  # e.g. a kind without its CustomResourceDefinition: a FAIL row
+        result.failures.append(f"scenario: {exc}")
+        return result
+    with sim, Kube.from_url(sim.url, token) as kube:
         if authz is not None:
             sim.load(authz.objects)
         executor = Executor(build_registry(kube), RunStore(":memory:"), checker=AccessChecker(kube),

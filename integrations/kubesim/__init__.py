@@ -20,12 +20,13 @@ from .cluster import SimulatedCluster
 from .errors import ApiError
 from .faults import FaultRule, Faults
 from .generator import generate_cluster
-from .scenario import load_scenario, parse_scenario
+from .scenario import ScenarioError, load_scenario, parse_scenario
 
 __all__ = [
     "ApiError",
     "FaultRule",
     "Faults",
+    "ScenarioError",
     "SimulatedCluster",
     "generate_cluster",
     "load_scenario",

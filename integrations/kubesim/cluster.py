@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from .api import ApiHandler
+from .crds import register_crd, unservable
 from .defaults import apply_defaults
 from .faults import Faults
 from .kubelet import ImageBehaviours
@@ -21,13 +22,14 @@ from .objects import Clock, clone, format_time, new_uid, use_clock
 from .rbac import Authorizer
 from .request import UserInfo
 from .resources import ResourceTable, ResourceType
-from .scenario import parse_scenario, scenario_now
+from .scenario import ScenarioError, parse_scenario, scenario_now, where_of
 from .selectors import FieldSelector, LabelSelector
 from .server import HTTPServerThread, RequestLog
 from .store import Store
 from .tls import Certificate, self_signed
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+CRD_API_VERSION = "apiextensions.k8s.io/v1"
 
 
 class SimulatedCluster:
@@ -87,10 +89,11 @@ class SimulatedCluster:
     def _prepare(self, obj: dict) -> tuple[ResourceType, dict]:
         rt = self.table.for_object(obj)
         if rt is None:
-            raise ValueError(f"kubesim does not serve {obj.get('apiVersion')}/{obj.get('kind')}")
+            raise unservable(self.table, obj)
         meta = dict(obj.get("metadata") or {})
         if not meta.get("name"):
-            raise ValueError(f"{rt.kind} without metadata.name")
+            where = where_of(obj)
+            raise ScenarioError(f"{where + ': ' if where else ''}{rt.kind} without metadata.name")
         if rt.namespaced:
             meta.setdefault("namespace", "default")
         else:
@@ -105,6 +108,10 @@ class SimulatedCluster:
         """Bulk-load objects (no watch events); creates any namespace they reference."""
         use_clock(self.clock)
         self._now = format_time(self.clock.now())
+        objects = list(objects)
+        for obj in objects:
+            if obj.get("kind") == "CustomResourceDefinition" and obj.get("apiVersion") == CRD_API_VERSION:
+                register_crd(self.table, obj)
         prepared = [self._prepare(obj) for obj in objects]
         ns_rt = self.table.lookup("namespaces")
         wanted = set(SYSTEM_NAMESPACES)

@@ -15,14 +15,17 @@ last request: by the time a DELETE answers, the StatefulSet pod is back. Bounded
 
 from __future__ import annotations
 
+from .crds import established_status, register_crd
 from .disruption import Disruption
 from .lifecycle import Lifecycle
 from .objects import meta
 from .resources import ResourceTable
+from .scenario import ScenarioError
 from .store import Store, WatchEvent
 from .workloads import Workloads
 
 MAX_ROUNDS = 50
+CRDS = "customresourcedefinitions.apiextensions.k8s.io"
 JOB_TRACKING = "batch.kubernetes.io/job-tracking"
 
 
@@ -66,6 +69,19 @@ class Controllers:
             self.workloads.pod_changed(ev.type, ev.obj)
         elif ev.rkey in self.workloads.OWNERS and ev.type != "DELETED":
             self.workloads.owner_changed(ev.rkey, ev.obj)
+        elif ev.rkey == CRDS and ev.type != "DELETED":
+            self._establish(ev.obj)
+
+    def _establish(self, crd: dict) -> None:
+        """A CRD written through the API is served from then on, and says so in its conditions."""
+        try:
+            register_crd(self.table, crd)
+        except ScenarioError:
+            return
+        conditions = (crd.get("status") or {}).get("conditions") or []
+        if not any(c.get("type") == "Established" for c in conditions):
+            rt = self.table.lookup(CRDS)
+            self.store.put(rt, {**crd, "status": established_status(crd)})
 
     def _release_owners(self, obj: dict) -> None:
         """garbagecollector.go attemptToDeleteItem: a gone dependent may release an owner deleted in the

@@ -23,13 +23,14 @@ from typing import Any
 
 from .objects import format_time, meta, node_ready, utcnow
 from .resources import ResourceType
+from .scenario import ScenarioError
 from .store import Store
 
 BEHAVIOURS = ("ready", "crash", "pull-error", "complete", "fail")
 _IMAGE_LINE = re.compile(r"^#\s*kubesim-image:\s*(\S+)\s+(\S+)\s*$")
 
 
-class BehaviourError(ValueError):
+class BehaviourError(ScenarioError):
     """A `# kubesim-image:` line naming an unknown behaviour."""
 
 

@@ -110,6 +110,11 @@ DEFAULT_RESOURCES: tuple[ResourceType, ...] = (
     _r("", "v1", "Endpoints", "endpoints", True, ["ep"]),
     _r("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ["pvc"], ["status"]),
     _r("", "v1", "PersistentVolume", "persistentvolumes", False, ["pv"], ["status"]),
+    _r("", "v1", "ReplicationController", "replicationcontrollers", True, ["rc"], ["status", "scale"],
+       categories=ALL),
+    _r("", "v1", "ResourceQuota", "resourcequotas", True, ["quota"], ["status"]),
+    _r("", "v1", "LimitRange", "limitranges", True, ["limits"]),
+    _r("", "v1", "PodTemplate", "podtemplates", True),
     _r("coordination.k8s.io", "v1", "Lease", "leases", True),
     _r("batch", "v1", "Job", "jobs", True, [], ["status"], categories=ALL),
     _r("batch", "v1", "CronJob", "cronjobs", True, ["cj"], ["status"], categories=ALL),
@@ -119,6 +124,25 @@ DEFAULT_RESOURCES: tuple[ResourceType, ...] = (
     _r("apps", "v1", "DaemonSet", "daemonsets", True, ["ds"], ["status"], categories=ALL),
     _r("apps", "v1", "ControllerRevision", "controllerrevisions", True),
     _r("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ["pdb"], ["status"]),
+    _r("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ["hpa"], ["status"],
+       categories=ALL),
+    _r("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ["sc"]),
+    _r("storage.k8s.io", "v1", "CSIDriver", "csidrivers", False),
+    _r("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", False, sub=["status"]),
+    _r("networking.k8s.io", "v1", "Ingress", "ingresses", True, ["ing"], ["status"]),
+    _r("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False),
+    _r("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ["netpol"]),
+    _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
+    _r("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ["pc"]),
+    _r("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", False),
+    _r("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", False, ["csr"],
+       ["status", "approval"]),
+    _r("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration",
+       "validatingwebhookconfigurations", False),
+    _r("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations",
+       False),
+    _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False, ["crd", "crds"],
+       ["status"]),
     _r("events.k8s.io", "v1", "Event", "events", True, ["ev"]),
     _r("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
     _r("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
@@ -152,6 +176,7 @@ SUBRESOURCE_KINDS: dict[tuple[str, str], tuple[str, str, str]] = {
     ("deployments", "scale"): ("autoscaling", "v1", "Scale"),
     ("replicasets", "scale"): ("autoscaling", "v1", "Scale"),
     ("statefulsets", "scale"): ("autoscaling", "v1", "Scale"),
+    ("replicationcontrollers", "scale"): ("autoscaling", "v1", "Scale"),
 }
 
 SUBRESOURCE_VERBS: dict[str, tuple[str, ...]] = {
@@ -165,6 +190,7 @@ SUBRESOURCE_VERBS: dict[str, tuple[str, ...]] = {
     "scale": ("get", "patch", "update"),
     "finalize": ("update",),
     "ephemeralcontainers": ("get", "patch", "update"),
+    "approval": ("get", "patch", "update"),
 }
 
 
@@ -179,12 +205,26 @@ class ResourceTable:
 
     def __post_init__(self) -> None:
         for rt in self.resources:
-            self._by_path[(rt.group, rt.version, rt.plural)] = rt
-            self._by_kind.setdefault((rt.api_version, rt.kind), rt)
-            # Core group wins for ambiguous user-facing names (events), as kubectl does.
-            for name in (rt.plural, rt.kind.lower(), rt.singular, *rt.short_names, rt.kind):
-                self._by_name.setdefault(name, rt)
-            self._by_name.setdefault(rt.group_resource, rt)
+            self._index(rt)
+
+    def _index(self, rt: ResourceType) -> None:
+        self._by_path[(rt.group, rt.version, rt.plural)] = rt
+        self._by_kind.setdefault((rt.api_version, rt.kind), rt)
+        # Core group wins for ambiguous user-facing names (events), as kubectl does.
+        for name in (rt.plural, rt.kind.lower(), rt.singular, *rt.short_names, rt.kind):
+            self._by_name.setdefault(name, rt)
+        self._by_name.setdefault(rt.group_resource, rt)
+
+    def register(self, rt: ResourceType) -> bool:
+        """Serve one more resource (a CustomResourceDefinition's version); False if its path is taken."""
+        if (rt.group, rt.version, rt.plural) in self._by_path:
+            return False
+        self.resources = (*self.resources, rt)
+        self._index(rt)
+        return True
+
+    def builtin_group(self, group: str) -> bool:
+        return any(rt.group == group for rt in DEFAULT_RESOURCES)
 
     def by_path(self, group: str, version: str, plural: str) -> ResourceType | None:
         return self._by_path.get((group, version, plural))

@@ -33,7 +33,24 @@ _HEADER = re.compile(r"^#\s*kubesim-now:\s*(\S+)\s*$")
 
 
 class ScenarioError(ValueError):
-    """A scenario file that does not hold Kubernetes objects."""
+    """A scenario that cannot be served: not Kubernetes objects, or a kind the simulator cannot serve."""
+
+
+class Located(dict):  # type: ignore[type-arg]
+    """An object as parsed from a scenario, remembering where it was written (`file:line`)."""
+
+    where: str = ""
+
+
+def locate(obj: dict, where: str) -> dict:
+    located = Located(obj)
+    located.where = where
+    return located
+
+
+def where_of(obj: dict) -> str:
+    """`file:line` of a parsed object ("" when it was not parsed from a file)."""
+    return getattr(obj, "where", "")
 
 
 def scenario_now(text: str) -> datetime | None:
@@ -64,19 +81,41 @@ def shift_timestamps(value: Any, delta: timedelta) -> Any:
     return value
 
 
-def _flatten(docs: Iterable[Any], source: str) -> list[dict]:
+def _documents(text: str) -> Iterable[tuple[Any, Any]]:
+    """(node, data) per YAML document: nodes carry the line each object starts on."""
+    loader = ScenarioLoader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            yield node, loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _item_nodes(node: Any) -> list[Any]:
+    for key, value in getattr(node, "value", None) or []:
+        if getattr(key, "value", None) == "items" and isinstance(value, yaml.SequenceNode):
+            return list(value.value)
+    return []
+
+
+def _flatten(docs: Iterable[tuple[Any, Any]], source: str) -> list[dict]:
     out: list[dict] = []
-    for doc in docs:
+    for node, doc in docs:
         if doc is None:
             continue
+        where = f"{source}:{node.start_mark.line + 1}" if node is not None else source
         if not isinstance(doc, dict) or "kind" not in doc:
-            raise ScenarioError(f"{source}: document is not a Kubernetes object: {str(doc)[:80]!r}")
+            raise ScenarioError(f"{where}: document is not a Kubernetes object: {str(doc)[:80]!r}")
         if doc["kind"] == "List" or (
             str(doc["kind"]).endswith("List") and isinstance(doc.get("items"), list)
         ):
-            out.extend(_flatten(doc.get("items") or [], source))
+            items = doc.get("items") or []
+            nodes = _item_nodes(node)
+            out.extend(_flatten(zip(nodes if len(nodes) == len(items) else [node] * len(items), items,
+                                    strict=True), source))
         else:
-            out.append(doc)
+            out.append(locate(doc, where))
     return out
 
 
@@ -85,12 +124,15 @@ def parse_scenario(
 ) -> list[dict]:
     """Parse manifest text; ``now`` overrides the real clock for the time shift (tests). With
     ``shift=False`` timestamps stay as written (for a cluster whose clock starts at the scenario's instant)."""
-    objects = _flatten(yaml.load_all(text, Loader=ScenarioLoader), source)
+    try:
+        objects = _flatten(_documents(text), source)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{source}: not valid YAML: {exc}") from exc
     pinned = scenario_now(text)
     if pinned is None or not shift:
         return objects
     delta = timedelta(seconds=round(((now or utcnow()) - pinned).total_seconds()))
-    return [shift_timestamps(obj, delta) for obj in objects]
+    return [locate(shift_timestamps(obj, delta), where_of(obj)) for obj in objects]
 
 
 def load_scenario(path: str | Path, now: datetime | None = None) -> list[dict]:

@@ -67,7 +67,7 @@ class Writer:
         m = obj.setdefault("metadata", {})
         m.setdefault("uid", new_uid())
         m.setdefault("creationTimestamp", format_time(utcnow()))
-        if rt.group in _GENERATION_GROUPS and "spec" in obj:
+        if (rt.group in _GENERATION_GROUPS or not self.table.builtin_group(rt.group)) and "spec" in obj:
             m.setdefault("generation", 1)
         obj.setdefault("apiVersion", rt.api_version)
         obj.setdefault("kind", rt.kind)

@@ -83,11 +83,15 @@ def simulate(
         ".runbook/kubeconfig"),
 ) -> None:
     """Serve a simulated cluster until interrupted; kubectl and `runbook run --kubeconfig` work against it."""
-    from integrations.kubesim import SimulatedCluster
+    from integrations.kubesim import ScenarioError, SimulatedCluster
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with SimulatedCluster.from_files(scenario, port=port) as sim:
+    try:
+        sim = SimulatedCluster.from_files(scenario, port=port)
+    except ScenarioError as exc:
+        _fail(exc)
+    with sim:
         kubeconfig_out.parent.mkdir(parents=True, exist_ok=True)
         sim.write_kubeconfig(kubeconfig_out, token=SIM_TOKEN)
         out.print(f"simulated cluster at {sim.url}; kubeconfig written to {kubeconfig_out}")
