@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 MIN_VENV := .venv-min
 MIN_STAMP := $(MIN_VENV)/.installed
 
-.PHONY: demo test lint unit client-min tools bench clean
+.PHONY: demo test lint unit client-min tools bench clean example
 
 # Debian's python3.11 needs the python3-venv package for `-m venv`; install it when we may.
 $(BIN)/python:
@@ -44,7 +44,7 @@ tools:
 	fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check engine integrations tests bench
+	$(BIN)/ruff check engine integrations tests bench examples
 	$(BIN)/mypy --strict engine
 	$(BIN)/mypy integrations
 	$(BIN)/lint-imports
@@ -62,11 +62,16 @@ $(MIN_STAMP): tests/min-versions.txt | $(BIN)/python
 client-min: $(MIN_STAMP)
 	PYTHONPATH=. $(MIN_VENV)/bin/pytest -q -p no:cacheprovider tests/integrations/kubernetes/test_k8s_client.py
 
-test: $(STAMP) tools lint
+test: $(STAMP) tools lint example
 	$(BIN)/runbook validate runbooks/
 	$(BIN)/pytest
 	$(MAKE) client-min
 	$(BIN)/runbook test runbooks/
+
+# The example plug-in package: installed (its entry point is how plug-ins register) and its own tests run.
+example: $(STAMP)
+	$(BIN)/pip install --quiet --no-deps -e examples/runbook-actions-example
+	$(BIN)/pytest examples/runbook-actions-example/tests
 
 bench: $(STAMP) tools
 	$(BIN)/python -m bench

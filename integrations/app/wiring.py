@@ -18,6 +18,7 @@ from engine.loader import Loader
 from engine.run_store import RunStore
 from engine.settings import Settings
 from engine.templating import Templating
+from integrations.app.plugins import load_named
 
 
 @dataclass
@@ -47,6 +48,7 @@ def build_registry(kube: Any = None, plugins: Mapping[str, Any] | None = None) -
     register_kubernetes(registry, kube)
     register_prometheus(registry, plugins.get("prometheus"))
     register_http(registry, plugins.get("http"))
+    load_named(registry, plugins, kube)
     return registry
 
 

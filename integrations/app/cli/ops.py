@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from engine.actions import ActionRegistry
 from engine.errors import RunbookError
 from engine.hints import did_you_mean
 from engine.run_store import RunStore
@@ -33,6 +34,14 @@ OutputOpt = Annotated[str, typer.Option("--output", "-o", help="text or json.", 
 def _fail(problem: object) -> NoReturn:
     err.print(f"[red]error:[/] {escape(str(problem))}")
     raise typer.Exit(2)
+
+
+def _registry(config: Path | None) -> ActionRegistry:
+    """The actions, with the plug-ins the settings name."""
+    try:
+        return build_registry(plugins=_settings(config).plugins)
+    except RunbookError as exc:
+        _fail(exc)
 
 
 def _settings(config: Path | None) -> Settings:
@@ -160,9 +169,11 @@ def audit(
 def actions(
     name: Annotated[str | None, typer.Argument(help="Show one action's arguments and its documentation.")] = None,
     output: OutputOpt = "text",
+    config: Annotated[Path | None, typer.Option("--config", help="Settings file: its `plugins:` adds the "
+                                                "actions of installed plug-in packages it names.")] = None,
 ) -> None:
     """List the actions steps can call: kind, the Kubernetes permissions each needs, and what it does."""
-    registry = build_registry()
+    registry = _registry(config)
     if name is not None:
         if name not in registry:
             _fail(f"unknown action {name!r}{did_you_mean(name, registry.names())}")
@@ -206,7 +217,7 @@ def rbac(
     from integrations.app.rbac import generate, to_yaml
 
     settings = _settings(config)
-    registry = build_registry()
+    registry = _registry(config)
     sources = [str(p) for p in paths] if paths else list(settings.runbook_path)
     catalog = Catalog.load(sources, Loader(registry, check_tests=False))
     if catalog.problems:
