@@ -1,4 +1,4 @@
-"""CLI commands around the engine: rehearse runbooks, simulate a cluster, serve, cancel, audit."""
+"""CLI commands around the engine: rehearse runbooks, simulate a cluster, cancel, audit (serve: cli/serve.py)."""
 
 from __future__ import annotations
 
@@ -110,28 +110,6 @@ def simulate(
             stop.wait()
 
 
-def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-    config: Annotated[Path | None, typer.Option("--config", help="Settings file (YAML).")] = None,
-    scenario: Annotated[Path | None, typer.Option(help="Serve against a simulated cluster from this manifest.",
-                                                  exists=True, dir_okay=False)] = None,
-    kubeconfig: Annotated[str | None, typer.Option(help="kubeconfig path (default: settings, in-cluster).")] = None,
-    context: Annotated[str | None, typer.Option(help="kubeconfig context.")] = None,
-) -> None:
-    """Serve Alertmanager webhooks, Slack commands and approvals (see README: Serving)."""
-    from integrations.app.clusters import open_cluster
-    from integrations.app.server import serve as run_server
-
-    settings = _settings(config)
-    try:
-        with open_cluster(settings, scenario, kubeconfig, context) as kube:
-            run_server(settings, host, port, kube=kube)
-    except RunbookError as exc:
-        _fail(exc)
-        raise typer.Exit(2) from None
-
-
 def cancel(
     run_id: str,
     as_: Annotated[str | None, typer.Option("--as", help="Who you are, for the audit log.")] = None,
@@ -236,6 +214,7 @@ def rbac(
 
 def register(app: typer.Typer) -> None:
     from integrations.app.cli.demo import demo
+    from integrations.app.cli.serve import serve
 
     for command in (test, actions, simulate, serve, cancel, audit, rbac, demo):
         app.command()(command)
