@@ -9,7 +9,7 @@ from rollout_objects import rolled_out
 
 from engine.actions import ActionRegistry, Identity, step_needs
 from engine.builtins import register_builtins
-from engine.errors import DefinitionError, ForbiddenError, InvalidError, NotFoundError, PermanentError
+from engine.errors import ConflictError, DefinitionError, ForbiddenError, InvalidError, NotFoundError, PermanentError
 from engine.loader import Loader
 from integrations.kubernetes import register
 
@@ -207,3 +207,39 @@ def test_permissions_follow_the_literal_kind_and_namespace():
         '      kind: "{{ params.kind }}"\n      name: x\n      namespace: shop\n'
         "    permissions: [deployments.apps:get]")))
     assert templated.steps[0].permissions == ("deployments.apps:get",)
+
+
+CRD = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+       "metadata": {"name": "widgets.example.com"},
+       "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+                "versions": [{"name": "v1", "served": True, "storage": True,
+                              "schema": {"openAPIV3Schema": {"type": "object",
+                                                             "x-kubernetes-preserve-unknown-fields": True}}}]}}
+WIDGET = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1", "namespace": "shop"},
+          "spec": {"size": 1}}
+
+
+def test_custom_resources_resolve_through_discovery(cluster, registry_for, ctx):
+    sim, kube = cluster([CRD, WIDGET])
+    registry = registry_for(kube)
+    out = run(registry, "k8s.get", ctx(), kind="widgets.example.com", name="w1", namespace="shop")
+    assert out["found"] and out["object"]["spec"]["size"] == 1
+    assert run(registry, "k8s.list", ctx(), kind="widgets.example.com", namespace="shop")["count"] == 1
+    dry = ctx(dry_run=True)
+    out = run(registry, "k8s.patch", dry, kind="widgets.example.com", name="w1", namespace="shop",
+              patch={"spec": {"size": 3}})
+    assert out["diff"] == ["spec.size: 1 -> 3"]
+    assert dry.changes[0].request["path"] == "/apis/example.com/v1/namespaces/shop/widgets/w1"
+    with pytest.raises(PermanentError, match="415"):
+        run(registry, "k8s.patch", ctx(), kind="widgets.example.com", name="w1", namespace="shop",
+            patch_type="strategic", patch={"spec": {"size": 3}})
+
+
+def test_a_patch_against_a_stale_resource_version_is_a_conflict(cluster, registry_for, ctx):
+    _, kube = cluster(rolled_out())
+    c = ctx()
+    with pytest.raises(ConflictError):
+        run(registry_for(kube), "k8s.patch", c, kind="Deployment", name="web", namespace="shop",
+            patch={"metadata": {"resourceVersion": "1"}, "spec": {"replicas": 1}})
+    assert not c.changes  # the dry-run already answered 409: nothing was sent for real

@@ -169,3 +169,19 @@ def test_a_lost_request_is_reported_not_applied_and_never_resent(cluster, regist
         run(registry_for(kube), "k8s.scale", c, kind="Deployment", name="web", namespace="shop", replicas=4)
     assert sim.get("deployments", "web", "shop")["spec"]["replicas"] == 3
     assert c.changes[-1].result["outcome"] == "not_applied"
+
+
+def test_scaling_a_target_an_hpa_manages_warns_it_will_be_reverted(cluster, registry_for, ctx):
+    hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+           "metadata": {"name": "web", "namespace": "shop"},
+           "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                    "minReplicas": 2, "maxReplicas": 6,
+                    "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                                                                  "target": {"type": "Utilization",
+                                                                             "averageUtilization": 70}}}]}}
+    _, kube = cluster([*rolled_out(), hpa])
+    out = run(registry_for(kube), "k8s.scale", ctx(dry_run=True), kind="Deployment", name="web", namespace="shop",
+              replicas=8)
+    assert out["warnings"] == ["HorizontalPodAutoscaler web manages the replicas of Deployment shop/web (min 2, "
+                               "max 6): it will scale it back unless the HPA is changed"]
+    assert out["diff"][-1].startswith("WARNING: HorizontalPodAutoscaler web")
