@@ -221,7 +221,7 @@ WIDGET = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name":
 
 
 def test_custom_resources_resolve_through_discovery(cluster, registry_for, ctx):
-    sim, kube = cluster([CRD, WIDGET])
+    _, kube = cluster([CRD, WIDGET])
     registry = registry_for(kube)
     out = run(registry, "k8s.get", ctx(), kind="widgets.example.com", name="w1", namespace="shop")
     assert out["found"] and out["object"]["spec"]["size"] == 1
