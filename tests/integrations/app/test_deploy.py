@@ -60,7 +60,7 @@ def test_the_deployment_runs_unprivileged_with_probes_and_resources(rendered: li
     # Slack and webhook secrets are references only; no Secret with values is shipped.
     env = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"]}
     assert env == {"RUNBOOK_SLACK_BOT_TOKEN": "runbook-slack", "RUNBOOK_SLACK_SIGNING_SECRET": "runbook-slack",
-                   "RUNBOOK_WEBHOOK_TOKEN": "runbook-webhook"}
+                   "RUNBOOK_WEBHOOK_TOKEN": "runbook-webhook", "RUNBOOK_READ_TOKEN": "runbook-read"}
     assert not [d for d in rendered if d["kind"] == "Secret"]
 
 
