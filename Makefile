@@ -23,8 +23,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/runbook demo
 
-# Real components the integration tests use: Alertmanager and Prometheus (Debian packages), kubectl and
-# Chromium (run page).
+# Real components the integration tests use: Alertmanager, Prometheus and PostgreSQL (Debian packages),
+# kubectl and Chromium (run page).
 tools:
 	@if ! command -v prometheus >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		echo "installing prometheus"; \
@@ -33,6 +33,10 @@ tools:
 	@if ! command -v prometheus-alertmanager >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		echo "installing prometheus-alertmanager"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager >/dev/null; \
+	fi
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing postgresql"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	fi
 	@if ! command -v kubectl >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		echo "installing kubectl (kubernetes-client)"; \

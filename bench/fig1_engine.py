@@ -21,7 +21,7 @@ from engine.builtins import register_builtins
 from engine.executor import Executor
 from engine.loader import Loader
 from engine.records import RunRecord
-from engine.run_store import RunStore
+from engine.sqlstore.sqlite import SqliteStore
 
 TARGET_MS = 1.0
 
@@ -59,7 +59,7 @@ def measure(steps: int = 1000) -> dict[str, dict[str, float]]:
     runbook = loader.load_text(noop_runbook(steps))
     out: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        store = RunStore(Path(tmp) / "runs.db", instance="bench")
+        store = SqliteStore(Path(tmp) / "runs.db", instance="bench")
         executor = Executor(registry, store, templating=loader.templating)
         for phase in ("cold", "warm"):
             began = time.perf_counter()

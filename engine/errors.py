@@ -111,3 +111,12 @@ class OutcomeUnknown(StepError):
     def __init__(self, message: str, check: str = "") -> None:
         super().__init__(message)
         self.check = check
+
+
+class StoreError(RunbookError):
+    """The run store cannot be reached or cannot commit (disk full, database down); nothing was written."""
+
+
+class SchemaError(StoreError):
+    """The database's schema does not fit this engine: it needs `runbook db migrate`, or it only serves
+    newer engines (a replica older than the oldest version the schema still serves must not start)."""

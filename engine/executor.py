@@ -7,6 +7,7 @@ Every transition is stored before the next one starts, so any process can resume
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -62,6 +63,11 @@ class Executor:
         self.templating = templating or Templating()
         self.steps = StepRunner(registry, self.templating, sleep)
         self.planner = Planner(registry, self.templating, self.steps.pool, checker)
+        # With a heartbeat renewing the leases of `active_runs` (the server's), a short lease makes a dead
+        # replica's runs move on quickly; without one (the CLI) a step's lease covers its whole timeout.
+        self.lease: float | None = None
+        self._active: dict[str, int] = {}  # run id -> resumes of it in progress on this executor
+        self._active_lock = threading.Lock()
 
     # starting -------------------------------------------------------------------------------------
 
@@ -105,11 +111,30 @@ class Executor:
         Whatever goes wrong inside, the run ends in a state a person can see: an engine bug fails the run
         with its reason instead of leaving it `running` with nobody working on it."""
         run = self.store.get_run(run_id)
+        with self._active_lock:
+            self._active[run_id] = self._active.get(run_id, 0) + 1
         try:
             return self._resume(run)
         except Exception as exc:  # the boundary that keeps runs from being stranded; see the docstring
             log.exception("engine error in run %s", run_id)
             return self._crashed(run_id, exc)
+        finally:
+            with self._active_lock:
+                self._active[run_id] -= 1
+                if not self._active[run_id]:
+                    del self._active[run_id]
+
+    def active_runs(self) -> list[str]:
+        """Runs this executor is carrying forward right now (their leases are the heartbeat's to renew)."""
+        with self._active_lock:
+            return sorted(self._active)
+
+    def _carried_elsewhere(self, run_id: str) -> bool:
+        with self._active_lock:
+            return self._active.get(run_id, 0) > 1
+
+    def _claim_lease(self) -> float:
+        return self.lease if self.lease is not None else 300.0
 
     def _crashed(self, run_id: str, exc: Exception) -> RunRecord:
         reason = f"engine error: {type(exc).__name__}: {exc}"
@@ -129,12 +154,12 @@ class Executor:
             if run.status != RunStatus.RUNNING:
                 return run
         elif run.status == RunStatus.PENDING:
-            if not self.store.claim(run_id, RunStatus.PENDING, RunStatus.RUNNING):
+            if not self.store.claim(run_id, RunStatus.PENDING, RunStatus.RUNNING, lease=self._claim_lease()):
                 return self.store.get_run(run_id)
             self._emit("run_started", run, data={"params": run.params, "requester": run.requester,
                                                  "trigger": run.trigger, "dry_run": run.dry_run})
-        else:
-            return run
+        elif run.status != RunStatus.RUNNING or not self.store.holds(run_id) or self._carried_elsewhere(run_id):
+            return run  # finished, or someone else carries it (this one carries on the runs it took over)
         return self._advance(self.store.get_run(run_id))
 
     def _advance(self, run: RunRecord) -> RunRecord:
@@ -194,7 +219,8 @@ class Executor:
             if run.approval_deadline is not None and time.time() > run.approval_deadline:
                 return self.expire(run.id)
             return run
-        if not self.store.claim(run.id, RunStatus.AWAITING_APPROVAL, RunStatus.RUNNING, awaiting_step=None):
+        if not self.store.claim(run.id, RunStatus.AWAITING_APPROVAL, RunStatus.RUNNING, lease=self._claim_lease(),
+                                awaiting_step=None):
             return self.store.get_run(run.id)
         if decision.decision != "approved":
             return self._close(run, decision.decision, decision.actor, decision.reason)
@@ -372,8 +398,8 @@ class Executor:
 
     def _on_step_start(self, run: RunRecord, record: StepRecord, timeout: float) -> None:
         changing = record.proposal is not None  # an approved remediation starts executing: keep that on disk
-        if not self.store.save_step(run.id, record, cursor=record.index, lease=timeout + self.store.LEASE_GRACE,
-                                    durable=changing):
+        lease = self.lease if self.lease is not None else timeout + self.store.LEASE_GRACE
+        if not self.store.save_step(run.id, record, cursor=record.index, lease=lease, durable=changing):
             raise RunStateError(f"run {run.id} was taken over (declared interrupted) while this process worked on it")
         self._emit("step_started", run, record.id, {"title": record.title, "action": record.action})
 

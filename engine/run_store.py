@@ -1,337 +1,226 @@
-"""SQLite run store: runs, steps, approval decisions, attached alerts and an append-only audit log.
+"""The store interface: everything durable the engine and its plug-ins keep goes through it.
 
-Every state change is committed before the engine moves on, so a killed process loses no completed
-step. Several threads (and later several replicas) share it; claims are atomic updates.
+Two backends implement it: SQLite (`engine.sqlstore.sqlite`, the embedded default) and PostgreSQL
+(`integrations.postgres`, for several replicas on one database). Nothing else contains SQL.
+
+Ownership of a running run is a lease with an epoch: a claim bumps the epoch, and every later write
+for the run (and so every change it sends) names the epoch it holds; a replica whose lease was taken
+over finds its writes refused and stops. Decisions and claims are compare-and-set.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import sqlite3
-import threading
-import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict
-from pathlib import Path
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import UnknownRunError
-from engine.records import AuditEntry, Decision, RunRecord, RunStatus, StepRecord, StepStatus
-from engine.store_schema import (
-    create_or_migrate,
-    decode_identity,
-    dumps,
-    owner_is_gone,
-    run_from_row,
-    step_from_row,
-)
-
-_ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL)
+from engine.records import AuditEntry, Decision, RunRecord, RunStatus, StepRecord
 
 
-class RunStore:
-    """Durable run state.
+@dataclass(frozen=True)
+class SchemaState:
+    """What the database says about its schema: its version and the oldest engine it still serves."""
 
-    A running run is owned by one process (`instance`) under a lease that it renews at every step; any
-    process, on any replica, marks a run whose lease ran out as `interrupted`. Commits are fully synced:
-    an approval or an executed change must survive a machine crash, not only a process crash.
+    version: int
+    min_engine: str
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One chat API call to make for a run.
+
+    `thread`: key of the message to reply under; `target`: key of the message an update edits;
+    `remember`: key under which to keep the posted message's channel and ts. `channel`: where it goes,
+    known up front for most calls (it orders and paces the channel's sender); empty when only the
+    thread parent knows it.
     """
 
+    method: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    thread: str | None = None
+    target: str | None = None
+    remember: str | None = None
+    channel: str = ""
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    id: int
+    run_id: str
+    message: OutboxMessage
+    attempts: int
+
+
+class RunStore(ABC):
+    """Durable run state shared by every process and replica using the same database."""
+
     LEASE_GRACE = 60.0  # seconds a run's owner may overrun its step's timeout before others give up on it
+    backend = "abstract"
+    instance: str
 
-    def __init__(self, path: str | Path, instance: str | None = None) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.instance = instance or f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:6]}"
-        self._lock = threading.RLock()
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        create_or_migrate(self._db)
-        self._columns = [c[0] for c in self._db.execute("SELECT * FROM runs LIMIT 0").description]
+    # lifecycle ------------------------------------------------------------------------------------
 
-    def close(self) -> None:
-        with self._lock:
-            for reader in self._readers:
-                reader.close()
-            self._db.close()
+    @abstractmethod
+    def close(self) -> None: ...
 
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        """A consistent snapshot to read from. Each thread reads on its own connection, so readers (request
-        handlers, the sweeper) never queue behind the writer's lock or fsync; WAL keeps them consistent."""
-        if self.path == ":memory:":  # one in-memory database per connection: share the writer's
-            with self._lock:
-                yield self._db
-            return
-        reader: sqlite3.Connection | None = getattr(self._local, "reader", None)
-        if reader is None:
-            reader = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
-            reader.execute("PRAGMA query_only=ON")
-            self._local.reader = reader
-            with self._lock:
-                self._readers.append(reader)
-        reader.execute("BEGIN")
-        try:
-            yield reader
-        finally:
-            reader.execute("COMMIT")
+    @abstractmethod
+    def schema(self) -> SchemaState:
+        """The schema the database holds (raises SchemaError when it has none)."""
 
-    @contextmanager
-    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
-        """An immediate (write-locking) transaction; integrations may keep their own tables in it too.
+    @abstractmethod
+    def wait_for_work(self, timeout: float) -> None:
+        """Sleep up to `timeout` seconds, returning early when another process hints that there is new
+        work (a run or a chat message). Only a hint: callers poll regardless."""
 
-        `durable=False` skips the fsync for records that are safe to lose in a machine crash (a read-only
-        step's result: the run is then declared interrupted, nothing was changed); decisions, claims and
-        executed changes are always synced."""
-        with self._lock:
-            if not durable:
-                self._db.execute("PRAGMA synchronous=NORMAL")
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            finally:
-                if not durable:
-                    self._db.execute("PRAGMA synchronous=FULL")
+    @abstractmethod
+    def hint_work(self) -> None:
+        """Tell the other processes on this database that there is new work (best effort)."""
 
     # runs -----------------------------------------------------------------------------------------
 
-    def create_run(
-        self,
-        runbook: str,
-        definition: str,
-        params: dict[str, Any],
-        requester: str,
-        trigger: dict[str, Any] | None = None,
-        *,
-        auto_approve: bool = False,
-        dry_run: bool = False,
-        dedup_key: str | None = None,
-        cooldown: float = 0.0,
-    ) -> tuple[str, bool]:
+    @abstractmethod
+    def create_run(self, runbook: str, definition: str, params: dict[str, Any], requester: str,
+                   trigger: dict[str, Any] | None = None, *, auto_approve: bool = False, dry_run: bool = False,
+                   dedup_key: str | None = None, cooldown: float = 0.0) -> tuple[str, bool]:
         """Create a pending run and return (run_id, True); with `dedup_key`, return (existing_id, False)
-        instead while a run with that key is active or finished less than `cooldown` seconds ago."""
-        now = time.time()
-        with self.transaction() as db:
-            if dedup_key is not None:
-                existing = self._find_by_dedup_key(db, dedup_key, cooldown)
-                if existing:
-                    return existing, False
-            run_id = uuid.uuid4().hex[:12]
-            db.execute(
-                "INSERT INTO runs (id, runbook, status, params, requester, trigger, definition, auto_approve,"
-                " dry_run, dedup_key, owner, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, runbook, RunStatus.PENDING, dumps(params), requester, dumps(trigger or {}),
-                 definition, int(auto_approve), int(dry_run), dedup_key, self.instance, now, now),
-            )
-            self._audit(db, requester, "run.requested", run_id, {"runbook": runbook, "params": params})
-        return run_id, True
+        instead while a run with that key is active or finished less than `cooldown` seconds ago. Two
+        processes creating the same key at once get one run (a unique constraint decides)."""
 
+    @abstractmethod
     def find_by_dedup_key(self, key: str, cooldown: float | None = None) -> str | None:
         """The newest run with `key`; with `cooldown`, only one still active or finished less than
         `cooldown` seconds ago (the rule `create_run` deduplicates by)."""
-        with self._read() as db:
-            return self._find_by_dedup_key(db, key, cooldown)
 
-    @staticmethod
-    def _find_by_dedup_key(db: sqlite3.Connection, key: str, cooldown: float | None) -> str | None:
-        if cooldown is None:
-            row = db.execute("SELECT id FROM runs WHERE dedup_key = ? ORDER BY created_at DESC LIMIT 1",
-                             (key,)).fetchone()
-        else:
-            row = db.execute(
-                "SELECT id FROM runs WHERE dedup_key = ? AND (status IN (?, ?, ?) OR finished_at > ?)"
-                " ORDER BY created_at DESC LIMIT 1",
-                (key, *_ACTIVE, time.time() - cooldown),
-            ).fetchone()
-        return str(row[0]) if row else None
+    @abstractmethod
+    def get_run(self, run_id: str) -> RunRecord: ...
 
-    def get_run(self, run_id: str) -> RunRecord:
-        with self._read() as db:
-            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if row is None:
-                raise UnknownRunError(f"no run with id {run_id!r}")
-            steps = db.execute("SELECT * FROM steps WHERE run_id = ? ORDER BY idx", (run_id,)).fetchall()
-        return run_from_row(dict(zip(self._columns, row, strict=True)), [step_from_row(s) for s in steps])
+    @abstractmethod
+    def list_runs(self, runbook: str | None = None, status: str | None = None, limit: int = 50) -> list[RunRecord]:
+        ...
 
-    def list_runs(
-        self, runbook: str | None = None, status: str | None = None, limit: int = 50
-    ) -> list[RunRecord]:
-        query, args = "SELECT id FROM runs WHERE 1=1", list[Any]()
-        if runbook:
-            query, args = query + " AND runbook = ?", [*args, runbook]
-        if status:
-            query, args = query + " AND status = ?", [*args, status]
-        with self._read() as db:
-            ids = [r[0] for r in db.execute(query + " ORDER BY created_at DESC LIMIT ?", (*args, limit))]
-        return [self.get_run(i) for i in ids]
+    @abstractmethod
+    def run_ids(self, statuses: tuple[RunStatus, ...]) -> list[str]: ...
 
-    def run_ids(self, statuses: tuple[RunStatus, ...]) -> list[str]:
-        marks = ",".join("?" * len(statuses))
-        with self._read() as db:
-            rows = db.execute(f"SELECT id FROM runs WHERE status IN ({marks}) ORDER BY created_at", statuses)
-            return [r[0] for r in rows]
-
+    @abstractmethod
     def approvals_due(self, now: float) -> list[str]:
         """Runs still awaiting a decision whose approval window closed before `now`."""
-        with self._read() as db:
-            rows = db.execute("SELECT id FROM runs WHERE status = ? AND approval_deadline < ? ORDER BY id",
-                                    (RunStatus.AWAITING_APPROVAL, now)).fetchall()
-        return [r[0] for r in rows]
 
+    @abstractmethod
     def update_run(self, run_id: str, audit: tuple[str, str, dict[str, Any]] | None = None, **fields: Any) -> bool:
-        """Update a run this process owns while it is running (and append `audit` = (actor, action, detail) in
-        the same commit); False when it no longer owns it (another process declared it interrupted), so a late
-        writer cannot overwrite a final state."""
-        fields["updated_at"] = time.time()
-        if "status" in fields and RunStatus(fields["status"]).finished:
-            fields.setdefault("finished_at", fields["updated_at"])
-        names = ", ".join(f"{k} = ?" for k in fields)
-        with self.transaction() as db:
-            cur = db.execute(f"UPDATE runs SET {names} WHERE id = ? AND status = ? AND owner = ?",
-                             (*fields.values(), run_id, RunStatus.RUNNING, self.instance))
-            if cur.rowcount != 1:
-                return False
-            if audit is not None:
-                self._audit(db, audit[0], audit[1], run_id, audit[2])
-            return True
+        """Update a run this process owns while it is running, under the epoch it holds (and append
+        `audit` = (actor, action, detail) in the same commit); False when it no longer holds it."""
 
+    @abstractmethod
     def claim(self, run_id: str, expected: RunStatus, new: RunStatus, lease: float = 300.0, **fields: Any) -> bool:
-        """Atomically move a run from `expected` to `new` (and own it); False when someone else got there first."""
-        now = time.time()
-        fields.update(status=new, updated_at=now, owner=self.instance, lease_until=now + lease)
-        if new.finished:
-            fields.setdefault("finished_at", now)
-        names = ", ".join(f"{k} = ?" for k in fields)
-        with self.transaction() as db:
-            cur = db.execute(f"UPDATE runs SET {names} WHERE id = ? AND status = ?",
-                             (*fields.values(), run_id, expected))
-            return cur.rowcount == 1
+        """Atomically move a run from `expected` to `new`, owning it under a new epoch; False when
+        someone else got there first."""
 
+    @abstractmethod
     def recover_interrupted(self) -> list[str]:
-        """Mark running runs whose owner's lease ran out (a process or replica that died) as interrupted;
-        runs awaiting approval keep waiting. Safe to call from any process at any time."""
-        now = time.time()
-        with self.transaction() as db:
-            candidates = db.execute(
-                "SELECT r.id, s.step_id, r.owner, r.lease_until FROM runs r"
-                " LEFT JOIN steps s ON s.run_id = r.id AND s.status = ? WHERE r.status = ?",
-                (StepStatus.RUNNING, RunStatus.RUNNING),
-            ).fetchall()
-            rows = [(run_id, step_id) for run_id, step_id, owner, lease in candidates
-                    if lease is None or lease < now or owner_is_gone(owner)]
-            for run_id, step_id in rows:
-                reason = f"the engine stopped while step {step_id!r} was running" if step_id else "the engine stopped"
-                reason += "; its effect is unknown, check the target before re-running"
-                db.execute("UPDATE steps SET status = ?, error = ?, finished_at = ? WHERE run_id = ? AND status = ?",
-                           (StepStatus.INTERRUPTED, reason, now, run_id, StepStatus.RUNNING))
-                db.execute("UPDATE runs SET status = ?, error = ?, updated_at = ?, finished_at = ? WHERE id = ?",
-                           (RunStatus.INTERRUPTED, reason, now, now, run_id))
-                self._audit(db, "engine", "run.interrupted", run_id, {"reason": reason})
-        return [r[0] for r in rows]
+        """Mark running runs whose owner's lease ran out (a process or replica that died) interrupted,
+        saying a step's effect is unknown (a change is never re-sent); runs awaiting approval keep
+        waiting. Call `take_over` first to carry on the ones that were not sending a change."""
+
+    @abstractmethod
+    def take_over(self, limit: int | None = None, lease: float = 300.0) -> list[str]:
+        """Claim (under a new epoch) up to `limit` running runs whose owner's lease ran out and that were
+        not sending a change; the caller carries them on. Rows another process is claiming are skipped."""
+
+    @abstractmethod
+    def holds(self, run_id: str) -> bool:
+        """Whether this process holds the run's current lease epoch (it claimed or took it over)."""
+
+    @abstractmethod
+    def heartbeat(self, run_ids: list[str], lease: float) -> list[str]:
+        """Extend this process's leases on `run_ids`; returns those it still holds."""
 
     # steps ----------------------------------------------------------------------------------------
 
+    @abstractmethod
     def save_step(self, run_id: str, step: StepRecord, cursor: int | None = None, lease: float | None = None,
                   durable: bool = True) -> bool:
-        """Insert or replace a step's record in one commit. With `cursor`, also move the run's cursor and
-        renew this process's lease, but only while it still owns the run: False (nothing written) when
-        another process declared the run interrupted meanwhile."""
-        with self.transaction(durable) as db:
-            if cursor is not None:
-                now = time.time()
-                cur = db.execute("UPDATE runs SET cursor = ?, updated_at = ?, lease_until = COALESCE(?, lease_until)"
-                                 " WHERE id = ? AND status = ? AND owner = ?",
-                                 (cursor, now, now + lease if lease else None, run_id, RunStatus.RUNNING,
-                                  self.instance))
-                if cur.rowcount != 1:
-                    return False
-            db.execute(
-                "INSERT OR REPLACE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, step.index, step.id, step.action, step.title, step.status, step.attempts,
-                 dumps(step.inputs), dumps(step.output),
-                 dumps([f.model_dump(mode="json") for f in step.findings]),
-                 step.proposal.model_dump_json() if step.proposal else None,
-                 dumps([c.model_dump(mode="json") for c in step.changes]), step.error,
-                 step.started_at, step.finished_at),
-            )
-        return True
+        """Insert or replace a step's record in one commit, only while this process holds the run
+        (False, nothing written, otherwise). With `cursor`, also move the run's cursor; with `lease`,
+        renew the lease. `durable=False` may skip the sync for records safe to lose (read-only results)."""
 
     # decisions, alerts, audit ---------------------------------------------------------------------
 
+    @abstractmethod
     def record_decision(self, decision: Decision, awaiting: bool = True) -> bool:
-        """Store a decision unless the step already has one: the first decision wins, atomically, so two
-        people clicking at once cannot have an approval overrule a rejection. With `awaiting`, also only
-        while the run still waits on that step. False when refused."""
-        with self.transaction() as db:
-            taken = db.execute("SELECT 1 FROM decisions WHERE run_id = ? AND step_id = ?",
-                               (decision.run_id, decision.step)).fetchone()
-            waiting = db.execute("SELECT 1 FROM runs WHERE id = ? AND status = ? AND awaiting_step = ?",
-                                 (decision.run_id, RunStatus.AWAITING_APPROVAL, decision.step)).fetchone()
-            if taken or (awaiting and not waiting):
-                return False
-            db.execute(
-                "INSERT INTO decisions (run_id, step_id, decision, actor, at, reason, identity)"
-                " VALUES (?,?,?,?,?,?,?)",
-                (decision.run_id, decision.step, decision.decision, decision.actor, decision.at, decision.reason,
-                 dumps(asdict(decision.identity)) if decision.identity else None),
-            )
-            detail: dict[str, Any] = {"step": decision.step, "reason": decision.reason}
-            if decision.identity:
-                detail["as"] = str(decision.identity)
-            self._audit(db, decision.actor, f"step.{decision.decision}", decision.run_id, detail)
-        return True
+        """Store a decision unless the step already has one (compare-and-set: the first wins). With
+        `awaiting`, also only while the run still waits on that step. False when refused."""
 
-    def decisions(self, run_id: str) -> list[Decision]:
-        with self._read() as db:
-            rows = db.execute(
-                "SELECT run_id, step_id, decision, actor, at, reason, identity FROM decisions"
-                " WHERE run_id = ? ORDER BY id",
-                (run_id,),
-            ).fetchall()
-        return [Decision(r[0], r[1], r[2], r[3], r[4], r[5], decode_identity(r[6])) for r in rows]
+    @abstractmethod
+    def decisions(self, run_id: str) -> list[Decision]: ...
 
+    @abstractmethod
     def attach_alert(self, run_id: str, fingerprint: str, status: str, payload: dict[str, Any]) -> None:
-        """Keep an alert with the run it belongs to. Not synced to disk: the dedup decision is in the runs
-        table, and an alert lost in a machine crash is re-sent by Alertmanager on its repeat interval."""
-        with self.transaction(durable=False) as db:
-            db.execute("INSERT INTO alerts (run_id, fingerprint, status, received_at, payload) VALUES (?,?,?,?,?)",
-                       (run_id, fingerprint, status, time.time(), dumps(payload)))
+        """Keep an alert with its run. Need not be synced: Alertmanager re-sends on its repeat interval."""
 
-    def alerts(self, run_id: str) -> list[dict[str, Any]]:
-        with self._read() as db:
-            rows = db.execute(
-                "SELECT fingerprint, status, received_at, payload FROM alerts WHERE run_id = ? ORDER BY id", (run_id,)
-            ).fetchall()
-        return [{"fingerprint": f, "status": s, "received_at": t, "alert": json.loads(p)} for f, s, t, p in rows]
+    @abstractmethod
+    def alerts(self, run_id: str) -> list[dict[str, Any]]: ...
 
+    @abstractmethod
     def audit(self, actor: str, action: str, run_id: str | None = None, detail: dict[str, Any] | None = None) -> None:
-        with self.transaction() as db:
-            self._audit(db, actor, action, run_id, detail or {})
+        ...
 
-    @staticmethod
-    def _audit(db: sqlite3.Connection, actor: str, action: str, run_id: str | None, detail: dict[str, Any]) -> None:
-        db.execute("INSERT INTO audit (at, actor, action, run_id, detail) VALUES (?,?,?,?,?)",
-                   (time.time(), actor, action, run_id, dumps(detail)))
+    @abstractmethod
+    def audit_log(self, run_id: str | None = None, limit: int = 1000) -> list[AuditEntry]: ...
 
-    def audit_log(self, run_id: str | None = None, limit: int = 1000) -> list[AuditEntry]:
-        query = "SELECT id, at, actor, action, run_id, detail FROM audit"
-        args: tuple[Any, ...] = (limit,)
-        if run_id:
-            query, args = query + " WHERE run_id = ?", (run_id, limit)
-        with self._read() as db:
-            rows = db.execute(query + " ORDER BY id LIMIT ?", args).fetchall()
-        return [AuditEntry(i, at, actor, action, rid, json.loads(d)) for i, at, actor, action, rid, d in rows]
+    # chat outbox ----------------------------------------------------------------------------------
+
+    @abstractmethod
+    def outbox_put(self, run_id: str, messages: list[OutboxMessage], now: float) -> None:
+        """Queue chat calls for a run, all or none, in order, due from `now`."""
+
+    @abstractmethod
+    def outbox_claim(self, now: float, lease: float, limit: int = 50) -> list[OutboxItem]:
+        """Claim the head message of each run whose retry time has come, for `lease` seconds, skipping
+        runs whose head another sender holds and channels another process is sending to. A claimed
+        message is not handed out again until delivered, rescheduled or its claim lapses (a crash)."""
+
+    @abstractmethod
+    def outbox_delivered(self, item: OutboxItem, remember: tuple[str, str] | None = None) -> None:
+        """Mark `item` sent and, in the same commit, keep the (channel, ts) it created."""
+
+    @abstractmethod
+    def outbox_retry(self, item: OutboxItem, at: float, error: str) -> None: ...
+
+    @abstractmethod
+    def outbox_give_up(self, item: OutboxItem, error: str) -> None: ...
+
+    @abstractmethod
+    def outbox_release(self) -> None:
+        """Give back every claim this process holds (a graceful stop): another sender takes them at once."""
+
+    @abstractmethod
+    def outbox_next_at(self) -> float | None: ...
+
+    @abstractmethod
+    def outbox_pending(self) -> int: ...
+
+    @abstractmethod
+    def outbox_oldest_pending(self) -> float | None:
+        """When the oldest undelivered message was queued (None when none is)."""
+
+    @abstractmethod
+    def outbox_failures(self) -> list[tuple[int, str, str]]:
+        """(id, method, error) of messages the chat service refused for good."""
+
+    @abstractmethod
+    def chat_message(self, run_id: str, key: str) -> tuple[str, str] | None:
+        """(channel, ts) of a message posted for the run under `key`."""
+
+    @abstractmethod
+    def run_for_chat_message(self, channel: str, ts: str) -> str | None: ...
+
+    @abstractmethod
+    def first_seen(self, signature: str, now: float, window: float) -> bool:
+        """Remember a signed request's signature for `window` seconds; False when it was already seen."""
+
+    # retention ------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def prune(self, before: float, audit: bool = False) -> dict[str, int]:
+        """Delete finished runs (with their steps, decisions, alerts, outbox) that ended before `before`,
+        and, only with `audit`, audit entries older than it. Returns rows deleted per table."""

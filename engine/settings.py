@@ -40,6 +40,11 @@ class Settings(BaseModel):
 
     runbook_path: tuple[str, ...] = Field(default=("runbooks",), description="Folders or files with runbooks.")
     db: str = Field(default=".runbook/runs.db", description="SQLite run store path.")
+    database_url: SecretStr | None = Field(
+        default=None, description="postgresql://user:password@host/db: keep runs in PostgreSQL (several replicas) "
+        "instead of SQLite at `db`.")
+    run_lease: float = Field(default=12.0, ge=3, le=600, description="Seconds a server's claim on a run lasts "
+                             "between heartbeats: a dead replica's runs move on after about this long.")
     kubeconfig: str | None = Field(default=None, description="kubeconfig path; default: in-cluster or ~/.kube/config.")
     context: str | None = Field(default=None, description="kubeconfig context.")
     in_cluster: bool = Field(default=False, description="Use the pod's service account.")

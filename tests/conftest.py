@@ -17,7 +17,10 @@ from engine.errors import TransientError
 from engine.executor import Executor
 from engine.loader import Loader
 from engine.run_store import RunStore
+from engine.sqlstore.sqlite import SqliteStore
 from engine.verdict import Change
+from integrations.postgres import PostgresStore
+from integrations.testing.postgres import PostgresCluster, server_bin
 
 
 class Toy:
@@ -103,11 +106,45 @@ def loader(registry: ActionRegistry) -> Loader:
     return Loader(registry)
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL cluster for the session. Missing in CI is a broken set-up (the Makefile's
+    `tools` installs it): fail. Elsewhere: skip, saying why."""
+    if server_bin() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is required in CI but /usr/lib/postgresql/*/bin/initdb was not found")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    with PostgresCluster() as cluster:
+        yield cluster
+
+
+StoreFactory = Callable[..., RunStore]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Opens stores on this test's one database, of each backend in turn: several calls are several
+    processes (or replicas) sharing it."""
+    url = request.getfixturevalue("postgres").new_database() if request.param == "postgresql" else None
+    opened: list[RunStore] = []
+
+    def make(instance: str | None = None, **options: Any) -> RunStore:
+        store: RunStore
+        if url is None:
+            store = SqliteStore(tmp_path / "runs.db", instance, **options)
+        else:
+            store = PostgresStore(url, instance, migrate=options.pop("migrate", True), pool_size=4, **options)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[RunStore]:
-    store = RunStore(tmp_path / "runs.db", instance="test")
-    yield store
-    store.close()
+def store(make_store: StoreFactory) -> RunStore:
+    return make_store("test")
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from engine.expectations import check_expectations
 from engine.loader import Loader, parse_yaml
 from engine.model import Runbook, RunbookTest
 from engine.records import RunRecord
-from engine.run_store import RunStore
+from engine.sqlstore.sqlite import SqliteStore
 from engine.templating import Templating
 from engine.triggers import MappingError, OwnerLookup, resolve
 from integrations.app.clusters import SIM_TOKEN
@@ -123,7 +123,7 @@ def rehearse(case: Case, authz: Authz | None = None) -> CaseResult:
     with sim, Kube.from_url(sim.url, token) as kube:
         if authz is not None:
             sim.load(authz.objects)
-        executor = Executor(build_registry(kube), RunStore(":memory:"), checker=AccessChecker(kube),
+        executor = Executor(build_registry(kube), SqliteStore(":memory:"), checker=AccessChecker(kube),
                             templating=Templating(clock=kube.now))
         before = _state(sim)
         try:

@@ -19,6 +19,7 @@ from engine.run_store import RunStore
 from engine.settings import Settings
 from engine.templating import Templating
 from integrations.app.plugins import load_named
+from integrations.app.stores import open_store
 
 
 @dataclass
@@ -65,7 +66,7 @@ def build(settings: Settings, *, kube: Any = None, sink: EventSink | None = None
     templating = Templating(clock=kube.now) if kube is not None and hasattr(kube, "now") else Templating()
     loader = Loader(registry, templating, check_tests=False)
     catalog = Catalog.load(settings.runbook_path, loader)
-    store = RunStore(settings.db)
+    store = open_store(settings)
     store.recover_interrupted()  # runs a dead process left mid-step say so instead of showing `running`
     if checker is None and kube is not None:
         from integrations.kubernetes.access import AccessChecker

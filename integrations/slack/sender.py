@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http.client
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from engine.errors import RunbookError
 from integrations.slack.outbox import Item, Outbox
 
 log = logging.getLogger("runbook.slack")
@@ -74,6 +74,10 @@ class OutboxSender:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        try:  # what this process claimed but did not send goes to another replica now, not after the claim lapses
+            self.outbox.release()
+        except RunbookError as exc:
+            log.warning("could not hand back the outbox claims: %s", exc)
 
     @property
     def alive(self) -> bool:
@@ -88,7 +92,7 @@ class OutboxSender:
             self._wake.clear()
             try:
                 sent = self.deliver_due()
-            except sqlite3.Error as exc:  # e.g. the database is locked for longer than its timeout
+            except RunbookError as exc:  # e.g. the store is locked or unreachable for longer than its timeout
                 log.warning("slack delivery pass could not read the outbox: %s", exc)
                 sent = 0
             except Exception:  # the delivery thread must outlive any one bad message or client bug

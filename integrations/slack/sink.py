@@ -7,7 +7,6 @@ Routing: the runbook's `chat.channel`, else `severity_channels[metadata.severity
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -59,7 +58,7 @@ class SlackSink:
             if messages:
                 self.outbox.put(run.id, messages)
                 self.wake()
-        except (sqlite3.Error, RunbookError, ValidationError, KeyError, TypeError, ValueError) as exc:
+        except (RunbookError, ValidationError, KeyError, TypeError, ValueError) as exc:
             log.error("could not queue the Slack message for %s of run %s: %s", event.kind, event.run_id, exc)
 
     # chat-only messages from the server -----------------------------------------------------------

@@ -31,14 +31,9 @@ class ReplayGuard:
     def __init__(self, store: RunStore, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.clock = clock
-        with store.transaction() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS slack_seen (signature TEXT PRIMARY KEY, at REAL NOT NULL)")
 
     def first_time(self, signature: str) -> bool:
-        now = self.clock()
-        with self.store.transaction(durable=False) as db:
-            db.execute("DELETE FROM slack_seen WHERE at < ?", (now - 2 * WINDOW,))
-            return db.execute("INSERT OR IGNORE INTO slack_seen VALUES (?, ?)", (signature, now)).rowcount == 1
+        return self.store.first_seen(signature, self.clock(), 2 * WINDOW)
 
 
 class Verifier:

@@ -25,10 +25,10 @@ from engine.executor import Executor
 from engine.loader import Loader
 from engine.model import Runbook
 from engine.records import RunRecord
-from engine.run_store import RunStore
 from engine.settings import Settings
 from integrations.app.server.app import Services, create_app
 from integrations.app.server.metrics import Metrics
+from integrations.app.stores import open_store
 from integrations.app.wiring import Engine
 from integrations.slack import Slack, sign
 from integrations.slack.render import APPROVE, REJECT
@@ -106,7 +106,7 @@ def make_engine(settings: Settings, registry: ActionRegistry, runbooks: Iterable
     for item in runbooks:
         runbook = loader.load_text(textwrap.dedent(item)) if isinstance(item, str) else item
         catalog.runbooks[runbook.name] = runbook
-    store = RunStore(settings.db, instance="test")
+    store = open_store(settings, instance="test")
     executor = Executor(registry, store, checker=checker, templating=loader.templating)
     return Engine(settings, registry, loader, catalog, store, executor)
 

@@ -17,7 +17,7 @@ from engine.loader import Loader
 from engine.model import Runbook
 from engine.records import RunStatus, StepStatus
 from engine.run_store import RunStore
-from tests.conftest import Toy
+from tests.conftest import StoreFactory, Toy
 
 Write = Callable[[str, str], Path]
 
@@ -89,13 +89,13 @@ def test_remediation_pauses_with_a_dry_run_and_changes_nothing(executor: Executo
 
 
 def test_approval_resumes_after_a_restart_of_the_store(registry: ActionRegistry, loader: Loader, write: Write,
-                                                       toy: Toy, tmp_path: Path) -> None:
+                                                       toy: Toy, make_store: StoreFactory) -> None:
     toy.values["a"] = "broken"
-    first = RunStore(tmp_path / "r.db", instance="one")
+    first = make_store("one")
     run = Executor(registry, first).run(load(loader, write, FIX), {"key": "a"}, requester="alice")
     first.close()
 
-    second = RunStore(tmp_path / "r.db", instance="two")
+    second = make_store("two")
     assert second.recover_interrupted() == []
     executor = Executor(registry, second)
     assert second.get_run(run.id).status == RunStatus.AWAITING_APPROVAL
@@ -288,8 +288,8 @@ def test_events_tell_the_story_in_order(registry: ActionRegistry, store: RunStor
 
 
 def test_a_run_killed_mid_step_is_marked_interrupted(registry: ActionRegistry, loader: Loader, write: Write,
-                                                     tmp_path: Path) -> None:
-    store = RunStore(tmp_path / "r.db", instance=f"{socket.gethostname()}/{2**22 + 12345}/dead")  # no such pid
+                                                     make_store: StoreFactory) -> None:
+    store = make_store(f"{socket.gethostname()}/{2**22 + 12345}/dead")  # no such pid
     executor = Executor(registry, store)
     run_id, _ = executor.start(load(loader, write, FIX), {"key": "a"}, requester="alice")
     assert store.claim(run_id, RunStatus.PENDING, RunStatus.RUNNING)
@@ -297,7 +297,7 @@ def test_a_run_killed_mid_step_is_marked_interrupted(registry: ActionRegistry, l
 
     store.save_step(run_id, StepRecord(0, "look", "toy.get", StepStatus.RUNNING, started_at=time.time()), cursor=0)
     store.close()
-    restarted = RunStore(tmp_path / "r.db")
+    restarted = make_store()
     assert restarted.recover_interrupted() == [run_id]
     run = restarted.get_run(run_id)
     assert run.status == RunStatus.INTERRUPTED and "'look' was running" in (run.error or "")
@@ -391,11 +391,11 @@ def test_a_broken_sink_never_strands_a_run(registry: ActionRegistry, store: RunS
 
 
 def test_another_replica_recovers_a_run_whose_lease_ran_out(registry: ActionRegistry, loader: Loader,
-                                                             write: Write, tmp_path: Path) -> None:
-    replica_a = RunStore(tmp_path / "r.db", instance="pod-a/1/x")
+                                                             write: Write, make_store: StoreFactory) -> None:
+    replica_a = make_store("pod-a/1/x")
     run_id, _ = Executor(registry, replica_a).start(load(loader, write, FIX), {"key": "a"}, requester="alice")
     assert replica_a.claim(run_id, RunStatus.PENDING, RunStatus.RUNNING, lease=30)
-    replica_b = RunStore(tmp_path / "r.db", instance="pod-b/1/y")
+    replica_b = make_store("pod-b/1/y")
     assert replica_b.recover_interrupted() == []  # pod-a still holds a valid lease
     assert replica_a.claim(run_id, RunStatus.RUNNING, RunStatus.RUNNING, lease=-1)  # pod-a dies; its lease lapses
     assert replica_b.recover_interrupted() == [run_id]

@@ -14,7 +14,7 @@ from engine.loader import Loader
 from engine.records import RunRecord, RunStatus
 from engine.run_store import RunStore
 from engine.verdict import Proposal
-from tests.conftest import Toy
+from tests.conftest import StoreFactory, Toy
 from tests.engine.test_executor import FIX
 
 Write = Callable[[str, str], Path]
@@ -95,13 +95,13 @@ def test_unmapped_approvers_are_refused_unless_the_runbook_allows_the_engine_rol
 
 
 def test_the_identity_survives_a_restart_between_approval_and_execution(
-        registry: ActionRegistry, loader: Loader, write: Write, toy: Toy, tmp_path: Path) -> None:
-    first = RunStore(tmp_path / "r.db", instance="a")
+        registry: ActionRegistry, loader: Loader, write: Write, toy: Toy, make_store: StoreFactory) -> None:
+    first = make_store("a")
     executor = executor_for(registry, first, {"engine", "bob@corp.example"})
     run_id = start(executor, loader, write, toy)
     executor.decide(run_id, True, "bob", resume=False)
     first.close()
-    second = RunStore(tmp_path / "r.db", instance="b")
+    second = make_store("b")
     run = executor_for(registry, second, {"engine", "bob@corp.example"}).resume(run_id)
     assert run.status == RunStatus.SUCCEEDED and toy.identities == [Identity("bob@corp.example", ("sre",))]
 

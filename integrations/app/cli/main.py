@@ -34,6 +34,7 @@ from integrations.app.cli.console import ConsoleSink, terminal
 from integrations.app.cli.output import check_output, emit, output_formats, run_row, runbook_row, version, when
 from integrations.app.clusters import open_cluster
 from integrations.app.logs import configure_logging
+from integrations.app.stores import open_store
 from integrations.app.wiring import Engine, build, load_catalog
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False)
@@ -190,9 +191,12 @@ def _decide(run_id: str, step: str | None, approve: bool, as_: str | None, reaso
 
 def _existing_store(settings: Settings) -> RunStore:
     """The run store, which must already exist: a mistyped path must not quietly create an empty one."""
-    if settings.db != ":memory:" and not Path(settings.db).exists():
+    if settings.database_url is None and settings.db != ":memory:" and not Path(settings.db).exists():
         _fail(f"no run store at {settings.db} (setting db / RUNBOOK_DB); nothing has run here yet")
-    return RunStore(settings.db)
+    try:
+        return open_store(settings)
+    except RunbookError as exc:
+        raise _fail(str(exc)) from None
 
 
 @app.command()
@@ -333,9 +337,10 @@ def main() -> None:
 
 
 def _register_more() -> None:
-    from integrations.app.cli.ops import register
+    from integrations.app.cli import ops, store_ops
 
-    register(app)
+    ops.register(app)
+    store_ops.register(app)
 
 
 _register_more()

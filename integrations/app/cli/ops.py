@@ -17,12 +17,12 @@ from rich.table import Table
 from engine.actions import ActionRegistry
 from engine.errors import RunbookError
 from engine.hints import did_you_mean
-from engine.run_store import RunStore
 from engine.settings import Settings
 from integrations.app.cli.console import terminal
 from integrations.app.cli.output import action_row, audit_row, check_output, emit, output_formats, when
 from integrations.app.clusters import SIM_TOKEN
 from integrations.app.rehearsal import collect, rehearse
+from integrations.app.stores import open_store
 from integrations.app.wiring import build, build_registry
 
 out = terminal()
@@ -133,9 +133,12 @@ def audit(
 ) -> None:
     """Print the append-only audit log: who did what, when (UTC), to which run."""
     settings = _settings(config)
-    if not Path(settings.db).exists():
+    if settings.database_url is None and not Path(settings.db).exists():
         _fail(f"no run store at {settings.db} (setting db / RUNBOOK_DB)")
-    entries = RunStore(settings.db).audit_log(run_id, limit)
+    try:
+        entries = open_store(settings).audit_log(run_id, limit)
+    except RunbookError as exc:
+        _fail(exc)
     if output == "json":
         emit({"entries": [audit_row(e) for e in entries]})
         return

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from engine.errors import StoreError
 from engine.events import EventSink, Fanout
 from engine.records import RunStatus
 from engine.triggers import ClusterScope
@@ -84,7 +84,7 @@ class Services:
 
 
 def create_app(engine: Engine, *, slack: Slack | None = None, metrics: Metrics | None = None,
-               directory: Directory | None = None, sweep_interval: float = 5.0,
+               directory: Directory | None = None, sweep_interval: float | None = None,
                sinks: tuple[EventSink, ...] = ()) -> Starlette:
     """The server for `engine`. `slack` (see `Slack.from_settings`) enables chat; without it runs are
     logged to the console only and the Slack endpoints answer 404. `directory` overrides Slack's user-group
@@ -119,7 +119,8 @@ def create_app(engine: Engine, *, slack: Slack | None = None, metrics: Metrics |
                       identity_groups=tuple(settings.identities))
     if slack is not None and engine.executor.identities is not None:
         slack.sink.outlook = approver_outlook(engine.executor, settings)
-    sweeper = Sweeper(engine.store, engine.executor, pool, interval=sweep_interval)
+    sweeper = Sweeper(engine.store, engine.executor, pool, lease=settings.run_lease,
+                      interval=sweep_interval if sweep_interval is not None else min(5.0, settings.run_lease / 3))
     services = Services(engine, slack, metrics, pool, sweeper, intake, chatops, Fanout(fan))
     token = settings.webhook_token.get_secret_value() if settings.webhook_token else None
     basic = settings.webhook_basic_auth.get_secret_value() if settings.webhook_basic_auth else None
@@ -216,7 +217,7 @@ def create_app(engine: Engine, *, slack: Slack | None = None, metrics: Metrics |
         problems = []
         try:
             await run_in_threadpool(engine.store.list_runs, None, None, 1)
-        except sqlite3.Error as exc:
+        except StoreError as exc:
             problems.append(f"run store unreachable: {exc}")
         if pool.alive() < pool.size:
             problems.append(f"{pool.size - pool.alive()} of {pool.size} workers are not running")

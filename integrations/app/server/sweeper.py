@@ -1,6 +1,7 @@
-"""Periodic housekeeping: time out runs whose approval window closed, declare runs of a dead process or
-replica interrupted (their lease ran out), pick up pending runs nobody queued (a crash between creating
-and queueing), and replace dead workers.
+"""Periodic housekeeping: renew the leases of the runs this process carries (the heartbeat), take over
+the runs of a dead process or replica once their lease ran out (and declare interrupted those it left
+sending a change: never re-sent), time out runs whose approval window closed, pick up pending runs
+nobody queued (a crash between creating and queueing), and replace dead workers.
 
 Expiry emits `run_finished` like any other end, so the timeout appears in the run's thread.
 """
@@ -8,7 +9,6 @@ Expiry emits `run_finished` like any other end, so the timeout appears in the ru
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -24,11 +24,13 @@ log = logging.getLogger("runbook.server")
 
 class Sweeper:
     def __init__(self, store: RunStore, executor: Executor, pool: WorkerPool, *, interval: float = 5.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 lease: float | None = None, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.executor = executor
         self.pool = pool
         self.interval = interval
+        self.lease = lease if lease is not None else max(3 * interval, 10.0)
+        executor.lease = self.lease  # the heartbeat below keeps runs in progress leased
         self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -51,12 +53,16 @@ class Sweeper:
         while not self._stop.wait(self.interval):
             try:
                 self.sweep()
-            except (RunbookError, sqlite3.Error) as exc:
+            except RunbookError as exc:
                 log.error("sweep failed: %s", exc)
 
     def sweep(self) -> list[str]:
         """One pass; returns the ids of runs it timed out."""
         expired = []
+        self.store.heartbeat(self.executor.active_runs(), self.lease)
+        for run_id in self.store.take_over(lease=self.lease):
+            log.warning("run %s taken over: the process carrying it stopped renewing its lease", run_id)
+            self.pool.submit(run_id, force=True)
         for run_id in self.store.approvals_due(self.clock()):
             try:
                 self.executor.expire(run_id)

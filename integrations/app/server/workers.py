@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -113,7 +112,7 @@ class WorkerPool:
                 self.busy += 1
             try:
                 self.resume(run_id)
-            except (RunbookError, sqlite3.Error) as exc:
+            except RunbookError as exc:
                 log.error("run %s could not be carried forward: %s", run_id, exc)
             finally:
                 with self._lock:

@@ -15,8 +15,8 @@ from engine.errors import ApprovalError
 from engine.executor import Executor
 from engine.loader import Loader
 from engine.records import RunRecord, RunStatus
-from engine.run_store import RunStore
 from engine.settings import Settings
+from engine.sqlstore.sqlite import SqliteStore
 from integrations.app.identities import MappedIdentities, approval_outlook, candidates, impersonation_targets
 from integrations.app.rbac import generate
 from integrations.app.rehearsal import RBAC_TOKEN
@@ -75,7 +75,7 @@ def cluster() -> Iterator[tuple[SimulatedCluster, Executor, RunRecord]]:
     sim = SimulatedCluster.from_files([SCENARIO], rbac=True, tokens={RBAC_TOKEN: SA_USER})
     sim.load([*rbac, *node_operators()])
     with sim, Kube.from_url(sim.url, RBAC_TOKEN) as kube:
-        executor = Executor(build_registry(kube), RunStore(":memory:"), checker=AccessChecker(kube),
+        executor = Executor(build_registry(kube), SqliteStore(":memory:"), checker=AccessChecker(kube),
                             identities=MappedIdentities(SETTINGS.identities))
         run = executor.run(runbook, {"node": "node-b"}, requester="alertmanager")
         assert run.status == RunStatus.AWAITING_APPROVAL and run.awaiting_step == "cordon"

@@ -13,8 +13,8 @@ from engine.errors import ForbiddenError
 from engine.executor import Executor
 from engine.loader import Loader
 from engine.records import RunStatus
-from engine.run_store import RunStore
 from engine.settings import Settings
+from engine.sqlstore.sqlite import SqliteStore
 from integrations.app.clusters import open_cluster
 from integrations.app.incluster import ServiceAccountFiles, detected, pod_namespace
 from integrations.app.rbac import generate
@@ -63,7 +63,7 @@ def test_the_service_account_is_used_without_a_kubeconfig(tmp_path: Path) -> Non
             assert kube.server == sim.url and sim.url.startswith("https://")
             with pytest.raises(ForbiddenError, match="grant secrets/list"):
                 kube.list("/api/v1/secrets")  # proves it is the service account, not an admin
-            executor = Executor(build_registry(kube), RunStore(":memory:"), checker=AccessChecker(kube))
+            executor = Executor(build_registry(kube), SqliteStore(":memory:"), checker=AccessChecker(kube))
             run = executor.run(runbook, {"node": "node-b"}, requester="alertmanager")
             assert run.status == RunStatus.AWAITING_APPROVAL, [s.error for s in run.steps]
             assert [p.id for p in run.proposals] == ["cordon"]

@@ -6,7 +6,6 @@ The sender's clock is injected and passes are driven by hand, so retry timing is
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from slack_sdk import WebClient
@@ -37,10 +36,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def outbox(tmp_path: Path, clock: Clock) -> Iterator[Outbox]:
-    store = RunStore(tmp_path / "runs.db", instance="test")
-    yield Outbox(store, clock=clock)
-    store.close()
+def outbox(store: RunStore, clock: Clock) -> Outbox:
+    return Outbox(store, clock=clock)
 
 
 @pytest.fixture
@@ -152,10 +149,9 @@ def test_update_without_parent_is_dropped(outbox: Outbox, sender: OutboxSender, 
     assert outbox.failures()[0][2] == "no parent message to update"
 
 
-def test_sender_thread_delivers_and_survives_restart(tmp_path: Path, fake: FakeSlack) -> None:
+def test_sender_thread_delivers_and_survives_restart(store: RunStore, fake: FakeSlack) -> None:
     from integrations.testing.server import wait_for
 
-    store = RunStore(tmp_path / "r.db")
     outbox = Outbox(store)
     outbox.put("r1", thread_of("r1", 2))  # queued before any sender exists (e.g. by a previous process)
     client = WebClient(token=fake.token, base_url=fake.url, timeout=2, retry_handlers=[])
@@ -166,5 +162,4 @@ def test_sender_thread_delivers_and_survives_restart(tmp_path: Path, fake: FakeS
         assert sender.alive
     finally:
         sender.stop()
-        store.close()
     assert len(fake.messages) == 3

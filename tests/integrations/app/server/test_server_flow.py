@@ -47,7 +47,8 @@ def test_alert_to_approval_to_remediation(harness: Harness, fake_slack: FakeSlac
     text = fake_slack.transcript()
     assert "w1 is back: True" in text  # the verification step's note
     assert ":hammer_and_wrench: executed `restart widget/w1`" in text
-    assert "succeeded" in flatten(fake_slack.parents(CHANNEL)[0])  # the parent was updated
+    # the parent is updated after the outcome is posted (messages of a run go out in order)
+    wait_for(lambda: "succeeded" in flatten(fake_slack.parents(CHANNEL)[0]), what="the parent updated")
     # the card lost its buttons once decided
     card = next(m for m in fake_slack.thread(parent.ts) if m.ts == card.ts)
     assert not [b for b in card.blocks if b["type"] == "actions"]

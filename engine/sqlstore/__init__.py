@@ -1,0 +1,1 @@
+"""The SQL backends' shared parts: portable statements, the row codec, schema versions, and SQLite itself."""

@@ -1,0 +1,164 @@
+"""The PostgreSQL backend: several `runbook serve` replicas on one database.
+
+Every operation is one short transaction on a pooled connection (nothing depends on session state,
+so a transaction-mode pooler in between is fine). Races between replicas are decided by the database:
+row locks (`FOR UPDATE`, `SKIP LOCKED` for claims), unique constraints (dedup keys, one decision per
+step) and compare-and-set updates fenced by the run's lease epoch. `LISTEN/NOTIFY` only wakes pollers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from engine.errors import SchemaError, StoreError
+from engine.run_store import SchemaState
+from engine.sqlstore.base import Db, SqlStore, default_instance
+from engine.sqlstore.versions import check, serves
+from engine.version import ENGINE_VERSION
+from integrations.postgres import schema
+
+log = logging.getLogger("runbook.postgres")
+CHANNEL = "runbook_work"
+
+
+class _Statements:
+    """A connection that takes the `?` placeholders the shared statements are written with."""
+
+    _cache: dict[str, str] = {}
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, args: Any = (), /) -> Any:
+        query = self._cache.get(sql)
+        if query is None:
+            query = self._cache[sql] = sql.replace("?", "%s")
+        return self.conn.execute(query, args)
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()
+
+
+class PostgresStore(SqlStore):
+    backend = "postgresql"
+    FOR_UPDATE = " FOR UPDATE"
+    SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
+
+    def __init__(self, url: str, instance: str | None = None, *, migrate: bool = False, pool_size: int = 8,
+                 engine_version: str = ENGINE_VERSION, connect_timeout: float = 10.0) -> None:
+        super().__init__(instance or default_instance())
+        self.where = redacted(url)
+        self._url = url
+        self._wake = threading.Condition()
+        self._listener: threading.Thread | None = None
+        self._closed = threading.Event()
+        # no server-side prepared statements: a transaction-mode pooler (PgBouncer) may sit in between
+        self._pool = ConnectionPool(url, min_size=1, max_size=pool_size,
+                                    kwargs={"autocommit": True, "prepare_threshold": None},
+                                    timeout=connect_timeout, open=False, name="runbook")
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise StoreError(f"cannot connect to PostgreSQL at {self.where}: {exc}") from exc
+        try:
+            self._open(migrate, engine_version)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    def _open(self, migrate: bool, engine_version: str) -> None:
+        with self._conn() as conn, conn.transaction():
+            state = schema.read_state(conn)
+            if state is not None:
+                (serves if migrate else check)(state, self.where, engine_version)
+            if migrate:
+                state = schema.migrate(conn)
+        if state is None:
+            raise SchemaError(f"the database {self.where} has no runbook schema: run `runbook db migrate`")
+
+    def schema(self) -> SchemaState:
+        with self._conn() as conn:
+            state = schema.read_state(conn)
+        if state is None:
+            raise SchemaError(f"the database {self.where} has no runbook schema: run `runbook db migrate`")
+        return state
+
+    def close(self) -> None:
+        self._closed.set()
+        self._pool.close()
+        if self._listener is not None:
+            self._listener.join(3)
+
+    # connections ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.Error, PoolTimeout) as exc:
+            if isinstance(exc, psycopg.errors.RaiseException):
+                raise StoreError(f"PostgreSQL at {self.where} refused: {exc.diag.message_primary}") from exc
+            raise StoreError(f"PostgreSQL at {self.where}: {type(exc).__name__}: {exc}") from exc
+
+    @contextmanager
+    def _write(self, durable: bool = True) -> Iterator[Db]:
+        with self._conn() as conn, conn.transaction():
+            if not durable:
+                conn.execute("SET LOCAL synchronous_commit = off")
+            yield _Statements(conn)
+
+    @contextmanager
+    def _read(self) -> Iterator[Db]:
+        with self._conn() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield _Statements(conn)
+
+    def _delete_audit(self, db: Db, before: float) -> int:
+        db.execute("SET LOCAL runbook.prune_audit = 'on'")
+        return int(db.execute("DELETE FROM audit WHERE at < ?", (before,)).rowcount)
+
+    # wake-up hints --------------------------------------------------------------------------------
+
+    def hint_work(self) -> None:
+        try:
+            with self._conn() as conn:
+                conn.execute(f"NOTIFY {CHANNEL}")
+        except StoreError as exc:  # only a hint: the pollers find the work anyway
+            log.debug("could not notify: %s", exc)
+
+    def wait_for_work(self, timeout: float) -> None:
+        if self._listener is None and not self._closed.is_set():
+            self._listener = threading.Thread(target=self._listen, name="runbook-pg-listen", daemon=True)
+            self._listener.start()
+        with self._wake:
+            self._wake.wait(timeout)
+
+    def _listen(self) -> None:
+        """Turn notifications into wake-ups, reconnecting after failures, until the store closes."""
+        while not self._closed.is_set():
+            try:
+                with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    while not self._closed.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            with self._wake:
+                                self._wake.notify_all()
+            except psycopg.Error as exc:
+                log.debug("listener reconnecting: %s", exc)
+                self._closed.wait(1.0)

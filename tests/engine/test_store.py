@@ -1,0 +1,222 @@
+"""The store interface's multi-process guarantees, on both backends (each test runs on SQLite and PostgreSQL).
+
+Separate store objects on one database stand for separate replicas; races are run from real threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from engine.errors import SchemaError
+from engine.records import Decision, RunStatus, StepRecord, StepStatus
+from engine.run_store import OutboxMessage, RunStore
+from engine.verdict import Proposal
+from tests.conftest import StoreFactory
+
+
+def new_run(store: RunStore, key: str | None = None) -> str:
+    run_id, created = store.create_run("rb", "{}", {}, "alice", dedup_key=key, cooldown=60)
+    assert created
+    return run_id
+
+
+def race(n: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run `work(i)` on n threads released at once; their results in order."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def one(i: int) -> None:
+        barrier.wait()
+        results[i] = work(i)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+def test_replicas_receiving_the_same_alert_start_one_run(make_store: StoreFactory) -> None:
+    replicas = [make_store(f"pod-{i}/1/x") for i in range(4)]
+    for attempt in range(5):
+        key = f"alert-{attempt}"
+        results = race(4, lambda i, key=key: replicas[i].create_run("rb", "{}", {}, "am", dedup_key=key,  # type: ignore[misc]
+                                                                      cooldown=60))
+        assert sum(created for _, created in results) == 1
+        assert len({run_id for run_id, _ in results}) == 1
+
+
+def test_a_finished_run_absorbs_repeats_only_for_its_cooldown(store: RunStore) -> None:
+    run_id = new_run(store, "k")
+    assert store.create_run("rb", "{}", {}, "am", dedup_key="k", cooldown=60) == (run_id, False)
+    assert store.claim(run_id, RunStatus.PENDING, RunStatus.SUCCEEDED)
+    assert store.create_run("rb", "{}", {}, "am", dedup_key="k", cooldown=60) == (run_id, False)
+    later, created = store.create_run("rb", "{}", {}, "am", dedup_key="k", cooldown=0)
+    assert created and later != run_id and store.find_by_dedup_key("k") == later
+
+
+VERDICTS = ("approved", "rejected", "approved", "rejected")
+
+
+def test_a_double_click_on_two_replicas_is_one_decision(make_store: StoreFactory) -> None:
+    a, b = make_store("pod-a/1/x"), make_store("pod-b/1/y")
+    for attempt in range(5):
+        run_id = new_run(a)
+        assert a.claim(run_id, RunStatus.PENDING, RunStatus.AWAITING_APPROVAL, awaiting_step="fix")
+        results = race(4, lambda i, run_id=run_id: (a, b)[i % 2].record_decision(  # type: ignore[misc]
+            Decision(run_id, "fix", VERDICTS[i], f"user{i}", time.time())))
+        assert sum(results) == 1, attempt
+        decisions = b.decisions(run_id)
+        assert len(decisions) == 1 and decisions[0].decision == VERDICTS[results.index(True)]
+
+
+def test_a_replica_that_lost_its_lease_can_no_longer_write(make_store: StoreFactory) -> None:
+    a, b = make_store("pod-a/1/x"), make_store("pod-b/1/y")
+    run_id = new_run(a)
+    assert a.claim(run_id, RunStatus.PENDING, RunStatus.RUNNING, lease=30)
+    assert a.save_step(run_id, StepRecord(0, "look", "toy.get", StepStatus.SUCCEEDED), cursor=0)
+    assert b.take_over() == []  # a's lease is valid
+    assert a.heartbeat([run_id], lease=-1) == [run_id]  # still held: a heartbeat never shortens a lease
+    assert b.take_over() == []
+    assert a.claim(run_id, RunStatus.RUNNING, RunStatus.RUNNING, lease=-1)  # a stalls; its lease lapses
+    assert b.take_over() == [run_id]
+    assert not a.save_step(run_id, StepRecord(1, "late", "toy.get", StepStatus.SUCCEEDED), cursor=1)
+    assert not a.update_run(run_id, status=RunStatus.SUCCEEDED)
+    assert a.heartbeat([run_id], lease=30) == []
+    assert b.save_step(run_id, StepRecord(1, "next", "toy.get", StepStatus.SUCCEEDED), cursor=1)
+    assert b.heartbeat([run_id], lease=30) == [run_id]
+    assert b.update_run(run_id, status=RunStatus.SUCCEEDED)
+    run = b.get_run(run_id)
+    assert run.status == RunStatus.SUCCEEDED and [s.id for s in run.steps] == ["look", "next"]
+    assert ("engine", "run.taken_over") in [(e.actor, e.action) for e in b.audit_log(run_id)]
+
+
+def test_the_same_process_reclaiming_holds_only_the_newest_epoch(make_store: StoreFactory) -> None:
+    a = make_store("pod-a/1/x")
+    other_thread_view = make_store("pod-a/1/x")  # same instance name, separate memory: a stale writer
+    run_id = new_run(a)
+    assert other_thread_view.claim(run_id, RunStatus.PENDING, RunStatus.RUNNING, lease=-1)
+    assert a.take_over() == [run_id]
+    assert not other_thread_view.save_step(run_id, StepRecord(0, "x", "toy.get", StepStatus.SUCCEEDED), cursor=0)
+    assert a.save_step(run_id, StepRecord(0, "x", "toy.get", StepStatus.SUCCEEDED), cursor=0)
+
+
+def test_a_change_in_flight_is_never_taken_over_only_reported(make_store: StoreFactory) -> None:
+    a, b = make_store("pod-a/1/x"), make_store("pod-b/1/y")
+    run_id = new_run(a)
+    assert a.claim(run_id, RunStatus.PENDING, RunStatus.RUNNING, lease=-1)
+    proposal = Proposal(id="fix", step="fix", action="toy.set", target="a", summary="set a", reason="x",
+                        risk="low", status="approved")
+    sending = StepRecord(0, "fix", "toy.set", StepStatus.RUNNING, proposal=proposal, started_at=time.time())
+    assert a.save_step(run_id, sending, cursor=0)  # the intent, committed before the change is sent
+    assert b.take_over() == []
+    assert b.recover_interrupted() == [run_id]
+    run = b.get_run(run_id)
+    assert run.status == RunStatus.INTERRUPTED and "effect is unknown" in (run.error or "")
+    assert run.steps[0].status == StepStatus.INTERRUPTED
+    assert not a.update_run(run_id, status=RunStatus.SUCCEEDED)
+
+
+def test_two_replicas_claim_disjoint_outbox_messages_in_order(make_store: StoreFactory) -> None:
+    a, b = make_store("pod-a/1/x"), make_store("pod-b/1/y")
+    now = time.time()
+    for run in ("r1", "r2", "r3"):
+        a.outbox_put(run, [OutboxMessage("chat.postMessage", {"text": f"{run}-{i}"}, channel=f"C-{run}")
+                           for i in range(3)], now)
+    sent: list[str] = []
+    for _ in range(12):
+        for store in (a, b):
+            for item in store.outbox_claim(time.time(), 30):
+                sent.append(item.message.payload["text"])
+                store.outbox_delivered(item)
+    assert sorted(sent) == sorted(f"{r}-{i}" for r in ("r1", "r2", "r3") for i in range(3))  # each once
+    for run in ("r1", "r2", "r3"):
+        assert [t for t in sent if t.startswith(run)] == [f"{run}-{i}" for i in range(3)]
+    assert a.outbox_pending() == 0
+
+
+def test_a_claimed_message_goes_to_no_one_else_until_released_or_lapsed(make_store: StoreFactory) -> None:
+    a, b = make_store("pod-a/1/x"), make_store("pod-b/1/y")
+    now = time.time()
+    a.outbox_put("r1", [OutboxMessage("chat.postMessage", {"text": "one"}, channel="C1")], now)
+    a.outbox_put("r2", [OutboxMessage("chat.postMessage", {"text": "two"}, channel="C1")], now)
+    first = a.outbox_claim(now, 30)
+    assert [i.message.payload["text"] for i in first] == ["one", "two"]
+    assert b.outbox_claim(now, 30) == []  # the messages and channel C1 are a's
+    a.outbox_release()  # a graceful stop hands them over at once
+    assert [i.message.payload["text"] for i in b.outbox_claim(now, 30)] == ["one", "two"]
+    assert a.outbox_claim(now, 30) == []
+    lapsed = a.outbox_claim(now + 31, 30)  # b crashed: after its claim lapses the messages go out (again)
+    assert [i.message.payload["text"] for i in lapsed] == ["one", "two"]
+
+
+def test_one_sender_per_channel(make_store: StoreFactory) -> None:
+    a, b = make_store("pod-a/1/x"), make_store("pod-b/1/y")
+    now = time.time()
+    a.outbox_put("r1", [OutboxMessage("chat.postMessage", {"text": "a"}, channel="C1")], now)
+    [item] = a.outbox_claim(now, 30)
+    a.outbox_delivered(item)
+    b.outbox_put("r2", [OutboxMessage("chat.postMessage", {"text": "b"}, channel="C1"),
+                        OutboxMessage("chat.postMessage", {"text": "c"}, channel="C2")], now)
+    b.outbox_put("r3", [OutboxMessage("chat.postMessage", {"text": "d"}, channel="C2")], now)
+    assert [i.message.payload["text"] for i in b.outbox_claim(now, 30)] == ["d"]  # C1 is still a's to pace
+    assert [i.message.payload["text"] for i in a.outbox_claim(now, 30)] == ["b"]
+
+
+def test_outbox_retry_give_up_and_the_message_map(store: RunStore) -> None:
+    now = time.time()
+    store.outbox_put("r1", [OutboxMessage("chat.postMessage", {"channel": "C1", "text": "p"}, remember="parent"),
+                            OutboxMessage("chat.postMessage", {"text": "reply"}, thread="parent")], now)
+    [parent] = store.outbox_claim(now, 30)
+    store.outbox_retry(parent, now + 5, "HTTP 500")
+    assert store.outbox_claim(now, 30) == [] and store.outbox_next_at() == pytest.approx(now + 5)
+    [parent] = store.outbox_claim(now + 5, 30)
+    assert parent.attempts == 1 and parent.message.channel == "C1"
+    store.outbox_delivered(parent, ("C1", "111.1"))
+    assert store.chat_message("r1", "parent") == ("C1", "111.1")
+    assert store.run_for_chat_message("C1", "111.1") == "r1"
+    [reply] = store.outbox_claim(now + 5, 30)
+    store.outbox_give_up(reply, "channel_not_found")
+    assert store.outbox_failures() == [(reply.id, "chat.postMessage", "channel_not_found")]
+    assert store.outbox_pending() == 0
+
+
+def test_a_signed_request_is_accepted_once_per_window(make_store: StoreFactory) -> None:
+    a, b = make_store("pod-a/1/x"), make_store("pod-b/1/y")
+    now = time.time()
+    assert a.first_seen("v0=abc", now, 600)
+    assert not b.first_seen("v0=abc", now + 10, 600)  # replayed to the other replica
+    assert b.first_seen("v0=abc", now + 601, 600)  # forgotten after the window (then refused as stale anyway)
+
+
+def test_prune_deletes_old_finished_runs_and_keeps_the_audit_unless_asked(store: RunStore) -> None:
+    old, active = new_run(store, "k-old"), new_run(store, "k-active")
+    assert store.claim(old, RunStatus.PENDING, RunStatus.RUNNING)
+    assert store.save_step(old, StepRecord(0, "look", "toy.get", StepStatus.SUCCEEDED), cursor=0)
+    assert store.update_run(old, status=RunStatus.SUCCEEDED)
+    store.attach_alert(old, "fp", "firing", {"labels": {}})
+    store.outbox_put(old, [OutboxMessage("chat.postMessage", {"text": "x"}, channel="C1")], time.time())
+    audit_before = len(store.audit_log())
+    counts = store.prune(time.time() + 1)
+    assert counts["runs"] == 1 and counts["steps"] == 1 and counts["alerts"] == 1 and counts["chat_outbox"] == 1
+    assert [r.id for r in store.list_runs()] == [active]
+    assert store.find_by_dedup_key("k-old") is None and store.find_by_dedup_key("k-active") == active
+    assert len(store.audit_log()) == audit_before + 1  # kept, plus the prune itself
+    counts = store.prune(time.time() + 1, audit=True)
+    assert counts["audit"] == audit_before + 1
+    assert [e.action for e in store.audit_log()] == ["store.pruned"]
+
+
+def test_an_engine_older_than_the_schema_serves_refuses_to_start(make_store: StoreFactory) -> None:
+    store = make_store("pod-a/1/x")
+    state = store.schema()
+    assert state.version >= 2 and state.min_engine == "0.2.0"
+    with pytest.raises(SchemaError, match=r"engine is version 0\.1\.9.*only serves engines 0\.2\.0 or newer"):
+        make_store("old/1/x", engine_version="0.1.9")
+    make_store("new/1/x", engine_version="0.3.0")  # a newer replica on this schema is fine (rolling upgrade)
