@@ -17,6 +17,7 @@ from engine.executor import Executor
 from engine.loader import Loader
 from engine.records import RunRecord, RunStatus, StepRecord
 from engine.run_store import RunStore
+from engine.sqlstore.sqlite import SqliteStore
 from integrations.app.wiring import build_registry
 from integrations.kubernetes.client import Kube, Policy
 from integrations.kubesim import SimulatedCluster
@@ -51,7 +52,7 @@ def run_once(sim: SimulatedCluster, tmp_path: Path, action: str, args: str, *fau
     kube = Kube.from_url(sim.url, "admin-token", policy=POLICY)
     registry = build_registry(kube)
     runbook = Loader(registry).load_text(RUNBOOK.replace("ACTION", action).replace("ARGS", args))
-    store = RunStore(str(tmp_path / "runs.db"))
+    store = SqliteStore(str(tmp_path / "runs.db"))
     executor = Executor(registry, store, sink=SlackSink(store, Outbox(store), Router()))
     run = executor.run(runbook, {}, requester="alertmanager")
     assert run.status == RunStatus.AWAITING_APPROVAL, [s.error for s in run.steps]
