@@ -17,6 +17,7 @@ from typing import Any
 from . import discovery, openapi, tables
 from .controllers import Controllers
 from .errors import ApiError, bad_request, gone, method_not_allowed, not_found, path_not_found, success_status
+from .events import V1_GROUP, EventsV1
 from .kubelet import ImageBehaviours, Kubelet
 from .lifecycle import JOB_ORPHAN_WARNING, DeleteOptions, Lifecycle
 from .options import check_options
@@ -81,12 +82,14 @@ class ApiHandler:
         self.subresources = Subresources(
             store, table, self.lifecycle, self.writer, authorizer, self.controllers.disruption
         )
+        self.events_v1 = EventsV1(table.lookup("events"), store, self.writer)
         self.stopping = threading.Event()
         self.encoded = EncodedCache()
 
     # -- entry point -------------------------------------------------------------------------
     def handle(self, req: ApiRequest) -> ApiResponse:
         """Controllers catch up with writes before and after each request (see controllers.py)."""
+        self._expire_events()
         self.controllers.settle()
         try:
             return self._dispatch(req)
@@ -116,6 +119,11 @@ class ApiHandler:
         verb = self._verb(req, target)
         self.authorizer.require(req.user, verb, target)
         return self._resource(req, target, target.rt, verb)
+
+    def _expire_events(self) -> None:
+        with self.store.lock:
+            for ns, name in self.store.event_expiry.expired():
+                self.store.remove(self.events_v1.core, ns, name)
 
     def _discovery(self, path: str) -> dict[str, Any] | None:
         if path == "/version":
@@ -157,6 +165,8 @@ class ApiHandler:
     def _resource(self, req: ApiRequest, target: Target, rt: ResourceType, verb: str) -> ApiResponse:
         if verb not in rt.verbs and target.subresource is None:
             raise method_not_allowed()
+        if rt.group == V1_GROUP:  # events.k8s.io/v1: served from the core Event store, converted
+            return self.events_v1.handle(req, target, verb, self._resource)
         ns, name, sub = target.namespace, target.name, target.subresource
         if sub not in (None, "status"):
             return self.subresources.handle(req, target, rt, verb)
@@ -214,6 +224,9 @@ class ApiHandler:
         if req.wants_table():
             include = req.param("includeObject", "Metadata") or "Metadata"
             return ApiResponse.json(200, tables.table(rt, items, include, list_meta or {}))
+        if req.wants_partial():
+            doc = tables.partial(items[0]) if single else tables.partial_list(items, list_meta or {})
+            return ApiResponse.json(200, doc)
         if single:
             return ApiResponse(200, self.encoded.encode(items[0]))
         # Byte-for-byte what json.dumps of the whole list gives, from per-object cached encodings.
@@ -259,6 +272,7 @@ class ApiHandler:
         timeout = float(req.int_param("timeoutSeconds", 1800))
         rv_param = req.param("resourceVersion") or ""
         as_table = req.wants_table()
+        as_partial = req.wants_partial()
         initial: list[dict] = []
         if rv_param in ("", "0"):
             initial, start_rv, _, _ = self.store.list(rt, ns, labels, fields)
@@ -277,6 +291,8 @@ class ApiHandler:
         def frame(kind: str, obj: dict, first: bool) -> bytes:
             if as_table:
                 obj = tables.table(rt, [obj], "Object", {}, with_columns=first)
+            elif as_partial:
+                obj = tables.partial(obj)
             return json.dumps({"type": kind, "object": obj}, separators=(",", ":")).encode() + b"\n"
 
         def stream() -> Iterator[bytes]:

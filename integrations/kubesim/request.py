@@ -77,6 +77,11 @@ class ApiRequest:
         accept = self.header("Accept")
         return "as=Table" in accept and "g=meta.k8s.io" in accept
 
+    def wants_partial(self) -> bool:
+        """`Accept: application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1` (or ...List): metadata only."""
+        accept = self.header("Accept")
+        return "as=PartialObjectMetadata" in accept and "g=meta.k8s.io" in accept
+
 
 @dataclass
 class ApiResponse:

@@ -7,7 +7,7 @@ resource type is a one-line change.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 CRUD_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -28,6 +28,7 @@ class ResourceType:
     verbs: tuple[str, ...] = CRUD_VERBS
     categories: tuple[str, ...] = ()
     singular: str = ""
+    store_key: str = ""  # shares another resource's data (events.k8s.io Events live with core Events)
 
     @cached_property
     def api_version(self) -> str:
@@ -46,6 +47,8 @@ class ResourceType:
     @cached_property
     def key(self) -> str:
         """Store key: group and plural identify the data, whatever version served it."""
+        if self.store_key:
+            return self.store_key
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
     @cached_property
@@ -143,7 +146,7 @@ DEFAULT_RESOURCES: tuple[ResourceType, ...] = (
        False),
     _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False, ["crd", "crds"],
        ["status"]),
-    _r("events.k8s.io", "v1", "Event", "events", True, ["ev"]),
+    replace(_r("events.k8s.io", "v1", "Event", "events", True, ["ev"]), store_key="events"),
     _r("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
     _r("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
     _r("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from .events import EventExpiry
 from .resources import ResourceType
 from .selectors import FieldSelector, LabelSelector
 
@@ -61,6 +62,7 @@ class Store:
         self._rv = 0
         self._log: deque[WatchEvent] = deque(maxlen=history)
         self._log_floor = 0
+        self.event_expiry = EventExpiry()
 
     # -- bookkeeping -------------------------------------------------------------------------
     @property
@@ -132,6 +134,8 @@ class Store:
         old = bucket.get(key[1])
         bucket[key[1]] = obj
         self._index(rt, key, old, obj)
+        if rt.key == "events":
+            self.event_expiry.written(obj)
         return old, key
 
     # -- writes ------------------------------------------------------------------------------
@@ -166,6 +170,8 @@ class Store:
             if not bucket:
                 del self._data[rt.key][ns]
             self._index(rt, (ns, name), old, None)
+            if rt.key == "events":
+                self.event_expiry.forget(ns, name)
             self._rv += 1
             final = {**old, "metadata": {**_meta(old), "resourceVersion": str(self._rv)}}
             self._emit(WatchEvent(self._rv, rt.key, ns, "DELETED", final))

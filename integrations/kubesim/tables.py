@@ -181,6 +181,18 @@ def _row_object(obj: dict, include: str) -> dict[str, Any] | None:
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta(obj)}
 
 
+def partial(obj: dict) -> dict[str, Any]:
+    """staging/src/k8s.io/apiserver/pkg/endpoints/handlers/response.go asPartialObjectMetadata: the object's
+    metadata under kind PartialObjectMetadata, apiVersion meta.k8s.io/v1."""
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta(obj)}
+
+
+def partial_list(items: list[dict], list_meta: dict[str, Any]) -> dict[str, Any]:
+    """response.go asPartialObjectMetadataList."""
+    return {"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta,
+            "items": [partial(o) for o in items]}
+
+
 def table(
     rt: ResourceType, items: list[dict], include: str, list_meta: dict[str, Any], with_columns: bool = True
 ) -> dict[str, Any]:

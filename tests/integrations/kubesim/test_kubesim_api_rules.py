@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +165,52 @@ def test_field_selectors_render_values_like_the_server(sim: SimulatedCluster) ->
     assert [n["metadata"]["name"] for n in body["items"]] == ["worker-a", "worker-b", "worker-c"]
     assert [n["metadata"]["name"] for n in sim.list("nodes", field_selector="spec.unschedulable=false")] == [
         "worker-a", "worker-b", "worker-c"]
+
+
+# -- representations and events ------------------------------------------------------------------
+def _get_accept(sim: SimulatedCluster, path: str, accept: str) -> dict:
+    conn = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=10)
+    conn.request("GET", path, headers={"Accept": accept})
+    return json.loads(conn.getresponse().read())
+
+
+def test_partial_object_metadata(sim: SimulatedCluster) -> None:
+    accept = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+    pod = _get_accept(sim, "/api/v1/namespaces/shop/pods/redis-0", accept)
+    assert pod["kind"] == "PartialObjectMetadata" and pod["apiVersion"] == "meta.k8s.io/v1"
+    assert set(pod) == {"kind", "apiVersion", "metadata"} and pod["metadata"]["name"] == "redis-0"
+    listed = _get_accept(sim, "/api/v1/namespaces/shop/pods",
+                         "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
+    assert listed["kind"] == "PartialObjectMetadataList" and listed["metadata"]["resourceVersion"]
+    assert {i["kind"] for i in listed["items"]} == {"PartialObjectMetadata"}
+    assert all(set(i) == {"kind", "apiVersion", "metadata"} for i in listed["items"])
+
+
+def test_events_are_one_store_for_both_apis(sim: SimulatedCluster) -> None:
+    v1 = _request(sim, "GET", "/apis/events.k8s.io/v1/namespaces/default/events")[2]
+    assert v1["apiVersion"] == "events.k8s.io/v1" and len(v1["items"]) == 1
+    (event,) = v1["items"]
+    assert event["regarding"]["name"] == "worker-c" and event["note"] == "Node worker-c status is now: NodeNotReady"
+    assert event["reportingController"] == "node-controller" and "involvedObject" not in event
+    created = {"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e1"},
+               "eventTime": "2026-11-22T11:59:00.000000Z", "reportingController": "runbook",
+               "reportingInstance": "runbook-0", "action": "Cordon", "reason": "Cordoned", "type": "Normal",
+               "regarding": {"kind": "Node", "name": "worker-c", "apiVersion": "v1"}, "note": "cordoned"}
+    code, _, body = _request(sim, "POST", "/apis/events.k8s.io/v1/namespaces/default/events", created)
+    assert code == 201 and body["note"] == "cordoned" and body["apiVersion"] == "events.k8s.io/v1"
+    core = _request(sim, "GET", "/api/v1/namespaces/default/events/e1")[2]
+    assert core["message"] == "cordoned" and core["involvedObject"]["name"] == "worker-c"
+    assert core["reportingComponent"] == "runbook" and "note" not in core
+    selected = _request(sim, "GET", "/apis/events.k8s.io/v1/events?fieldSelector=regarding.name%3Dworker-c,"
+                                     "reason%3DCordoned")[2]
+    assert [e["metadata"]["name"] for e in selected["items"]] == ["e1"]
+
+
+def test_events_expire_an_hour_after_they_were_stored(sim: SimulatedCluster) -> None:
+    """Not by their own timestamps: loaded events live an hour from load, then vanish like a lease expiring."""
+    names = {e["metadata"]["name"] for e in sim.list("events")}
+    assert len(names) == 2  # the scenario's events are hours old by their timestamps, still served
+    sim.clock.offset += timedelta(minutes=59)
+    assert len(_request(sim, "GET", "/api/v1/events")[2]["items"]) == 2
+    sim.clock.offset += timedelta(minutes=2)
+    assert _request(sim, "GET", "/api/v1/events")[2]["items"] == []
