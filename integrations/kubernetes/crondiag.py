@@ -28,6 +28,7 @@ POD_BLOCKERS = ("missing_secret", "missing_configmap", "missing_key", "config_er
 LOG_CAUSES = ("oom_killed", "exit_code", "crash_loop")
 JOB_CAUSES = (*POD_BLOCKERS, "deadline_exceeded", *LOG_CAUSES, "backoff_limit", "job_failed")
 MISSING = ("missing_secret", "missing_configmap", "missing_key")
+RUN_FAILURES = ("exit_code", "deadline_exceeded", "backoff_limit", "job_failed", "crash_loop")
 
 
 def job_cause(job: dict[str, Any], pods: list[PodState]) -> tuple[str, PodState | None]:
@@ -91,6 +92,19 @@ class CronFacts:
     @property
     def missed_count(self) -> int:
         return self.missed.missed if self.missed is not None else 0
+
+    @property
+    def scheduled_since_success(self) -> int:
+        """Scheduled times since the last success (or creation); capped at 1000."""
+        if self.schedule is None:
+            return 0
+        return len(self.schedule.times_between(self.last_success or self.created, self.now, cap=1000)[0])
+
+    @property
+    def failing_repeatedly(self) -> bool:
+        """The run failed and so did the ones before it: at least two scheduled times passed without a success
+        (finished Jobs may be gone: failedJobsHistoryLimit keeps one by default, lastSuccessfulTime remains)."""
+        return self.job_cause in RUN_FAILURES and self.scheduled_since_success >= 2
 
     @property
     def obj(self) -> str:
@@ -207,6 +221,7 @@ def cron_output(f: CronFacts, max_jobs: int) -> dict[str, Any]:
         **_schedule_output(f),
         "last_failed_job": name_of(failed[-1]) if failed else None,
         "problem_job": name_of(f.problem) if f.problem is not None else None,
+        "failing_repeatedly": f.failing_repeatedly,
     }
 
 
@@ -324,6 +339,15 @@ def _missed(report: Report, f: CronFacts) -> None:
                 *([ev(f.obj, "spec.startingDeadlineSeconds", dl)] if dl is not None else [])])
 
 
+def _repeated(report: Report, f: CronFacts) -> None:
+    last = f.status.get("lastSuccessfulTime")
+    report.add("cronjob.failing_repeatedly", "warning",
+               f"{f.obj} has not succeeded for {f.scheduled_since_success} scheduled runs (last success "
+               f"{stamp_with_age(last, f.now) if last else 'never'}): the failure is not a one-off, so a re-run "
+               "will most likely fail the same way; fix the cause first",
+               [ev(f.obj, "status.lastSuccessfulTime", last), ev(f.obj, "spec.schedule", f.spec.get("schedule"))])
+
+
 def _healthy(report: Report, f: CronFacts) -> None:
     out = report.output
     last = out["last_successful_time"]
@@ -360,5 +384,6 @@ def _always_findings(cause: str) -> list[tuple[Callable[[CronFacts], bool], Call
         (lambda f: f.blocked and f.problem is not None, _blocked),
         (lambda f: f.suspended, _suspended),
         (lambda f: f.missed_count > 0 and not f.suspended and not f.blocked, _missed),
+        (lambda f: f.failing_repeatedly, _repeated),
         (lambda f: cause == "healthy", _healthy),
     ]

@@ -64,11 +64,13 @@ class CronJobActions(KubeActions):
         `last_successful_time`, `next_runs` (in the CronJob's zone), `next_runs_utc`, `missed_runs`,
         `too_many_missed`, `runs_since_success`, `skipped_runs` (runs Forbid skipped for the active Job),
         `active_jobs`, `manual_jobs`, `jobs` (newest `max_jobs`
-        summaries), `last_failed_job`, `problem_job`, `pod`, `container`, `missing_object` {kind, namespace,
-        name, key, exists}, `memory_limit`, `exit_code`, `exit_meaning`, `image`, `logs` {current, previous}
+        summaries), `last_failed_job`, `problem_job`, `failing_repeatedly` (the run failed and at least two
+        scheduled times passed without a success), `pod`, `container`, `missing_object` {kind, namespace, name,
+        key, exists}, `memory_limit`, `exit_code`, `exit_meaning`, `image`, `logs` {current, previous}
         (redacted tails), `events`, `schedule_error`.
         Findings: `cronjob.<cause>` (critical) for failure causes, `cronjob.blocked_by_active_job`,
-        `cronjob.missed_runs` / `cronjob.never_scheduled` (critical), `cronjob.suspended` (warning),
+        `cronjob.missed_runs` / `cronjob.never_scheduled` (critical), `cronjob.suspended`,
+        `cronjob.failing_repeatedly` (warning),
         `cronjob.healthy` (info, only when nothing is wrong).
         """
         kube = self.kube_for(ctx)

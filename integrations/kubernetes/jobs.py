@@ -118,8 +118,48 @@ def find_overlaps(jobs: list[dict[str, Any]], now: datetime) -> list[tuple[dict[
     return pairs
 
 
-def overlap_reason(earlier: dict[str, Any], later: dict[str, Any], concurrency_policy: str | None) -> str:
+def run_signature(pod_spec: dict[str, Any]) -> tuple[tuple[str, str, str], ...]:
+    """What a pod runs: (image, command, args) per container, init containers first."""
+    containers = [*(pod_spec.get("initContainers") or []), *(pod_spec.get("containers") or [])]
+    return tuple((str(c.get("image")), repr(c.get("command")), repr(c.get("args"))) for c in containers
+                 if isinstance(c, dict))
+
+
+def _job_pod_spec(job: dict[str, Any]) -> dict[str, Any]:
+    return ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+
+
+def members_of(cron: dict[str, Any], jobs: list[dict[str, Any]]) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """The runs of a CronJob among a namespace's Jobs, and the Jobs that only look like them.
+
+    A run is owned by the CronJob (ownerReferences uid; `kubectl create job --from` sets it too) or runs
+    exactly what its job template runs (same images, commands and args: a copied manifest, a CI job, an
+    old CronJob left behind after a rename). A Job named like the CronJob that is neither is a look-alike.
+    Returns ({job name: "owner" | "template"}, look-alikes)."""
+    uid, name = str(meta(cron).get("uid")), name_of(cron)
+    template = (((cron.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}).get("template") or {}
+    signature = run_signature(template.get("spec") or {})
+    members: dict[str, str] = {}
+    lookalikes = []
+    for job in jobs:
+        if owned_by(job, uid):
+            members[name_of(job)] = "owner"
+        elif signature and run_signature(_job_pod_spec(job)) == signature:
+            members[name_of(job)] = "template"
+        elif name_of(job).startswith(f"{name}-"):
+            lookalikes.append(job)
+    return members, lookalikes
+
+
+def overlap_reason(earlier: dict[str, Any], later: dict[str, Any], concurrency_policy: str | None,
+                   how: str = "owner") -> str:
     """Why the later run exists alongside the earlier one, from what the objects record."""
+    if how == "template":
+        owner = (meta(later).get("ownerReferences") or [{}])[0]
+        by = f"owned by {owner.get('kind')} {owner.get('name')}" if owner.get("name") else "with no owner"
+        return f"{name_of(later)} runs the same images and commands as the CronJob's job template but was " \
+               f"created outside it ({by}: a copied manifest, a pipeline or an old CronJob left behind) while " \
+               f"{name_of(earlier)} was still running"
     if is_manual(later):
         return f"{name_of(later)} was started by hand (annotation {INSTANTIATE_ANNOTATION}=manual) while " \
                f"{name_of(earlier)} was still running"
@@ -139,8 +179,10 @@ def overlap_reason(earlier: dict[str, Any], later: dict[str, Any], concurrency_p
 
 
 def analyze_overlap(
-    jobs: list[dict[str, Any]], now: datetime, source: str, concurrency_policy: str | None
+    jobs: list[dict[str, Any]], now: datetime, source: str, concurrency_policy: str | None,
+    how: dict[str, str] | None = None, lookalikes: list[dict[str, Any]] | None = None,
 ) -> Report:
+    how = how or {}
     pairs = find_overlaps(jobs, now)
     summaries = [job_summary(j, now) for j in by_creation(jobs)]
     active = [s["name"] for s in summaries if s["state"] == "active"]
@@ -153,12 +195,14 @@ def analyze_overlap(
         "original_job": None,
         "reason": None,
         "concurrency_policy": concurrency_policy,
+        "members": [{"name": s["name"], "how": how.get(s["name"], "selector")} for s in summaries],
+        "lookalikes": [name_of(j) for j in lookalikes or []],
     })
     for earlier, later in pairs:
         a_start, b_start = job_start(earlier), job_start(later)
         overlap_end = min(job_end(earlier, now), job_end(later, now))
         seconds = (overlap_end - b_start).total_seconds() if b_start else 0.0
-        reason = overlap_reason(earlier, later, concurrency_policy)
+        reason = overlap_reason(earlier, later, concurrency_policy, how.get(name_of(later), "owner"))
         report.output["overlaps"].append({
             "original": name_of(earlier), "duplicate": name_of(later), "overlap_seconds": round(seconds, 1),
             "ongoing": job_state(earlier) == "active" and job_state(later) == "active",
@@ -186,7 +230,21 @@ def analyze_overlap(
             [ev(f"Job {s['name']}", "status.startTime..completionTime",
                 f"{s['start_time']} .. {s['completion_time'] or s['state']}") for s in summaries[-3:]],
         )
+    _lookalikes(report, lookalikes or [], source)
     return report
+
+
+def _lookalikes(report: Report, lookalikes: list[dict[str, Any]], source: str) -> None:
+    """Jobs named like the runs that are not runs: said once, so nobody stops the wrong one."""
+    if not lookalikes:
+        return
+    names = ", ".join(name_of(j) for j in lookalikes[:10])
+    report.add("jobs.lookalike", "info",
+               f"{len(lookalikes)} Job(s) named like runs of {source} are not runs of it (another owner and "
+               f"different images or commands), so they are not counted: {names}",
+               [ev(f"Job {name_of(j)}", "metadata.ownerReferences, spec.template.spec.containers",
+                   ", ".join(f"{o.get('kind')}/{o.get('name')}" for o in meta(j).get("ownerReferences") or [])
+                   or "no owner") for j in lookalikes[:5]])
 
 
 def _why_evidence(jobs: list[dict[str, Any]], name: str, policy: str | None, source: str) -> list[Any]:
@@ -216,21 +274,27 @@ class JobActions(KubeActions):
         Output: `duplicate` (bool), `duplicate_job`, `original_job`, `reason`, `overlaps` [{original, duplicate,
         overlap_seconds, ongoing, original_start, duplicate_start, reason}], `jobs` [job summaries: name, state,
         created, start_time, completion_time, failed_reason, failed_message, active, succeeded, failed,
-        duration_seconds, manual, helm_hook], `active_jobs`, `concurrency_policy` (CronJob only).
-        Findings: `jobs.duplicate_run` (critical, one per overlapping pair) or `jobs.no_duplicate` (info).
+        duration_seconds, manual, helm_hook], `active_jobs`, `concurrency_policy` (CronJob only), `members`
+        [{name, how: owner | template | selector}] (a run is owned by the CronJob or runs exactly its job
+        template), `lookalikes` (Jobs named like runs that are neither).
+        Findings: `jobs.duplicate_run` (critical, one per overlapping pair) or `jobs.no_duplicate` (info);
+        `jobs.lookalike` (info) naming Jobs that only look like runs.
         """
         if bool(args.cronjob) == bool(args.selector):
             raise PermanentError("give exactly one of cronjob or selector")
         kube = self.kube_for(ctx)
         jobs_path = path("jobs", namespace=args.namespace)
         policy = None
+        how: dict[str, str] = {}
+        lookalikes: list[dict[str, Any]] = []
         if args.cronjob:
             cron = kube.get(path("cronjobs", args.cronjob, args.namespace))
-            uid = str(meta(cron).get("uid"))
             policy = (cron.get("spec") or {}).get("concurrencyPolicy") or "Allow"
-            jobs = [j for j in kube.list(jobs_path) if owned_by(j, uid)]
+            every = kube.list(jobs_path)
+            how, lookalikes = members_of(cron, every)
+            jobs = [j for j in every if name_of(j) in how]
             source = f"CronJob {args.namespace}/{args.cronjob}"
         else:
             jobs = kube.list(jobs_path, label_selector=args.selector)
             source = f"selector {args.selector} in {args.namespace}"
-        return analyze_overlap(jobs, kube.now(), source, policy).emit(ctx)
+        return analyze_overlap(jobs, kube.now(), source, policy, how, lookalikes).emit(ctx)

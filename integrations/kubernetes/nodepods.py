@@ -59,6 +59,7 @@ class PodInfo:
     emptydir: bool
     labels: dict[str, str]
     uid: str = ""  # a pod re-created under the same name is another pod (drain re-reads by it)
+    pinned: bool = False  # nodeSelector / required node affinity on the hostname: it can run nowhere else
 
     @property
     def ref(self) -> str:
@@ -116,7 +117,27 @@ def classify_pod(pod: dict[str, Any], owners: dict[tuple[str, str, str], dict[st
         emptydir=any("emptyDir" in v for v in volumes if isinstance(v, dict)),
         labels=dict(labels(pod)),
         uid=str(meta(pod).get("uid") or ""),
+        pinned=pinned_to_its_node(pod),
     )
+
+
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+
+
+def pinned_to_its_node(pod: dict[str, Any]) -> bool:
+    """Whether the scheduler may place this pod only on one node: a nodeSelector on the hostname label, or a
+    required node affinity term on it (`metadata.name` field too). Evicted, such a pod stays Pending."""
+    spec = pod.get("spec") or {}
+    if HOSTNAME_LABEL in (spec.get("nodeSelector") or {}):
+        return True
+    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    terms = [t for t in required.get("nodeSelectorTerms") or [] if isinstance(t, dict)]
+    return bool(terms) and all(
+        any(e.get("key") in (HOSTNAME_LABEL, "metadata.name") and e.get("operator") == "In"
+            and len(e.get("values") or []) == 1
+            for e in [*(t.get("matchExpressions") or []), *(t.get("matchFields") or [])])
+        for t in terms)
 
 
 def covering_pdbs(pod: PodInfo, pdbs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -143,6 +164,11 @@ class NodePodsFacts:
         for info in self.pods:
             counts[info.owner_kind] = counts.get(info.owner_kind, 0) + 1
         return counts
+
+    @property
+    def pinned(self) -> list[PodInfo]:
+        """Pods a drain would evict that can run on no other node."""
+        return [i for i in self.pods if i.evictable and i.pinned]
 
     @property
     def stuck(self) -> list[PodInfo]:
@@ -199,6 +225,8 @@ def node_pods_output(f: NodePodsFacts) -> dict[str, Any]:
         "stuck_pods": [i.ref for i in f.stuck],
         "terminating_pods": [i.ref for i in f.pods if i.terminating],
         "evictable_pods": sum(1 for i in f.pods if i.evictable),
+        "pinned_pods": [i.ref for i in f.pinned],
+        "movable_pods": sum(1 for i in f.pods if i.evictable and not i.pinned),
         "workloads_without_ready_replicas": list(f.at_risk),
         "pdbs": list(f.pdbs),
         "blocking_pdbs": [f"{b['namespace']}/{b['name']}" for b in f.pdbs if b["blocking"]],
@@ -268,6 +296,17 @@ def _pdb_blocks(report: Report, f: NodePodsFacts) -> None:
         )
 
 
+def _pinned(report: Report, f: NodePodsFacts) -> None:
+    pinned = f.pinned
+    report.add(
+        "node_pods.pinned", "warning",
+        f"{len(pinned)} pod(s) on {f.node} may run only there ({HOSTNAME_LABEL} nodeSelector or required affinity): "
+        f"evicted, they stay Pending until {f.node} returns: {', '.join(i.ref for i in pinned[:10])}",
+        [ev(f"Pod {i.ref}", "spec.nodeSelector / spec.affinity.nodeAffinity", f"{HOSTNAME_LABEL}={f.node}")
+         for i in pinned[:5]],
+    )
+
+
 def _ok(report: Report, f: NodePodsFacts) -> None:
     report.add(
         "node_pods.ok", "info",
@@ -283,6 +322,7 @@ NODE_PODS_FINDINGS: tuple[tuple[Callable[[NodePodsFacts], bool], Callable[[Repor
     (lambda f: bool(f.stuck), _stuck),
     (lambda f: bool(f.of_kind("None")) and f.node_ready, _unowned),
     (lambda f: any(b["blocking"] for b in f.pdbs), _pdb_blocks),
+    (lambda f: bool(f.pinned), _pinned),
 )
 
 
@@ -333,11 +373,13 @@ class NodePodsActions(KubeActions):
         Output: `node`, `node_ready`, `pods_total`, `by_owner_kind` {kind: count}, `pods` [{namespace, name,
         owner_kind, owner, ready, phase, terminating, emptydir}], `statefulset_pods`, `unowned_pods`,
         `daemonset_pods`, `mirror_pods`, `stuck_pods` (StatefulSet + un-owned pods, only when the node is not
-        Ready), `terminating_pods`, `evictable_pods` (count), `workloads_without_ready_replicas` [{kind, namespace,
-        name, controller, desired, ready_elsewhere, pods_on_node}], `pdbs` [{namespace, name, disruptions_allowed,
-        pods, blocking}], `blocking_pdbs` ["ns/name"].
-        Findings: `node_pods.no_ready_replica` (critical), `node_pods.stuck`, `node_pods.unowned`,
-        `node_pods.pdb_blocks` (warning), `node_pods.ok` (info, only when nothing else was found).
+        Ready), `terminating_pods`, `evictable_pods` (count), `pinned_pods` (evictable pods that may run only on
+        this node), `movable_pods` (count of evictable pods that can run elsewhere),
+        `workloads_without_ready_replicas` [{kind, namespace, name, controller, desired, ready_elsewhere,
+        pods_on_node}], `pdbs` [{namespace, name, disruptions_allowed, pods, blocking}], `blocking_pdbs` ["ns/name"].
+        Findings: `node_pods.no_ready_replica` (critical, one per workload), `node_pods.stuck`, `node_pods.unowned`,
+        `node_pods.pdb_blocks`, `node_pods.pinned` (warning), `node_pods.ok` (info, only when nothing else was
+        found).
         Requests: node, pods (fieldSelector spec.nodeName), one GET per ReplicaSet/StatefulSet (one list per
         namespace with 4 or more of one kind), PDB list.
         """

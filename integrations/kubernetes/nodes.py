@@ -33,6 +33,11 @@ ZONE_LABEL = "topology.kubernetes.io/zone"
 CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+# cluster-autoscaler taints a node it is scaling down (its scale-down code, `ToBeDeletedTaint`): NotReady there is
+# the removal itself. The out-of-service taint is a person's word that the node is shut down: the pod GC
+# controller then force-deletes its pods and detaches volumes (non-graceful node shutdown, KEP-2268).
+AUTOSCALER_REMOVAL_TAINT = "ToBeDeletedByClusterAutoscaler"
+OUT_OF_SERVICE_TAINT = "node.kubernetes.io/out-of-service"
 NOTABLE_EVENTS = ("NodeNotReady", "Rebooted", "SystemOOM", "EvictionThresholdMet", "ContainerGCFailed",
                   "ImageGCFailed", "NodeHasInsufficientMemory", "NodeHasDiskPressure", "KubeletNotReady")
 
@@ -119,6 +124,14 @@ class NodeFacts:
         return UNREACHABLE_TAINT in self.taint_keys
 
     @property
+    def being_removed(self) -> bool:
+        return AUTOSCALER_REMOVAL_TAINT in self.taint_keys
+
+    @property
+    def out_of_service(self) -> bool:
+        return OUT_OF_SERVICE_TAINT in self.taint_keys
+
+    @property
     def stopped(self) -> bool:
         """The kubelet stopped reporting: stale Lease, Ready Unknown, or the controller's unreachable taint."""
         return bool(self.lease_stale) or self.ready == "Unknown" or self.unreachable
@@ -179,6 +192,7 @@ def node_facts(node: dict[str, Any], lease: dict[str, Any] | None, nodes: list[d
 # The order is the precedence: a correlated failure explains this node too; a silent kubelet explains
 # any condition it last posted; a kubelet that reports NotReady names its own reason.
 NODE_CAUSES: tuple[tuple[str, Callable[[NodeFacts], bool]], ...] = (
+    ("being_removed", lambda f: f.being_removed),
     ("many_nodes_not_ready", lambda f: f.ready != "True" and f.many_not_ready),
     ("kubelet_stopped", lambda f: f.stopped),
     ("kubelet_not_ready", lambda f: f.ready == "False"),
@@ -195,6 +209,7 @@ def node_output(f: NodeFacts, cause: str) -> dict[str, Any]:
         "lease_renew_time": f.renew, "lease_age_seconds": None if f.lease_age is None else round(f.lease_age, 1),
         "lease_stale": f.lease_stale, "heartbeat_source": f.heartbeat_source, "pressures": list(f.pressures),
         "network_unavailable": f.network_unavailable, "taints": list(f.taints), "unreachable": f.unreachable,
+        "out_of_service": f.out_of_service,
         "unschedulable": f.unschedulable, "control_plane": f.control_plane, "zone": f.zone,
         "kubelet_version": f.node_info.get("kubeletVersion"),
         "container_runtime": f.node_info.get("containerRuntimeVersion"),
@@ -240,6 +255,24 @@ def _many(report: Report, f: NodeFacts) -> None:
         "alone; do not cordon or drain nodes one by one",
         [_ready_ev(f), *[ev(f"Node {n}", "status.conditions[Ready]", "not True") for n in view["not_ready_nodes"][:5]
                          if n != f.name]],
+    )
+
+
+def _being_removed(report: Report, f: NodeFacts) -> None:
+    report.add(
+        "node.being_removed", "info",
+        f"{f.name} is being removed by the cluster autoscaler (taint {AUTOSCALER_REMOVAL_TAINT}); NotReady is "
+        "the scale-down itself and its pods are being moved: nothing to do",
+        [ev(f"Node {f.name}", "spec.taints", sorted(k for k in f.taint_keys if k)), _ready_ev(f)],
+    )
+
+
+def _out_of_service(report: Report, f: NodeFacts) -> None:
+    report.add(
+        "node.out_of_service", "info",
+        f"{f.name} is tainted {OUT_OF_SERVICE_TAINT}: someone confirmed it is shut down, so Kubernetes "
+        "force-deletes its pods and detaches their volumes by itself; no force-delete is needed",
+        [ev(f"Node {f.name}", "spec.taints", OUT_OF_SERVICE_TAINT)],
     )
 
 
@@ -309,8 +342,8 @@ def _cordoned(report: Report, f: NodeFacts) -> None:
 
 
 _CAUSE_FINDINGS: dict[str, Callable[[Report, NodeFacts], None]] = {
-    "many_nodes_not_ready": _many, "kubelet_stopped": _stopped, "kubelet_not_ready": _not_ready,
-    "network_unavailable": _network,
+    "being_removed": _being_removed, "many_nodes_not_ready": _many, "kubelet_stopped": _stopped,
+    "kubelet_not_ready": _not_ready, "network_unavailable": _network,
 }
 
 
@@ -318,9 +351,11 @@ def _always_findings(cause: str) -> list[tuple[Callable[[NodeFacts], bool], Call
     """Findings beside the cause's own, in order; the cause decides some of them."""
     return [
         (lambda f: bool(f.pressures) and cause != "many_nodes_not_ready", _pressure),
-        (lambda f: cause != "healthy" and f.view["schedulable_share_after_cordon"] < 0.5, _capacity_low),
+        (lambda f: cause not in ("healthy", "being_removed") and f.view["schedulable_share_after_cordon"] < 0.5,
+         _capacity_low),
         (lambda f: cause == "healthy", _healthy),
         (lambda f: f.unschedulable, _cordoned),
+        (lambda f: f.out_of_service, _out_of_service),
     ]
 
 
@@ -341,16 +376,18 @@ class NodeActions(KubeActions):
     def inspect(self, ctx: ActionContext, args: NodeInspectArgs) -> dict[str, Any]:
         """Classify a node's state and the cluster around it.
 
-        Output: `cause` (healthy | kubelet_stopped | kubelet_not_ready | pressure | network_unavailable |
+        Output: `cause` (healthy | being_removed (cluster-autoscaler scale-down) | kubelet_stopped |
+        kubelet_not_ready | pressure | network_unavailable |
         many_nodes_not_ready), `ready`, `ready_status`, `ready_reason`, `ready_message`, `conditions`,
         `lease_renew_time`, `lease_age_seconds` (from the Lease, else from Ready.lastHeartbeatTime: see
         `heartbeat_source` = lease | node_status | None), `lease_stale` (None without a Lease), `pressures`,
-        `network_unavailable`, `taints`, `unreachable`, `unschedulable`, `control_plane`, `zone`,
+        `network_unavailable`, `taints`, `unreachable`, `out_of_service`, `unschedulable`, `control_plane`, `zone`,
         `kubelet_version`, `container_runtime`, `kernel_version`, `os_image`, `events`, `nodes_total`,
         `not_ready_nodes`, `not_ready_count`, `not_ready_share`, `not_ready_by_zone`, `schedulable_nodes`,
         `schedulable_share`, `schedulable_share_after_cordon` (shares over worker nodes).
         Findings: `node.many_not_ready`, `node.kubelet_stopped`, `node.not_ready`, `node.network_unavailable`
-        (critical); `node.pressure`, `node.capacity_low` (warning); `node.healthy`, `node.cordoned` (info).
+        (critical); `node.pressure`, `node.capacity_low` (warning); `node.healthy`, `node.cordoned`,
+        `node.being_removed`, `node.out_of_service` (info).
         Requests: node list (paged), the Lease, the node's events.
         """
         kube = self.kube_for(ctx)
