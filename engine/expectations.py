@@ -31,13 +31,11 @@ def check_expectations(run: RunRecord, expect: TestExpect, read: ObjectReader | 
     failures: list[str] = []
     if expect.status and str(run.status) != expect.status:
         failures.append(f"status is {run.status}, expected {expect.status}" + (f" ({run.error})" if run.error else ""))
-    found = {f.id for f in run.findings}
-    proposed = {p.id for p in run.proposals}
-    failures += [f"finding {i!r} missing (found: {sorted(found) or 'none'})" for i in expect.findings if i not in found]
-    failures += [f"finding {i!r} present but must not be" for i in expect.no_findings if i in found]
-    failures += [f"proposal {i!r} missing (proposed: {sorted(proposed) or 'none'})"
-                 for i in expect.proposals if i not in proposed]
-    failures += [f"proposal {i!r} present but must not be" for i in expect.no_proposals if i in proposed]
+    failures += _present("finding", {f.id for f in run.findings}, expect.findings, expect.no_findings)
+    failures += _present("proposal", {p.id for p in run.proposals}, expect.proposals, expect.no_proposals)
+    planned = [i.step for i in run.plan]
+    if expect.plan and planned != list(expect.plan):
+        failures.append(f"plan is {planned or 'empty'}, expected {list(expect.plan)}")
     for check in expect.objects:
         failures += _check_object(check, read)
     for step_id, step_expect in expect.steps.items():
@@ -63,6 +61,12 @@ def _check_step(run: RunRecord, step_id: str, expect: StepExpect) -> list[str]:
             shown = "absent" if value is _MISSING else repr(value)
             failures.append(f"step {step_id!r} output {path} is {shown}, expected {wanted!r}")
     return failures
+
+
+def _present(what: str, found: set[str], wanted: tuple[str, ...], unwanted: tuple[str, ...]) -> list[str]:
+    label = "found" if what == "finding" else "proposed"
+    return ([f"{what} {i!r} missing ({label}: {sorted(found) or 'none'})" for i in wanted if i not in found]
+            + [f"{what} {i!r} present but must not be" for i in unwanted if i in found])
 
 
 def _check_object(check: dict[str, Any], read: ObjectReader | None) -> list[str]:

@@ -257,6 +257,7 @@ class TestExpect(Model):
     no_findings: tuple[str, ...] = ()
     proposals: tuple[str, ...] = ()
     no_proposals: tuple[str, ...] = ()
+    plan: tuple[str, ...] = Field(default=(), description="Remediation step ids the whole plan must hold, in order.")
     objects: tuple[dict[str, Any], ...] = Field(
         default=(), description="State checks: {kind, name, namespace?, field, equals | absent}."
     )

@@ -127,9 +127,12 @@ def _parse_schedule(spec: dict[str, Any]) -> tuple[Schedule | None, str | None]:
 
 
 def _last_success(status: dict[str, Any], jobs: list[dict[str, Any]]) -> datetime | None:
-    completed = [j for j in jobs if job_state(j) == "complete"]
-    return parse_time(status.get("lastSuccessfulTime")) or (
-        parse_time((completed[-1].get("status") or {}).get("completionTime")) if completed else None)
+    """The later of status.lastSuccessfulTime and the newest completed run's completionTime: a manual re-run
+    that succeeded counts (the controller only records the runs it started)."""
+    completed = [t for j in jobs if job_state(j) == "complete"
+                 if (t := parse_time((j.get("status") or {}).get("completionTime"))) is not None]
+    times = [t for t in (parse_time(status.get("lastSuccessfulTime")), *completed) if t is not None]
+    return max(times) if times else None
 
 
 def _problem(jobs: list[dict[str, Any]], last_success: datetime | None, now: datetime) -> dict[str, Any] | None:

@@ -197,6 +197,7 @@ def analyze_overlap(
         "concurrency_policy": concurrency_policy,
         "members": [{"name": s["name"], "how": how.get(s["name"], "selector")} for s in summaries],
         "lookalikes": [name_of(j) for j in lookalikes or []],
+        "duplicate_origin": None,
     })
     for earlier, later in pairs:
         a_start, b_start = job_start(earlier), job_start(later)
@@ -211,7 +212,9 @@ def analyze_overlap(
         })
     if pairs:
         first = report.output["overlaps"][0]
-        report.output.update(duplicate_job=first["duplicate"], original_job=first["original"], reason=first["reason"])
+        later = next(j for j in jobs if name_of(j) == first["duplicate"])
+        report.output.update(duplicate_job=first["duplicate"], original_job=first["original"], reason=first["reason"],
+                             duplicate_origin=_origin(later, how.get(first["duplicate"], "selector")))
         for row in report.output["overlaps"]:
             when = "have been running at the same time for" if row["ongoing"] else "ran at the same time for"
             report.add(
@@ -232,6 +235,18 @@ def analyze_overlap(
         )
     _lookalikes(report, lookalikes or [], source)
     return report
+
+
+def _origin(job: dict[str, Any], how: str) -> str:
+    """Who made the duplicate: the CronJob's `schedule`, a person (`manual`), `helm`, a copy of the
+    `template` made outside the CronJob, or only a `selector` match. Only `schedule` is fixed by Forbid."""
+    if how == "template":
+        return "template"
+    if is_manual(job):
+        return "manual"
+    if is_helm_hook(job):
+        return "helm"
+    return "schedule" if how == "owner" else "selector"
 
 
 def _lookalikes(report: Report, lookalikes: list[dict[str, Any]], source: str) -> None:
@@ -276,7 +291,8 @@ class JobActions(KubeActions):
         created, start_time, completion_time, failed_reason, failed_message, active, succeeded, failed,
         duration_seconds, manual, helm_hook], `active_jobs`, `concurrency_policy` (CronJob only), `members`
         [{name, how: owner | template | selector}] (a run is owned by the CronJob or runs exactly its job
-        template), `lookalikes` (Jobs named like runs that are neither).
+        template), `lookalikes` (Jobs named like runs that are neither), `duplicate_origin` (schedule | manual | helm |
+        template | selector: who made the duplicate; only `schedule` is prevented by concurrencyPolicy Forbid).
         Findings: `jobs.duplicate_run` (critical, one per overlapping pair) or `jobs.no_duplicate` (info);
         `jobs.lookalike` (info) naming Jobs that only look like runs.
         """
