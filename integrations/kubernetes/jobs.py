@@ -185,56 +185,60 @@ def analyze_overlap(
     how = how or {}
     pairs = find_overlaps(jobs, now)
     summaries = [job_summary(j, now) for j in by_creation(jobs)]
-    active = [s["name"] for s in summaries if s["state"] == "active"]
+    overlaps = [_overlap_row(a, b, now, overlap_reason(a, b, concurrency_policy, how.get(name_of(b), "owner")))
+                for a, b in pairs]
+    first = overlaps[0] if overlaps else {}
+    later = next((j for j in jobs if name_of(j) == first.get("duplicate")), None)
     report = Report({
         "duplicate": bool(pairs),
         "jobs": summaries,
-        "active_jobs": active,
-        "overlaps": [],
-        "duplicate_job": None,
-        "original_job": None,
-        "reason": None,
+        "active_jobs": [s["name"] for s in summaries if s["state"] == "active"],
+        "overlaps": overlaps,
+        "duplicate_job": first.get("duplicate"),
+        "original_job": first.get("original"),
+        "reason": first.get("reason"),
         "concurrency_policy": concurrency_policy,
         "members": [{"name": s["name"], "how": how.get(s["name"], "selector")} for s in summaries],
         "lookalikes": [name_of(j) for j in lookalikes or []],
-        "duplicate_origin": None,
+        "duplicate_origin": _origin(later, how.get(name_of(later), "selector")) if later is not None else None,
     })
-    for earlier, later in pairs:
-        a_start, b_start = job_start(earlier), job_start(later)
-        overlap_end = min(job_end(earlier, now), job_end(later, now))
-        seconds = (overlap_end - b_start).total_seconds() if b_start else 0.0
-        reason = overlap_reason(earlier, later, concurrency_policy, how.get(name_of(later), "owner"))
-        report.output["overlaps"].append({
-            "original": name_of(earlier), "duplicate": name_of(later), "overlap_seconds": round(seconds, 1),
-            "ongoing": job_state(earlier) == "active" and job_state(later) == "active",
-            "original_start": format_time(a_start) if a_start else None,
-            "duplicate_start": format_time(b_start) if b_start else None, "reason": reason,
-        })
-    if pairs:
-        first = report.output["overlaps"][0]
-        later = next(j for j in jobs if name_of(j) == first["duplicate"])
-        report.output.update(duplicate_job=first["duplicate"], original_job=first["original"], reason=first["reason"],
-                             duplicate_origin=_origin(later, how.get(first["duplicate"], "selector")))
-        for row in report.output["overlaps"]:
-            when = "have been running at the same time for" if row["ongoing"] else "ran at the same time for"
-            report.add(
-                "jobs.duplicate_run", "critical",
-                f"Jobs {row['original']} and {row['duplicate']} of {source} {when} "
-                f"{human_duration(row['overlap_seconds'])}: {row['duplicate']} is the duplicate; {row['reason']}",
-                [ev(f"Job {row['original']}", "status.startTime", row["original_start"]),
-                 ev(f"Job {row['duplicate']}", "status.startTime", row["duplicate_start"]),
-                 *_why_evidence(jobs, row["duplicate"], concurrency_policy, source)],
-            )
-    else:
+    for row in overlaps:
+        when = "have been running at the same time for" if row["ongoing"] else "ran at the same time for"
         report.add(
-            "jobs.no_duplicate", "info",
-            f"no duplicate: {len(summaries)} Job(s) of {source}, none ran at the same time as another"
-            + (f" ({len(active)} active now)" if active else ""),
-            [ev(f"Job {s['name']}", "status.startTime..completionTime",
-                f"{s['start_time']} .. {s['completion_time'] or s['state']}") for s in summaries[-3:]],
+            "jobs.duplicate_run", "critical",
+            f"Jobs {row['original']} and {row['duplicate']} of {source} {when} "
+            f"{human_duration(row['overlap_seconds'])}: {row['duplicate']} is the duplicate; {row['reason']}",
+            [ev(f"Job {row['original']}", "status.startTime", row["original_start"]),
+             ev(f"Job {row['duplicate']}", "status.startTime", row["duplicate_start"]),
+             *_why_evidence(jobs, row["duplicate"], concurrency_policy, source)],
         )
+    if not overlaps:
+        _no_duplicate(report, summaries, source)
     _lookalikes(report, lookalikes or [], source)
     return report
+
+
+def _overlap_row(earlier: dict[str, Any], later: dict[str, Any], now: datetime, reason: str) -> dict[str, Any]:
+    a_start, b_start = job_start(earlier), job_start(later)
+    overlap_end = min(job_end(earlier, now), job_end(later, now))
+    seconds = (overlap_end - b_start).total_seconds() if b_start else 0.0
+    return {
+        "original": name_of(earlier), "duplicate": name_of(later), "overlap_seconds": round(seconds, 1),
+        "ongoing": job_state(earlier) == "active" and job_state(later) == "active",
+        "original_start": format_time(a_start) if a_start else None,
+        "duplicate_start": format_time(b_start) if b_start else None, "reason": reason,
+    }
+
+
+def _no_duplicate(report: Report, summaries: list[dict[str, Any]], source: str) -> None:
+    active = report.output["active_jobs"]
+    report.add(
+        "jobs.no_duplicate", "info",
+        f"no duplicate: {len(summaries)} Job(s) of {source}, none ran at the same time as another"
+        + (f" ({len(active)} active now)" if active else ""),
+        [ev(f"Job {s['name']}", "status.startTime..completionTime",
+            f"{s['start_time']} .. {s['completion_time'] or s['state']}") for s in summaries[-3:]],
+    )
 
 
 def _origin(job: dict[str, Any], how: str) -> str:
