@@ -22,7 +22,8 @@ Item = OutboxItem
 class Outbox:
     """The run store's outbox seen from Slack, on one clock (injected in tests)."""
 
-    CLAIM = 60.0  # seconds a claimed message stays with its sender; after a crash it is sent again once
+    CLAIM = 15.0  # seconds a claim (a message, a channel) stays with its sender: longer than one Slack call;
+    # after a crash its messages go out from another replica this much later, the one in flight perhaps twice
 
     def __init__(self, store: RunStore, clock: Callable[[], float] = time.time) -> None:
         self.store = store
