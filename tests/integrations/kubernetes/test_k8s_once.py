@@ -5,7 +5,7 @@ request is handled (`status`), or after it was applied (`after=True`)."""
 from __future__ import annotations
 
 import pytest
-from k8s_objects import lease, node, owner, pod, uid
+from k8s_objects import lease, node, owner, pdb, pod, uid
 from rollout_objects import rolled_out
 
 from engine.errors import OutcomeUnknown, PermanentError
@@ -68,10 +68,14 @@ def test_a_delete_whose_answer_was_lost_is_found_applied(cluster, ctx):
     assert gone is None or gone["metadata"].get("deletionTimestamp")
 
 
-def test_a_failure_status_from_the_eviction_endpoint_is_not_an_eviction(cluster, ctx):
-    """Two budgets over one pod: the real server answers 201 with a Failure Status, and nothing was evicted."""
-    sim, kube = cluster(fleet())
-    sim.faults.add(path=f"{POD}/eviction", method="POST", status=201)
+@pytest.mark.parametrize("how", ["two budgets", "injected"])
+def test_a_failure_status_from_the_eviction_endpoint_is_not_an_eviction(cluster, ctx, how):
+    """Two budgets over one pod: the real server answers 201 with a Failure Status, and nothing was evicted
+    (kubernetes pkg/registry/core/pod/storage/eviction.go, `EvictionREST.Create`)."""
+    budgets = [pdb("cache-a", "shop", "cache", 1, 0), pdb("cache-b", "shop", "cache", 1, 0)]
+    sim, kube = cluster([*fleet(), *(budgets if how == "two budgets" else [])])
+    if how == "injected":
+        sim.faults.add(path=f"{POD}/eviction", method="POST", status=201)
     c = ctx()
     with pytest.raises(PermanentError, match="Failure Status"):
         DrainActions(kube, sleep=lambda s: None).drain(c, DrainArgs(node="node-1"))
