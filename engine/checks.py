@@ -45,6 +45,8 @@ def check_runbook(
                 coerce_value(spec, spec.default)
             except ValueError as exc:
                 issues.append((("params", name, "default"), f"the default does not fit the param: {exc}", False))
+    for index, link in enumerate(runbook.links):  # rendered before any step ran: params, alert and run only
+        issues.extend(_check_template(link.url, ("links", index, "url"), False, runbook, steps.before(0), templating))
     issues.extend(_check_triggers(runbook))
     if check_tests:
         issues.extend(_check_tests(runbook, base))

@@ -200,6 +200,14 @@ class Chat(Model):
     channel: str | None = None
 
 
+class Link(Model):
+    """A link shown with every run (chat and run page): a dashboard, a logs query, a document."""
+
+    title: str = Field(min_length=1, max_length=100)
+    url: str = Field(max_length=2000, description="http(s) URL; may be a template over params, alert and run "
+                     "(e.g. a dashboard for {{ params.node }}). Links that do not render to http(s) are left out.")
+
+
 class Retry(Model):
     attempts: int = Field(default=1, ge=1, le=10)
     backoff: Duration = 1.0
@@ -283,6 +291,7 @@ class Runbook(Model):
     triggers: Triggers = Triggers()
     policy: Policy = Policy()
     chat: Chat = Chat()
+    links: tuple[Link, ...] = Field(default=(), max_length=10)
     steps: tuple[Step, ...] = Field(min_length=1)
     tests: tuple[RunbookTest, ...] = ()
 

@@ -14,9 +14,11 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import ValidationError
 
+from engine.links import run_links
 from engine.model import Runbook
 from engine.records import AuditEntry, Decision, RunRecord, StepRecord
 from engine.redaction import redact, redact_data
+from engine.templating import Templating
 
 MAX_TEXT = 20_000
 MAX_URL = 2048
@@ -112,12 +114,21 @@ def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def plan(run: RunRecord) -> list[dict[str, Any]]:
-    """The runbook's steps in order, each with what happened to it so far (timing, output) or `not reached`."""
+def runbook_of(run: RunRecord) -> Runbook | None:
     try:
-        specs = Runbook.model_validate_json(run.definition).steps
+        return Runbook.model_validate_json(run.definition)
     except ValidationError:
-        specs = ()
+        return None
+
+
+def links(run: RunRecord, runbook: Runbook | None) -> list[tuple[str, str]]:
+    """The runbook's own `links:` for this run (dashboards, log queries), rendered in the template sandbox."""
+    return run_links(runbook, run, Templating()) if runbook is not None else []
+
+
+def plan(run: RunRecord, runbook: Runbook | None) -> list[dict[str, Any]]:
+    """The runbook's steps in order, each with what happened to it so far (timing, output) or `not reached`."""
+    specs = runbook.steps if runbook is not None else ()
     done = {s.id: s for s in run.steps}
     rows = [step_view(run, done.pop(spec.id, None), spec.id, spec.action, spec.proposal is not None)
             for spec in specs]
@@ -196,10 +207,11 @@ def header(run: RunRecord) -> dict[str, Any]:
 def page(view: RunView) -> dict[str, Any]:
     """The template context of one run, redacted as a whole (defence in depth: the engine redacts too)."""
     run = view.run
+    runbook = runbook_of(run)
     external = (run.trigger or {}).get("external_url")
     context = {"run": header(run), "alerts": [alert_view(a, external) for a in view.alerts],
-               "plan": plan(run), "findings": findings(run), "remediations": remediations(run),
-               "proposals": proposals(run),
+               "links": links(run, runbook), "plan": plan(run, runbook), "findings": findings(run),
+               "remediations": remediations(run), "proposals": proposals(run),
                "changes": [change_view(c) for c in run.mutations], "decisions": decisions(view.decisions),
                "audit": audit(view.audit)}
     scrubbed: dict[str, Any] = redact_data(context)

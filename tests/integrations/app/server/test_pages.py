@@ -9,7 +9,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 from pydantic import ValidationError
-from widgets import ALICE
+from widgets import ALICE, ECHO, WIDGET
 
 from engine.settings import Settings
 from integrations.app.server.pages import CSP
@@ -153,3 +153,14 @@ def test_static_files(harness: Harness) -> None:
     assert script.headers["content-type"].startswith("text/javascript")
     assert harness.http.get(f"{harness.url}/static/../app.py").status_code == 404
     assert harness.http.get(f"{harness.url}/static/secrets.txt").status_code == 404
+
+
+def test_runbook_links_on_the_page(make_harness: Callable[..., Harness]) -> None:
+    linked = WIDGET.replace("steps:", 'links:\n  - {title: Widget dashboard, url: "https://grafana.example/d/w?var-w='
+                                      '{{ params.target | urlencode }}"}\n  - {title: Sneaky, url: "javascript:x"}\n'
+                                      "steps:", 1)
+    harness = make_harness(runbooks=(linked, ECHO))
+    run_id = _awaiting(harness)
+    text = harness.http.get(f"{harness.url}/runs/{run_id}", headers={**READ, **HTML}).text
+    assert '<a href="https://grafana.example/d/w?var-w=w1" rel="noopener noreferrer">Widget dashboard</a>' in text
+    assert "Sneaky" not in text and "javascript:" not in text
