@@ -17,10 +17,16 @@ TEMPLATE = {"type": "string", "pattern": r"\{\{|\{%", "description": "A template
 
 
 def _arguments(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
-    """The argument model's schema, each argument also accepting a template."""
-    defs.update(schema.pop("$defs", {}))
+    """The argument model's schema, each argument (and each field of a nested argument model, such as
+    `limits.memory`) also accepting a template."""
+    for name, nested in schema.pop("$defs", {}).items():
+        defs[name] = _templated(nested) if "properties" in nested else nested
+    return {**_templated(schema), "additionalProperties": False}
+
+
+def _templated(schema: dict[str, Any]) -> dict[str, Any]:
     properties = {name: {"anyOf": [prop, TEMPLATE]} for name, prop in schema.get("properties", {}).items()}
-    return {**schema, "properties": properties, "additionalProperties": False}
+    return {**schema, "properties": properties}
 
 
 def json_schema(registry: ActionRegistry | None = None) -> str:
