@@ -28,7 +28,7 @@ from .selectors import FieldSelector, LabelSelector, SelectorError
 from .store import ObjKey, ResourceVersionTooOld, Store
 from .subresources import Subresources
 from .workloads import Workloads
-from .writes import Writer
+from .writes import FieldChecks, Writer
 
 _NON_RESOURCE_OK = {"/healthz", "/livez", "/readyz"}
 WATCH_POLL = 0.5
@@ -185,21 +185,24 @@ class ApiHandler:
                 raise method_not_allowed()
             if rt.group == "authorization.k8s.io":
                 return ApiResponse.json(201, self.subresources.access_review(req, rt, ns))
-            obj = self.writer.create(rt, ns, req.json_body(), req.dry_run)
-            return ApiResponse.json(201, obj)
+            checks = FieldChecks(req.param("fieldValidation") or "Warn")
+            obj = self.writer.create(rt, ns, req.json_body(), req.dry_run, checks)
+            return ApiResponse.json(201, obj, checks.header())
         if verb in ("update", "patch") and not name:
             raise method_not_allowed()
         if verb == "update":
-            obj = self.writer.update(rt, ns, name or "", req.json_body(), req.dry_run, sub)
-            return ApiResponse.json(200, obj)
+            checks = FieldChecks(req.param("fieldValidation") or "Warn")
+            obj = self.writer.update(rt, ns, name or "", req.json_body(), req.dry_run, sub, checks)
+            return ApiResponse.json(200, obj, checks.header())
         if verb == "patch":
             if req.header("Content-Type").startswith("application/apply-patch"):
                 raise ApiError(
                     415, "UnsupportedMediaType", "server-side apply is not supported by kubesim", {}
                 )
             body = req.json_body()
-            obj = self.writer.patch(rt, ns, name or "", req.header("Content-Type"), body, req.dry_run, sub)
-            return ApiResponse.json(200, obj)
+            checks = FieldChecks(req.param("fieldValidation") or "Warn")
+            obj = self.writer.patch(rt, ns, name or "", req.header("Content-Type"), body, req.dry_run, sub, checks)
+            return ApiResponse.json(200, obj, checks.header())
         if verb == "delete":
             return self._delete(req, rt, ns, name or "")
         if verb == "deletecollection":

@@ -8,6 +8,7 @@ status subresource: the main endpoint ignores status changes and ``/status`` ign
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import (
@@ -19,6 +20,7 @@ from .errors import (
     not_found,
     unsupported_media_type,
 )
+from .fields import unknown_fields, without
 from .lifecycle import Lifecycle
 from .objects import format_time, meta, new_uid, utcnow
 from .patch import PatchError, apply_patch
@@ -35,6 +37,19 @@ _IMMUTABLE_META = (
     "deletionGracePeriodSeconds",
     "generation",
 )
+
+
+@dataclass
+class FieldChecks:
+    """A write's `fieldValidation` mode and the warnings it produced (sent as `Warning` headers)."""
+
+    mode: str = "Warn"
+    warnings: list[str] = field(default_factory=list)
+
+    def header(self) -> dict[str, str]:
+        if not self.warnings:
+            return {}
+        return {"Warning": ", ".join('299 - "' + w.replace('"', '\\"') + '"' for w in self.warnings)}
 
 
 class Writer:
@@ -74,10 +89,28 @@ class Writer:
         return obj
 
     # -- create ------------------------------------------------------------------------------
-    def create(self, rt: ResourceType, namespace: str | None, body: Any, dry_run: bool) -> dict:
+    def unknown_fields(self, rt: ResourceType, obj: dict, current: dict | None, checks: FieldChecks) -> dict:
+        """Drop fields the kind does not have (new ones only, on update), warn or refuse per fieldValidation."""
+        kind = rt.kind if self.table.builtin_group(rt.group) else ""
+        found = unknown_fields(kind, obj)
+        if current is not None and found:
+            found = [p for p in found if p not in set(unknown_fields(kind, current))]
+        if not found:
+            return obj
+        if checks.mode == "Strict":
+            listed = ", ".join(f'unknown field "{p}"' for p in found)
+            raise bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                              f"strict decoding error: {listed}")
+        if checks.mode != "Ignore":
+            checks.warnings.extend(f'unknown field "{p}"' for p in found)
+        return without(obj, found)
+
+    def create(
+        self, rt: ResourceType, namespace: str | None, body: Any, dry_run: bool, checks: FieldChecks | None = None
+    ) -> dict:
         check_type(rt, body)
         check_namespace(rt, body, namespace)
-        obj = dict(body)
+        obj = self.unknown_fields(rt, dict(body), None, checks or FieldChecks())
         m = dict(obj.get("metadata") or {})
         obj["metadata"] = m
         if rt.namespaced:
@@ -122,6 +155,7 @@ class Writer:
         body: Any,
         dry_run: bool,
         subresource: str | None,
+        checks: FieldChecks | None = None,
     ) -> dict:
         check_type(rt, body)
         check_namespace(rt, body, namespace)
@@ -130,7 +164,8 @@ class Writer:
             current = self.store.get(rt, namespace, name)
             if current is None:
                 raise not_found(rt, name)
-            return self._replace(rt, current, dict(body), dry_run, subresource)
+            new = dict(body) if subresource else self.unknown_fields(rt, dict(body), current, checks or FieldChecks())
+            return self._replace(rt, current, new, dry_run, subresource)
 
     def _replace(
         self, rt: ResourceType, current: dict, new: dict, dry_run: bool, subresource: str | None
@@ -186,6 +221,7 @@ class Writer:
         patch_doc: Any,
         dry_run: bool,
         subresource: str | None,
+        checks: FieldChecks | None = None,
     ) -> dict:
         ctype = content_type.split(";")[0].strip().lower()
         if ctype == "application/apply-patch+yaml":
@@ -203,4 +239,6 @@ class Writer:
             if not isinstance(patched.get("metadata"), dict):
                 raise bad_request("metadata must be an object")
             require_name_match(rt, patched, name)
+            if not subresource:
+                patched = self.unknown_fields(rt, patched, current, checks or FieldChecks())
             return self._replace(rt, current, patched, dry_run, subresource)

@@ -214,3 +214,34 @@ def test_events_expire_an_hour_after_they_were_stored(sim: SimulatedCluster) -> 
     assert len(_request(sim, "GET", "/api/v1/events")[2]["items"]) == 2
     sim.clock.offset += timedelta(minutes=2)
     assert _request(sim, "GET", "/api/v1/events")[2]["items"] == []
+
+
+# -- unknown fields (fieldValidation) ---------------------------------------------------------
+def _send(sim: SimulatedCluster, method: str, path: str, body: Any,
+          ctype: str = "application/json") -> tuple[int, str, dict]:
+    conn = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=10)
+    conn.request(method, path, body=json.dumps(body), headers={"Content-Type": ctype})
+    resp = conn.getresponse()
+    return resp.status, resp.getheader("Warning") or "", json.loads(resp.read())
+
+
+def test_unknown_fields_are_dropped_with_a_warning_or_refused_when_strict(sim: SimulatedCluster) -> None:
+    job = _job("typo", backofLimit=3)
+    job["spec"]["template"]["spec"]["containers"][0]["imagee"] = "x"
+    code, warning, body = _send(sim, "POST", "/apis/batch/v1/namespaces/shop/jobs", job)
+    assert code == 201
+    assert warning == ('299 - "unknown field \\"spec.template.spec.containers[0].imagee\\"", '
+                       '299 - "unknown field \\"spec.backofLimit\\""')  # in the order they were written
+    stored = sim.get("jobs", "typo", "shop")
+    assert "backofLimit" not in stored["spec"] and "imagee" not in stored["spec"]["template"]["spec"]["containers"][0]
+    code, _, body = _send(sim, "POST", "/apis/batch/v1/namespaces/shop/jobs?fieldValidation=Strict",
+                          {**_job("strict"), "spec": {**_job("strict")["spec"], "paralelism": 2}})
+    assert code == 400 and body["message"] == ('Job in version "v1" cannot be handled as a Job: strict decoding '
+                                               'error: unknown field "spec.paralelism"')
+    assert sim.get("jobs", "strict", "shop") is None
+    code, warning, _ = _send(sim, "PATCH", "/api/v1/nodes/worker-a?fieldValidation=Ignore",
+                             {"spec": {"unschedulabel": True}}, "application/merge-patch+json")
+    assert code == 200 and warning == "" and "unschedulabel" not in sim.get("nodes", "worker-a")["spec"]
+    code, warning, _ = _send(sim, "PATCH", "/api/v1/nodes/worker-a", {"spec": {"unschedulable": True}},
+                             "application/merge-patch+json")
+    assert code == 200 and warning == "" and sim.get("nodes", "worker-a")["spec"]["unschedulable"] is True
