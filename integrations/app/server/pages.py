@@ -168,20 +168,43 @@ async def run_events(request: Request) -> Response:
     return StreamingResponse(_stream(request, store, run_id), media_type="text/event-stream", headers=headers)
 
 
+class OpenStreams:
+    """How many live pages hold an event stream open (each is a connection and a poll a second)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+def open_streams(request: Request) -> OpenStreams:
+    """This app's stream count, made (and exported as a gauge) with the first stream."""
+    state = request.app.state
+    if not hasattr(state, "page_streams"):
+        state.page_streams = OpenStreams()
+        state.services.metrics.gauge("runbook_page_streams_open", "Live run pages holding an event stream.",
+                                     lambda: state.page_streams.count)
+    streams: OpenStreams = state.page_streams
+    return streams
+
+
 async def _stream(request: Request, store: RunStore, run_id: str) -> AsyncIterator[str]:
     last, deadline = "", time.monotonic() + STREAM_SECONDS
-    yield "retry: 3000\n\n"
-    while time.monotonic() < deadline and not await request.is_disconnected():
-        view = await run_in_threadpool(_gather, store, run_id)
-        fragment = await run_in_threadpool(render_timeline, view)
-        digest = hashlib.sha256(fragment.encode()).hexdigest()
-        if digest != last:
-            last = digest
-            yield sse("update", fragment)
-        if view.run.status.finished:
-            yield sse("end", str(view.run.status))
-            return
-        await asyncio.sleep(POLL_SECONDS)
+    streams = open_streams(request)
+    streams.count += 1
+    try:
+        yield "retry: 3000\n\n"
+        while time.monotonic() < deadline and not await request.is_disconnected():
+            view = await run_in_threadpool(_gather, store, run_id)
+            fragment = await run_in_threadpool(render_timeline, view)
+            digest = hashlib.sha256(fragment.encode()).hexdigest()
+            if digest != last:
+                last = digest
+                yield sse("update", fragment)
+            if view.run.status.finished:
+                yield sse("end", str(view.run.status))
+                return
+            await asyncio.sleep(POLL_SECONDS)
+    finally:
+        streams.count -= 1
 
 
 def sse(event: str, data: str) -> str:

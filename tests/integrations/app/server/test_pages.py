@@ -13,7 +13,7 @@ from widgets import ALICE, ECHO, WIDGET
 
 from engine.settings import Settings
 from integrations.app.server.pages import CSP
-from integrations.testing.server import READ_TOKEN, WEBHOOK_TOKEN, Harness, alert
+from integrations.testing.server import READ_TOKEN, WEBHOOK_TOKEN, Harness, alert, wait_for
 
 READ = {"Authorization": f"Bearer {READ_TOKEN}"}
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
@@ -143,6 +143,9 @@ def test_events_stream_follows_an_active_run(harness: Harness) -> None:
     assert events[0][0] == "update" and "awaiting_approval" in events[0][1]
     assert events[-1] == ("end", "succeeded")
     assert "U0ALICE" in events[-2][1] and 'id="run-status">succeeded' in events[-2][1]
+    metrics = harness.http.get(f"{harness.url}/metrics").text
+    wait_for(lambda: "runbook_page_streams_open 0" in harness.http.get(f"{harness.url}/metrics").text,
+             what=f"the stream to be counted closed\n{metrics}")
     missing = harness.http.get(f"{harness.url}/runs/nope/events", headers=READ)
     assert missing.status_code == 404
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -147,3 +148,20 @@ def test_planted_markup_is_text_in_the_browser(tmp_path: Path, chromium: Chromiu
     assert escaped in section(dom, "steps")  # the pod log in the step's output, shown as text
     assert "{{ 7*7 }}" in section(dom, "trigger") and "{{ 7*7 }}" in section(dom, "steps")
     assert "<img src=\"x\"" not in dom and "<script>document" not in dom
+
+
+def test_a_live_page_follows_the_run_in_the_browser(harness: Harness, chromium: Chromium) -> None:
+    """The page's script applies the server-sent updates: loaded while the run awaits approval, approved
+    while the browser holds the page open, dumped after the stream ended: the DOM shows the new state."""
+    labels = {"widget": "w1", "severity": "critical"}
+    run_id = harness.post_alerts([alert("WidgetDown", labels)]).json()["started"][0]["run_id"]
+    harness.wait_status(run_id, "awaiting_approval")
+    browser = Chromium(chromium.binary, budget_ms=4000)
+    with ThreadPoolExecutor(1) as pool:
+        dumped = pool.submit(browser.dump_dom, page_url(harness, f"/runs/{run_id}"))
+        wait_for(lambda: "runbook_page_streams_open 1" in harness.http.get(f"{harness.url}/metrics").text,
+                 timeout=30, what="the page's script to open the event stream")
+        assert harness.click(ALICE, run_id, "restart").status_code == 200
+        dom = dumped.result(timeout=90)
+    assert 'id="run-status">succeeded' in dom and "data-events" not in dom  # swapped in, stream closed
+    assert "step.approved" in section(dom, "audit") and ALICE in section(dom, "decisions")
