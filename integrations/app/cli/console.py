@@ -6,13 +6,20 @@ import sys
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as escape_markup
 
 from engine.events import RunEvent
+from engine.text import escape_controls
 
 _SEVERITY = {"critical": "bold red", "warning": "yellow", "info": "green"}
 _STEP = {"succeeded": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[dim]–[/]", "proposed": "[cyan]?[/]",
          "rejected": "[red]✗[/]", "interrupted": "[red]![/]"}
+
+
+def escape(text: str) -> str:
+    """Text from outside made safe for a rich terminal: markup escaped, control characters (ESC, NUL) shown
+    as escapes instead of driving the terminal."""
+    return escape_markup(escape_controls(text, keep_newlines=True))
 
 
 def terminal(stderr: bool = False) -> Console:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from engine.errors import (
@@ -30,7 +29,7 @@ from engine.records import RunRecord, RunStatus
 from engine.run_store import RunStore
 from engine.schema import json_schema
 from engine.settings import Settings
-from integrations.app.cli.console import ConsoleSink, terminal
+from integrations.app.cli.console import ConsoleSink, escape, terminal
 from integrations.app.cli.output import check_output, emit, output_formats, run_row, runbook_row, version, when
 from integrations.app.clusters import open_cluster
 from integrations.app.logs import configure_logging

@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from engine.actions import ActionRegistry
 from engine.errors import RunbookError
 from engine.hints import did_you_mean
 from engine.settings import Settings
-from integrations.app.cli.console import terminal
+from integrations.app.cli.console import escape, terminal
 from integrations.app.cli.output import action_row, audit_row, check_output, emit, output_formats, when
 from integrations.app.clusters import SIM_TOKEN
 from integrations.app.rehearsal import collect, rehearse

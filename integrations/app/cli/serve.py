@@ -22,11 +22,10 @@ from urllib.parse import urlencode
 
 import typer
 from pydantic import SecretStr
-from rich.markup import escape
 
 from engine.errors import RunbookError, SettingsError
 from engine.settings import Settings
-from integrations.app.cli.console import terminal
+from integrations.app.cli.console import escape, terminal
 from integrations.slack import sign
 from integrations.testing.slack_fake import FakeSlack
 

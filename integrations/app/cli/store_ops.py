@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from rich.markup import escape
 
 from engine.errors import RunbookError, SchemaError
 from engine.settings import Settings
 from engine.version import ENGINE_VERSION
-from integrations.app.cli.console import terminal
+from integrations.app.cli.console import escape, terminal
 from integrations.app.stores import describe, open_store
 
 out = terminal()

@@ -127,3 +127,26 @@ def test_serve_logs_cannot_be_forged(tmp_path: Path, fmt: str) -> None:
         assert any(r["logger"] == "uvicorn.access" for r in records)  # uvicorn's records are JSON too
     else:
         assert any("truncated" in line and "\\r\\n" + FORGED in line for line in lines)
+
+
+def test_the_terminal_shows_control_characters_from_the_cluster_escaped(tmp_path: Path) -> None:
+    """A pod log line with ESC/NUL reaches `runbook run` progress and `runbook show` as visible escapes."""
+    scenario = ROOT / "runbooks" / "scenarios" / "billing-cronjob-failed" / "exit-code.yaml"
+    docs = list(yaml.safe_load_all(scenario.read_text()))
+    for doc in docs:
+        annotations = (doc or {}).get("metadata", {}).get("annotations") or {}
+        if "kubesim.runbook.dev/log" in annotations:
+            annotations["kubesim.runbook.dev/log"] += "\x1b[2J\x1b]0;pwned\x07 cleared\x00\n"
+    planted = tmp_path / "scenario.yaml"
+    planted.write_text(scenario.read_text().split("---", 1)[0] + "---\n" + yaml.safe_dump_all(docs))
+    env = {**os.environ, "RUNBOOK_DB": str(tmp_path / "runs.db")}
+    cli = [sys.executable, "-m", "integrations.app.cli"]
+    ran = subprocess.run([*cli, "run", "billing-cronjob-failed", "-p", "cronjob=billing-monthly", "--scenario",
+                          str(planted), "--runbooks", str(ROOT / "runbooks")], capture_output=True, text=True,
+                         env=env, cwd=ROOT, timeout=120)
+    run_id = next(line.split("run ")[-1].split()[0] for line in ran.stderr.splitlines() if "▶" in line)
+    shown = subprocess.run([*cli, "show", run_id], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    for output in (ran.stdout, ran.stderr, shown.stdout):
+        assert "\x1b" not in output and "\x00" not in output and "\x07" not in output
+    assert "\\x1b[2J\\x1b]0;pwned\\x07 cleared\\0" in ran.stderr + shown.stdout
