@@ -32,7 +32,8 @@ _MAX_JSON = 256 * 1024  # embedded JSON (last-applied-configuration) parsed to r
 _S = r"[A-Za-z0-9]"
 # Values whose format alone says "credential": (pattern, group holding the secret).
 _TOKENS: list[re.Pattern[str]] = [re.compile(p) for p in (
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----|[A-Za-z0-9+/=\s\\]*)",
+    # the body is base64, whitespace or JSON's `\n` (never `-`), so this stays linear however many BEGINs
+    r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----[A-Za-z0-9+/=\s\\]*(?:-----END [A-Z ]{0,40}PRIVATE KEY-----)?",
     r"\b(?:sk|rk)_(?:live|test)_" + _S + r"{10,}",  # Stripe secret and restricted keys
     r"\bwhsec_" + _S + r"{16,}",  # Stripe webhook signing secrets
     r"\bgh[pousr]_" + _S + r"{30,}",  # GitHub tokens
@@ -50,11 +51,12 @@ _KEYED: list[re.Pattern[str]] = [re.compile(p) for p in (
     r"(?i)(?P<key>\b(?:proxy-)?authorization\b[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|token|digest|negotiate"
     r"|aws4-hmac-sha256)\s+)?)(?P<value>[^\s\"',;]+)",
     r"(?i)(?P<key>\b(?:bearer|basic)\s+)(?P<value>[A-Za-z0-9._~+/=-]{8,})",
-    r"(?i)(?P<key>(?<![\w-])--?[\w-]*(?:" + _SECRET_WORD + r")[\w-]*(?:=|\s+))(?P<value>[^\s\"'-][^\s\"']*)",
-    r"(?i)(?P<key>\b[\w.-]*(?:" + _SECRET_WORD + r")[\w.-]*\b[\"']?\s*[:=]\s*)"
-    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&\"'}]+)",
-    r"(?P<key>\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)(?P<value>[^\s@/]+)(?=@)",  # user:password@ in URLs
-    r"(?P<key>\b[a-z][a-z0-9+.-]*://)(?P<value>[A-Za-z0-9_-]{16,})(?=@)",  # token@ in URLs (Sentry DSNs)
+    # keys and schemes are bounded ({0,64}) and start at the secret word: an unbounded `[\w.-]*` before it
+    # made "a-a-a-..." take quadratic time (52 s for 10 KB) in a log line
+    r"(?i)(?P<key>(?<![\w-])--?[\w-]{0,40}?(?:" + _SECRET_WORD + r")[\w-]{0,40}(?:=|\s+))(?P<value>[^\s\"'-][^\s\"']*)",
+    r"(?i)(?P<key>(?:" + _SECRET_WORD + r")[\w.-]{0,64}[\"']?\s*[:=]\s*)(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&\"'}]+)",
+    r"(?P<key>\b[a-z][a-z0-9+.-]{0,30}://[^\s:/@]{1,256}:)(?P<value>[^\s@/]{1,1024})(?=@)",  # user:password@ in URLs
+    r"(?P<key>\b[a-z][a-z0-9+.-]{0,30}://)(?P<value>[A-Za-z0-9_-]{16,1024})(?=@)",  # token@ in URLs (Sentry DSNs)
 )]
 _CANDIDATE = re.compile(r"[A-Za-z0-9+/=_.~-]{20,}")
 
