@@ -118,7 +118,8 @@ class Templating:
                 if isinstance(result, Undefined):
                     result._fail_with_undefined_error()  # a sandbox refusal or missing name, not a value
                 return result
-            except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+            except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError,
+                    RecursionError) as exc:
                 raise TemplateFailure(f"template {value!r} failed: {_reason(exc)}") from exc
         if isinstance(value, Mapping):
             return {k: self._render(v, context) for k, v in value.items()}
@@ -134,7 +135,8 @@ class Templating:
             if isinstance(result, Undefined):
                 result._fail_with_undefined_error()
             return bool(result)
-        except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+        except (TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError,
+                    RecursionError) as exc:
             raise TemplateFailure(f"condition {expression!r} failed: {_reason(exc)}") from exc
 
 
