@@ -41,15 +41,6 @@ out = terminal()
 err = terminal(stderr=True)
 
 
-@app.callback()
-def _logging() -> None:
-    # the engine's warnings on stderr, beside the progress (RUNBOOK_LOG_FORMAT, RUNBOOK_LOG_LEVEL; `serve`
-    # switches to stdout at info)
-    try:
-        configure_logging(sys.stderr, default_level="warning")
-    except SettingsError as exc:
-        _fail(str(exc))
-
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Settings file (YAML); RUNBOOK_* env vars win.")]
 RunbooksOpt = Annotated[list[Path] | None, typer.Option("--runbooks", help="Runbook folder or file (repeatable).")]
 ScenarioOpt = Annotated[Path | None, typer.Option("--scenario", help="Run against a simulated cluster loaded "
@@ -70,7 +61,12 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _root(show_version: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
                                                      is_eager=True, callback=_print_version)] = False) -> None:
-    pass
+    # the engine's warnings on stderr, beside the progress (RUNBOOK_LOG_FORMAT, RUNBOOK_LOG_LEVEL; `serve`
+    # switches to stdout at info)
+    try:
+        configure_logging(sys.stderr, default_level="warning")
+    except SettingsError as exc:
+        _fail(str(exc))
 
 
 def _settings(config: Path | None, runbooks: list[Path] | None = None) -> Settings:
