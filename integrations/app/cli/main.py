@@ -332,10 +332,11 @@ def main() -> None:
 
 
 def _register_more() -> None:
-    from integrations.app.cli import ops, store_ops
+    from integrations.app.cli import ops, scenario_cmd, store_ops
 
     ops.register(app)
     store_ops.register(app)
+    scenario_cmd.register(app)
 
 
 _register_more()
