@@ -12,6 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 from engine.actions import Action, ActionKind, ActionRegistry, ArgumentProblem, NotLiteral
+from engine.foreach import ITEM, expanded_ids
 from engine.hints import did_you_mean
 from engine.model import Runbook, Step
 from engine.params import coerce_value
@@ -37,8 +38,12 @@ def check_runbook(
         seen.setdefault(step.id, index)
         raw_step = raw["steps"][index]
         issues.extend(_check_action(step, loc, raw_step, registry))
+        if isinstance(raw_step, dict) and "foreach_index" in raw_step:
+            issues.append(((*loc, "foreach_index"), "foreach_index is set by the engine, not in runbooks", True))
+        names = CONTEXT_NAMES | ({ITEM} if step.foreach is not None else set())
         for where, source, is_expression in _templates(step, loc):
-            issues.extend(_check_template(source, where, is_expression, runbook, steps.before(index), templating))
+            issues.extend(_check_template(source, where, is_expression, runbook, steps.before(index), templating,
+                                          names))
     for name, spec in runbook.params.items():
         if spec.default is not None:
             try:
@@ -111,6 +116,8 @@ def _contains_template(value: Any) -> bool:
 
 
 def _templates(step: Step, loc: Loc) -> Iterator[tuple[Loc, str, bool]]:
+    if step.foreach is not None:
+        yield (*loc, "foreach"), step.foreach, False
     if step.when is not None:
         yield (*loc, "when"), step.when, True
     if is_template(step.title):
@@ -135,7 +142,8 @@ def _strings(value: Any, loc: Loc) -> Iterator[tuple[Loc, str, bool]]:
 
 
 def _check_template(
-    source: str, loc: Loc, is_expression: bool, runbook: Runbook, earlier: StepsBefore, templating: Templating
+    source: str, loc: Loc, is_expression: bool, runbook: Runbook, earlier: StepsBefore, templating: Templating,
+    names: frozenset[str] | set[str] = CONTEXT_NAMES,
 ) -> Iterator[Issue]:
     kind = "condition" if is_expression else "template"
     try:
@@ -152,15 +160,25 @@ def _check_template(
         yield loc, f"{kind} is beyond the sandbox's bounds: {too_large}", False
     bound = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
     for name in tree.find_all(nodes.Name):
-        if name.ctx == "load" and name.name not in CONTEXT_NAMES and name.name not in bound:
-            known = sorted(CONTEXT_NAMES)
+        if name.ctx == "load" and name.name not in names and name.name not in bound:
+            known = sorted(names)
             yield loc, f"{kind} uses unknown name {name.name!r}{did_you_mean(name.name, known)}", False
     for attr in tree.find_all(nodes.Getattr):
         if attr.attr.startswith("_"):
             yield loc, f"{kind} accesses {attr.attr!r}: private attributes are not allowed in runbooks", False
+    yield from _check_references(tree, loc, kind, runbook, earlier)
+
+
+def _check_references(
+    tree: nodes.Template, loc: Loc, kind: str, runbook: Runbook, earlier: StepsBefore
+) -> Iterator[Issue]:
+    """Params must be declared; steps must run earlier (and foreach steps be named by their runs)."""
     for root, key in _references(tree):
         if root == "params" and key not in runbook.params:
             yield loc, f"{kind} refers to undeclared param {key!r}{did_you_mean(key, list(runbook.params))}", False
+        elif root == "steps" and key in earlier.index.looped:
+            yield loc, (f"{kind} refers to foreach step {key!r}: its runs are steps.{key}_0 to "
+                        f"steps.{key}_{earlier.index.looped[key] - 1}"), False
         elif root == "steps" and key not in earlier:
             if key in earlier.index.first:
                 yield loc, f"{kind} refers to step {key!r}, which runs later; outputs exist only after it ran", False
@@ -175,8 +193,12 @@ class StepIndex:
 
     def __init__(self, runbook: Runbook) -> None:
         self.first: dict[str, int] = {}
+        self.looped: dict[str, int] = {}  # foreach step id -> its number of runs
         for index, step in enumerate(runbook.steps):
-            self.first.setdefault(step.id, index)
+            for step_id in expanded_ids(step):
+                self.first.setdefault(step_id, index)
+            if step.foreach is not None:
+                self.looped[step.id] = step.max_items
 
     def before(self, index: int) -> StepsBefore:
         return StepsBefore(self, index)
@@ -218,7 +240,7 @@ def _check_triggers(runbook: Runbook) -> Iterator[Issue]:
 
 
 def _check_tests(runbook: Runbook, base: Path) -> Iterator[Issue]:
-    step_ids = {s.id for s in runbook.steps}
+    step_ids = {step_id for s in runbook.steps for step_id in expanded_ids(s)}
     for i, test in enumerate(runbook.tests):
         loc: Loc = ("tests", i)
         if not (base / test.scenario).is_file():

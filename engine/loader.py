@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from engine.actions import ActionRegistry
 from engine.checks import Loc, check_runbook
 from engine.errors import DefinitionError, Problem
+from engine.foreach import expand
 from engine.hints import did_you_mean
 from engine.model import Runbook
 from engine.templating import Templating
@@ -66,7 +67,7 @@ class Loader:
             problems.append(doc.problem(loc, message, at_key))
         if problems:
             raise DefinitionError(sorted(problems, key=lambda p: (p.line, p.column)))
-        return runbook
+        return expand(runbook)
 
 
 def _validation_problems(exc: ValidationError, doc: Document) -> list[Problem]:

@@ -240,6 +240,19 @@ class Step(Model):
         description="The RBAC rules this step needs (resource[/sub][.group]:verb), for `runbook rbac` when they "
         "depend on a templated argument such as a generic action's `kind`.",
     )
+    foreach: str | None = Field(
+        default=None,
+        description="A template giving a list: the step runs once per item (`item` in its templates), as steps "
+        "<id>_0, <id>_1, ...; each remediation item is its own proposal and approval.",
+    )
+    max_items: int = Field(default=10, ge=1, le=50, description="At most this many items of `foreach` run.")
+    foreach_index: int | None = Field(default=None, ge=0, description="Set by the engine: the item this run takes.")
+
+    @model_validator(mode="after")
+    def _foreach_consistent(self) -> Step:
+        if self.foreach is None and self.foreach_index is not None:
+            raise ValueError("foreach_index is set by the engine for foreach steps")
+        return self
 
     @field_validator("permissions")
     @classmethod

@@ -27,6 +27,7 @@ from engine.errors import (
     StepError,
     StepTimeout,
 )
+from engine.foreach import bind_item
 from engine.model import Step
 from engine.records import RunRecord, StepRecord, StepStatus
 from engine.redaction import find_marker, redact, redact_data
@@ -84,8 +85,13 @@ class StepRunner:
             record.proposal = approved.proposal.model_copy(update={"status": "approved"}) if approved.proposal else None
         deadline = time.monotonic() + step.timeout  # the step's timeout covers rendering its templates too
         try:
-            if approved is None and step.when is not None and not self.templating.evaluate(step.when, context,
-                                                                                          deadline=deadline):
+            has_item, cut = bind_item(self.templating, step, context)
+            if cut is not None and approved is None:
+                record.findings.append(cut)
+            if step.foreach_index is not None:
+                record.title = self._title(step, context) if has_item else step.title
+            if approved is None and (not has_item or (step.when is not None and not self.templating.evaluate(
+                    step.when, context, deadline=deadline))):
                 record.status = StepStatus.SKIPPED
                 record.finished_at = time.time()
                 return record
