@@ -51,11 +51,12 @@ def warm_up(harness: Harness) -> None:
 
 
 def measure(total: int = 20000, concurrency: int = 48, per_payload: int = 1, nodes: int = 60,
-            seconds: float = 60.0) -> dict[str, object]:
+            seconds: float = 60.0, database_url: str | None = None) -> dict[str, object]:
+    """One storm; with `database_url` the run store is that (migrated) PostgreSQL database, else SQLite."""
     with tempfile.TemporaryDirectory() as tmp:
         defaults = Settings()
         settings = server_settings(str(Path(tmp) / "runs.db"), workers=defaults.workers,
-                                   queue_size=defaults.queue_size)
+                                   queue_size=defaults.queue_size, database_url=database_url)
         registry = register_builtins(ActionRegistry())
         harness = Harness(make_engine(settings, registry, (RUNBOOK,)), None).start()
         try:

@@ -43,7 +43,7 @@ class Settings(BaseModel):
     database_url: SecretStr | None = Field(
         default=None, description="postgresql://user:password@host/db: keep runs in PostgreSQL (several replicas) "
         "instead of SQLite at `db`.")
-    run_lease: float = Field(default=12.0, ge=3, le=600, description="Seconds a server's claim on a run lasts "
+    run_lease: float = Field(default=10.0, ge=3, le=600, description="Seconds a server's claim on a run lasts "
                              "between heartbeats: a dead replica's runs move on after about this long.")
     kubeconfig: str | None = Field(default=None, description="kubeconfig path; default: in-cluster or ~/.kube/config.")
     context: str | None = Field(default=None, description="kubeconfig context.")

@@ -51,6 +51,10 @@ class Outbox:
         """Slack refused the call for good (e.g. channel_not_found); later items of the run still go."""
         self.store.outbox_give_up(item, error)
 
+    def wait(self, timeout: float) -> None:
+        """Sleep until the store hints at new work (a message queued here or on another replica) or `timeout`."""
+        self.store.wait_for_work(timeout)
+
     def release(self) -> None:
         """Hand back this process's claims (a graceful stop), so another replica sends them at once."""
         self.store.outbox_release()

@@ -99,7 +99,13 @@ class OutboxSender:
                 log.exception("slack delivery pass failed; retrying")
                 sent = 0
             if sent == 0:
-                self._wake.wait(self._idle_wait())
+                self._idle(self._idle_wait())
+
+    def _idle(self, timeout: float) -> None:
+        """Until something is queued here (`wake`), another replica hints at work through the store (its
+        messages may now be ours to send), or `timeout`: the hints are only hints, the poll is the rule."""
+        if not self._wake.is_set() and not self._stop.is_set():
+            self.outbox.wait(timeout)
 
     def _idle_wait(self) -> float:
         now = self.clock()

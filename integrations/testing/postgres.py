@@ -35,7 +35,7 @@ def _free_port() -> int:
 
 
 class PostgresCluster:
-    def __init__(self, bindir: Path | None = None) -> None:
+    def __init__(self, bindir: Path | None = None, fsync: bool = False) -> None:
         found = bindir or server_bin()
         if found is None:
             raise FileNotFoundError(f"no PostgreSQL server under {PACKAGES} (apt-get install postgresql)")
@@ -45,6 +45,7 @@ class PostgresCluster:
         self.port = _free_port()
         self._as_postgres = os.geteuid() == 0
         self._names = itertools.count(1)
+        self.fsync = fsync  # on for measurements that compare with SQLite's synced commits
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
         self.root.chmod(0o700)
@@ -57,8 +58,8 @@ class PostgresCluster:
         if not self.data.exists():
             self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                       "-E", "UTF8", "--no-sync", "--no-instructions")
-        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
-                   "-c full_page_writes=off -c max_connections=200")
+        durability = "" if self.fsync else "-c fsync=off -c full_page_writes=off "
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} {durability}-c max_connections=200"
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w",
                   "-t", "60", "-o", options, "start")
         return self

@@ -86,8 +86,8 @@ def test_the_deployed_runbooks_are_the_repository_ones() -> None:
     for name in FLAGSHIP:
         original = yaml.safe_load((ROOT / "runbooks" / f"{name}.yaml").read_text(encoding="utf-8"))
         original.pop("tests", None)
-        deployed = yaml.safe_load((DEPLOY / "runbooks" / f"{name}.yaml").read_text(encoding="utf-8"))
-        assert deployed == original, f"deploy/runbooks/{name}.yaml is out of date (run deploy/sync.sh)"
+        deployed = yaml.safe_load((DEPLOY / "base" / "runbooks" / f"{name}.yaml").read_text(encoding="utf-8"))
+        assert deployed == original, f"deploy/base/runbooks/{name}.yaml is out of date (run deploy/sync.sh)"
 
 
 def essence(obj: dict[str, Any]) -> tuple[Any, ...]:
@@ -98,14 +98,14 @@ def essence(obj: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def test_the_rbac_is_exactly_what_runbook_rbac_prints(rendered: list[dict[str, Any]]) -> None:
-    result = CliRunner().invoke(app, ["rbac", str(DEPLOY / "runbooks"), "--namespace", "runbook",
+    result = CliRunner().invoke(app, ["rbac", str(DEPLOY / "base" / "runbooks"), "--namespace", "runbook",
                                       "--service-account", "runbook"])
     assert result.exit_code == 0, result.stderr
     generated = [d for d in yaml.safe_load_all(result.stdout) if d]
     rbac_kinds = {"ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"}
     deployed = [d for d in rendered if d["kind"] in rbac_kinds]
     assert sorted(map(essence, deployed)) == sorted(map(essence, generated)), (
-        "deploy/rbac.yaml is stale: run deploy/sync.sh")
+        "deploy/base/rbac.yaml is stale: run deploy/sync.sh")
 
 
 def dockerfile_stages() -> list[list[tuple[str, str]]]:
@@ -147,3 +147,28 @@ def test_the_slack_app_manifest_has_what_the_server_serves() -> None:
     (command,) = manifest["features"]["slash_commands"]
     assert command["command"] == "/runbook" and command["url"].endswith("/slack/commands")
     assert manifest["settings"]["interactivity"]["request_url"].endswith("/slack/interactions")
+
+
+def test_the_replicas_overlay_runs_three_spread_replicas_on_postgresql() -> None:
+    proc = subprocess.run([kubectl(), "kustomize", str(DEPLOY / "replicas")], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    assert not [d for d in docs if d["kind"] == "PersistentVolumeClaim"]  # no SQLite volume
+    deployment = one(docs, "Deployment")
+    spec, pod = deployment["spec"], deployment["spec"]["template"]["spec"]
+    assert spec["replicas"] == 3 and spec["strategy"] == {"type": "RollingUpdate",
+                                                          "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 1}}
+    anti = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert anti["topologyKey"] == "kubernetes.io/hostname"
+    assert anti["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    database = {"name": "RUNBOOK_DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "runbook-database",
+                                                                                "key": "url"}}}
+    (migrate,) = pod["initContainers"]
+    assert migrate["args"][:2] == ["db", "migrate"] and database in migrate["env"]
+    assert database in pod["containers"][0]["env"]
+    assert next(v for v in pod["volumes"] if v["name"] == "data") == {"name": "data", "emptyDir": {"sizeLimit": "16Mi"}}
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 2 and pdb["spec"]["selector"] == deployment["spec"]["selector"]
+    prune = one(docs, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert prune["args"][:3] == ["prune", "--older-than", "90d"] and database in prune["env"]
