@@ -34,9 +34,9 @@ tools:
 		echo "installing prometheus-alertmanager"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager >/dev/null; \
 	fi
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-		echo "installing postgresql"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	@if { ! ls /usr/lib/postgresql/*/bin/initdb || ! test -x /usr/sbin/pgbouncer; } >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing postgresql and pgbouncer"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql pgbouncer >/dev/null; \
 	fi
 	@if ! command -v kubectl >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 		echo "installing kubectl (kubernetes-client)"; \

@@ -43,6 +43,8 @@ class Settings(BaseModel):
     database_url: SecretStr | None = Field(
         default=None, description="postgresql://user:password@host/db: keep runs in PostgreSQL (several replicas) "
         "instead of SQLite at `db`.")
+    replica_name: str | None = Field(default=None, max_length=200, pattern=r"^[^/\s]+$",
+                                     description="This replica's name in run ownership (default: the host name).")
     run_lease: float = Field(default=10.0, ge=3, le=600, description="Seconds a server's claim on a run lasts "
                              "between heartbeats: a dead replica's runs move on after about this long.")
     kubeconfig: str | None = Field(default=None, description="kubeconfig path; default: in-cluster or ~/.kube/config.")

@@ -35,9 +35,10 @@ _RUN_FIELDS = frozenset({"status", "cursor", "awaiting_step", "approval_deadline
 _MAX_EPOCHS = 10_000  # fencing tokens remembered for runs this process holds; finished runs drop out
 
 
-def default_instance() -> str:
-    """host/pid/random: unique per process, and tells a same-host peer whether the process still lives."""
-    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:6]}"
+def default_instance(replica: str | None = None) -> str:
+    """host/pid/random: unique per process, and tells a same-host peer whether the process still lives.
+    `replica` names the replica instead of the host (then no peer takes that shortcut)."""
+    return f"{replica or socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:6]}"
 
 
 class Db(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.errors import SettingsError
 from engine.run_store import RunStore
 from engine.settings import Settings
+from engine.sqlstore.base import default_instance
 from engine.sqlstore.sqlite import SqliteStore
 
 
@@ -13,6 +14,8 @@ def open_store(settings: Settings, *, instance: str | None = None, migrate: bool
 
     `migrate`: None applies SQLite migrations in place (the embedded default needs no set-up step) but only
     checks PostgreSQL's (shared by replicas: `runbook db migrate` upgrades it); True and False force either."""
+    if instance is None and settings.replica_name:
+        instance = default_instance(settings.replica_name)
     if settings.database_url is not None:
         url = settings.database_url.get_secret_value()
         if not url.startswith(("postgresql://", "postgres://")):

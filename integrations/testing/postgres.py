@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -89,3 +90,59 @@ class PostgresCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class PgBouncer:
+    """PgBouncer in transaction pooling mode in front of a `PostgresCluster` (Debian's `pgbouncer`): each
+    transaction may run on a different server connection, so nothing may rely on session state."""
+
+    BINARY = "/usr/sbin/pgbouncer"
+
+    def __init__(self, cluster: PostgresCluster) -> None:
+        self.cluster = cluster
+        self.port = _free_port()
+        self.dir = cluster.root / f"pgbouncer-{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> PgBouncer:
+        self.dir.mkdir()
+        (self.dir / "users.txt").write_text('"postgres" ""\n', encoding="utf-8")
+        ini = self.dir / "pgbouncer.ini"
+        ini.write_text("\n".join([
+            "[databases]", f"* = host=127.0.0.1 port={self.cluster.port}", "[pgbouncer]",
+            "listen_addr = 127.0.0.1", f"listen_port = {self.port}", "unix_socket_dir =",
+            "auth_type = trust", f"auth_file = {self.dir / 'users.txt'}", "pool_mode = transaction",
+            "default_pool_size = 4", "max_client_conn = 200", "ignore_startup_parameters = extra_float_digits",
+            f"logfile = {self.dir / 'log'}", ""]), encoding="utf-8")
+        if self.cluster._as_postgres:
+            shutil.chown(self.dir, "postgres", "postgres")
+            for path in self.dir.iterdir():
+                shutil.chown(path, "postgres", "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"] if self.cluster._as_postgres else []
+        self.process = subprocess.Popen([*prefix, self.BINARY, str(ini)], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with psycopg.connect(self.url(), connect_timeout=2) as conn:
+                    conn.execute("SELECT 1")
+                return self
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError(f"pgbouncer did not start: {self.log()}") from None
+                time.sleep(0.1)
+
+    def log(self) -> str:
+        path = self.dir / "log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
