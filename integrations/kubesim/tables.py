@@ -28,6 +28,7 @@ from .printers import (
     status_of,
 )
 from .resources import ResourceType
+from .storage_printers import PRINTERS as STORAGE_PRINTERS
 
 Column = tuple[str, str, int]  # (name, type, priority)
 _NAME_DESC = "Name must be unique within a namespace."
@@ -160,6 +161,7 @@ PRINTERS: dict[str, tuple[list[Column], Printer]] = {
         simple_row(lambda o: len(o.get("secrets") or [])),
     ),
 }
+PRINTERS.update(STORAGE_PRINTERS)
 DEFAULT: tuple[list[Column], Printer] = ([_N, ("Created At", "date", 0)], default_row)
 
 

@@ -92,6 +92,10 @@ def test_builtin_kinds_are_served(tmp_path: Path) -> None:
                          "ingress.networking.k8s.io/web"]
         assert kubectl(kc, "get", "pv,sc", "-o", "name").stdout.split() == [
             "persistentvolume/pv-1", "storageclass.storage.k8s.io/gp3"]
+        hpa_row = kubectl(kc, "get", "hpa", "-n", "shop").stdout.splitlines()[1].split()
+        assert hpa_row[:6] == ["web", "Deployment/web", "cpu:", "<unknown>/70%", "2", "10"]  # printers.go columns
+        sc_row = kubectl(kc, "get", "sc").stdout.splitlines()[1].split()
+        assert sc_row[:5] == ["gp3", "ebs.csi.aws.com", "Delete", "Immediate", "false"]
 
 
 def test_custom_resources_of_a_scenario_crd_are_served(tmp_path: Path) -> None:
@@ -142,7 +146,8 @@ def test_runbook_test_reports_an_unservable_scenario_as_a_fail_row(tmp_path: Pat
     original = scenario.read_text(encoding="utf-8").rstrip()
     scenario.write_text(original + "\n---\napiVersion: example.com/v1\nkind: Foo\nmetadata: {name: x}\n")
     line = len(original.splitlines()) + 2
-    command = [sys.executable, "-m", "integrations.app.cli", "test", str(tmp_path), "-k", "kubelet stopped"]
+    case_name = "kubelet stopped posting status"
+    command = [sys.executable, "-m", "integrations.app.cli", "test", str(tmp_path), "-k", case_name]
     proc = subprocess.run(command,
                           capture_output=True, text=True, timeout=120, cwd=ROOT,
                           env={"COLUMNS": "500", "PATH": os.environ.get("PATH", "/usr/bin:/bin")})
@@ -150,6 +155,6 @@ def test_runbook_test_reports_an_unservable_scenario_as_a_fail_row(tmp_path: Pat
     assert "FAIL" in proc.stdout and "0 passed, 1 failed" in proc.stdout
     assert "kind Foo (example.com/v1) has no CustomResourceDefinition in this scenario" in proc.stdout
     cases, _ = collect([tmp_path], Loader(build_registry()))
-    (case,) = [c for c in cases if c.test.name.startswith("kubelet stopped")]
+    (case,) = [c for c in cases if c.test.name.startswith(case_name)]
     assert rehearse(case).failures == [
         f"scenario: {scenario}:{line}: kind Foo (example.com/v1) has no CustomResourceDefinition in this scenario"]
