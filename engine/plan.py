@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.actions import ActionContext, ActionKind, ActionRegistry, PermissionChecker
 from engine.errors import StepError
+from engine.foreach import bind_item
 from engine.model import Runbook, Step
 from engine.redaction import redact
 from engine.step_runner import (
@@ -48,6 +49,12 @@ class Planner:
         for later in range(index + 1, len(runbook.steps)):
             step = runbook.steps[later]
             if self.registry.get(step.action).kind != ActionKind.REMEDIATE:
+                continue
+            try:
+                has_item, _ = bind_item(self.templating, step, hypothesis)  # a foreach slot takes its item
+            except StepError:
+                has_item = True  # its list is not known yet: the condition below says so
+            if not has_item:
                 continue
             known, holds = self._condition(step, hypothesis)
             if known and not holds:

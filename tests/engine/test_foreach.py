@@ -78,3 +78,11 @@ def test_item_outside_foreach_and_the_loop_id_itself_are_load_errors(loader: Loa
     messages = [p.message for p in caught.value.problems]
     assert any("unknown name 'item'" in m for m in messages)
     assert any("its runs are steps.look_0 to steps.look_2" in m for m in messages)
+
+
+def test_the_plan_lists_each_later_item_with_its_own_summary(
+        executor: Executor, loader: Loader, write: Write, toy: Toy) -> None:
+    toy.values.update({"a": "bad", "b": "bad", "c": "bad"})
+    run = executor.run(loader.load_file(write(RUNBOOK)), {"keys": "a,b,c"}, requester="alice")
+    (planned,) = run.proposals[0].planned
+    assert (planned.step, planned.summary) == ("fix_2", "set c to ok")
