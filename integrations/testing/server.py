@@ -99,8 +99,11 @@ def server_settings(db: str, slack_api_url: str | None = None, **overrides: Any)
 
 
 def make_engine(settings: Settings, registry: ActionRegistry, runbooks: Iterable[str | Runbook] = (),
-                checker: PermissionChecker | None = None) -> Engine:
-    """An Engine from explicit parts: runbooks as YAML text (or models) instead of the runbook path."""
+                checker: PermissionChecker | None = None, kube: Any = None) -> Engine:
+    """An Engine from explicit parts: runbooks as YAML text (or models) instead of the runbook path.
+
+    `kube` is the cluster the server reads for owner lookups in alert triggers (the actions got theirs
+    through `registry`)."""
     loader = Loader(registry)
     catalog = Catalog.load(settings.runbook_path, loader)
     for item in runbooks:
@@ -108,7 +111,7 @@ def make_engine(settings: Settings, registry: ActionRegistry, runbooks: Iterable
         catalog.runbooks[runbook.name] = runbook
     store = open_store(settings, instance="test")
     executor = Executor(registry, store, checker=checker, templating=loader.templating)
-    return Engine(settings, registry, loader, catalog, store, executor)
+    return Engine(settings, registry, loader, catalog, store, executor, kube)
 
 
 class Harness:
