@@ -391,7 +391,7 @@ class Executor:
             id=step.id, step=step.id, action=step.action, target=target,
             summary=str(rendered.get("summary") or record.title), reason=str(rendered.get("reason", "")),
             risk=rendered.get("risk", "medium"), dry_run=tuple(record.changes),
-            warnings=tuple(str(w) for w in rendered.get("warnings", ()) if str(w).strip()),
+            warnings=_warnings(rendered.get("warnings", ()), record.output.get("warnings")),
             dry_run_as=str(dry_run_as) if dry_run_as else None,
             planned=self.planner.after(run.id, runbook, record.index, context),
         )
@@ -418,6 +418,12 @@ def _remember(context: dict[str, Any], record: StepRecord) -> None:
     context["steps"][record.id] = {"status": str(record.status), "output": record.output, "error": record.error,
                                    "findings": ids}
     context["findings"].extend(ids)
+
+
+def _warnings(declared: Any, found: Any) -> tuple[str, ...]:
+    """The runbook's own warnings, then those the action found (an HPA or GitOps tool will revert it)."""
+    texts = [str(w) for w in [*(declared or ()), *(found if isinstance(found, list) else ())] if str(w).strip()]
+    return tuple(dict.fromkeys(texts))
 
 
 def _with_status(proposal: Proposal | None, status: str) -> Proposal | None:

@@ -6,8 +6,13 @@ import pytest
 from k8s_objects import ts
 from rollout_objects import deployment, revision_set, rolled_out
 
-from engine.actions import Identity
+from engine.actions import ActionRegistry, Identity
+from engine.builtins import register_builtins
 from engine.errors import ForbiddenError, NotFoundError, PermanentError
+from engine.executor import Executor
+from engine.loader import Loader
+from engine.sqlstore.sqlite import SqliteStore
+from integrations.kubernetes import register
 
 
 def run(registry, action_name: str, ctx, **args):
@@ -185,3 +190,24 @@ def test_scaling_a_target_an_hpa_manages_warns_it_will_be_reverted(cluster, regi
     assert out["warnings"] == ["HorizontalPodAutoscaler web manages the replicas of Deployment shop/web (min 2, "
                                "max 6): it will scale it back unless the HPA is changed"]
     assert out["diff"][-1].startswith("WARNING: HorizontalPodAutoscaler web")
+
+
+def test_an_actions_warnings_reach_the_proposal(cluster, registry_for):
+    """A proposal shows what the action found (here: Helm will revert it) beside the runbook's own warnings."""
+    _, kube = cluster([deployment(labels={"app": "web", "app.kubernetes.io/managed-by": "Helm"})])
+    registry = register_builtins(ActionRegistry())
+    register(registry, kube)
+    runbook = Loader(registry).load_text("""apiVersion: runbook/v1
+kind: Runbook
+metadata: {name: t, title: T}
+steps:
+  - id: scale
+    title: Scale
+    action: k8s.scale
+    with: {kind: Deployment, name: web, namespace: shop, replicas: 1}
+    proposal: {summary: scale down, warnings: [Check traffic first.]}
+""")
+    run = Executor(registry, SqliteStore(":memory:")).run(runbook, {}, requester="alice")
+    (proposal,) = run.proposals
+    assert proposal.warnings[0] == "Check traffic first."
+    assert proposal.warnings[1].startswith("Deployment shop/web is managed by Helm")
