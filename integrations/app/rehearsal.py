@@ -8,7 +8,7 @@ the state afterwards. A case also fails when anything in the cluster changed wit
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,8 +101,9 @@ class Authz:
 RBAC_TOKEN = "runbook-rehearsal-sa"
 
 
-def rehearse(case: Case, authz: Authz | None = None) -> CaseResult:
-    """Run one case against a fresh simulated cluster; never raises for the case's own failures."""
+def rehearse(case: Case, authz: Authz | None = None, plugins: Mapping[str, Any] | None = None) -> CaseResult:
+    """Run one case against a fresh simulated cluster; never raises for the case's own failures.
+    `plugins` are the settings' plug-ins (installed action packages, Prometheus sources)."""
     from integrations.kubernetes.access import AccessChecker
     from integrations.kubernetes.client import Kube
     from integrations.kubernetes.owners import OwnerResolver
@@ -123,7 +124,7 @@ def rehearse(case: Case, authz: Authz | None = None) -> CaseResult:
     with sim, Kube.from_url(sim.url, token) as kube:
         if authz is not None:
             sim.load(authz.objects)
-        executor = Executor(build_registry(kube), SqliteStore(":memory:"), checker=AccessChecker(kube),
+        executor = Executor(build_registry(kube, plugins), SqliteStore(":memory:"), checker=AccessChecker(kube),
                             templating=Templating(clock=kube.now))
         before = _state(sim)
         try:

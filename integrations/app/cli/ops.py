@@ -54,18 +54,21 @@ def test(
     paths: Annotated[list[Path] | None, typer.Argument(help="Runbook files or folders (default: runbooks/).")] = None,
     name: Annotated[str | None, typer.Option("--case", "-k", help="Only cases whose name contains this.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print each case's verdict.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings file: its `plugins:` (installed "
+                                                "plug-in packages, Prometheus sources) apply.")] = None,
 ) -> None:
     """Rehearse runbooks against their scenarios and check their verdicts; exit 1 on any failure."""
     from engine.loader import Loader
 
-    cases, problems = collect(paths or [Path("runbooks")], Loader(build_registry()))
+    plugins = _settings(config).plugins
+    cases, problems = collect(paths or [Path("runbooks")], Loader(_registry(config)))
     for problem in problems:
         err.print(str(problem), markup=False)
     cases = [c for c in cases if not name or name in c.test.name]
     table = Table("runbook", "case", "result", "time", "details")
     failed = 0
     for case in cases:
-        result = rehearse(case)
+        result = rehearse(case, plugins=plugins)
         failed += not result.passed
         mark = "[green]pass[/]" if result.passed else "[red]FAIL[/]"
         table.add_row(result.runbook, result.name, mark, f"{result.seconds:.2f}s", escape("\n".join(result.failures)))
