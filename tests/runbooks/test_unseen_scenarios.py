@@ -1,4 +1,4 @@
-"""The flagship runbooks' verdicts generalise: scenarios written apart from the runbooks (runbooks/scenarios/
+"""The runbooks' verdicts generalise: scenarios written apart from the runbooks (runbooks/scenarios/
 unseen/) are diagnosed through the CLI contract, naming the cause with evidence."""
 
 from __future__ import annotations
@@ -20,6 +20,13 @@ CASES = [
      "cronjob.missing_configmap", None),
     ("duplicate-migration", "migration-overlap-selector.yaml", ["namespace=payments", "selector=app=ledger-migrate"],
      "jobs.duplicate_run", "stop_duplicate"),
+    ("pod-crashloop", "worker-bad-flag-after-rollout.yaml", ["namespace=queue", "pod=worker-7f5c8d9b6-k2x9q"],
+     "crashloop-since-rollout", "rollback"),
+    ("job-failed", "export-image-not-found.yaml", ["namespace=data", "job=nightly-export-29401561"],
+     "job-image-pull", None),
+    ("hpa-maxed", "gateway-hpa-saturated.yaml", ["namespace=edge", "hpa=gateway"], "hpa-needs-more", "raise_max"),
+    ("pvc-pending-or-full", "analytics-pvc-bad-parameters.yaml", ["namespace=analytics", "pvc=warehouse"],
+     "pvc-provisioner-error", None),
 ]
 
 
