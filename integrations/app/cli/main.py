@@ -306,8 +306,10 @@ def show(run_id: str, output: OutputOpt = "text", config: ConfigOpt = None) -> N
     if output == "json":
         _report(record, "json")
         return
+    cluster = (record.trigger or {}).get("cluster")
     out.print(f"[bold]{record.runbook}[/] run {record.id}: {record.status}  requested by {record.requester} "
-              f"at {_when(record.created_at)}  params {json.dumps(record.params)}")
+              f"at {_when(record.created_at)}  params {json.dumps(record.params)}"
+              + (f"  cluster {escape(str(cluster))}" if cluster else ""))
     for s in record.steps:
         out.print(f"  {s.status:11} {s.id}: {escape(s.title)}" + (f"  [red]{escape(s.error)}[/]" if s.error else ""))
     _report(record, "text")

@@ -201,7 +201,8 @@ def header(run: RunRecord) -> dict[str, Any]:
             "params": run.params, "dry_run": run.dry_run, "auto_approve": run.auto_approve,
             "created": when(run.created_at), "created_iso": iso(run.created_at), "finished": when(run.finished_at),
             "took": took(run.created_at, run.finished_at), "awaiting_step": run.awaiting_step or "",
-            "deadline": when(run.approval_deadline), "error": run.error or ""}
+            "deadline": when(run.approval_deadline), "error": run.error or "",
+            "cluster": str(trigger.get("cluster") or "")}
 
 
 def page(view: RunView) -> dict[str, Any]:

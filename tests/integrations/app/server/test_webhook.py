@@ -199,3 +199,6 @@ def test_alerts_for_another_cluster_are_unmatched_and_audited(make_harness: Call
     audited = [e for e in harness.engine.store.audit_log() if e.action == "alert.unmatched"]
     assert [e.detail["reason"] for e in audited] == ["other-cluster"]
     assert 'outcome="unmatched:other-cluster"' in harness.http.get(f"{harness.url}/metrics").text
+    page = harness.http.get(f"{harness.url}/runs/{run.id}", headers={"Authorization": f"Bearer {READ_TOKEN}",
+                                                                     "Accept": "text/html"})
+    assert '<code id="run-cluster">prod-eu</code>' in page.text
