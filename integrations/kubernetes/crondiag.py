@@ -245,9 +245,13 @@ def run_output(f: CronFacts) -> dict[str, Any]:
     out: dict[str, Any] = {
         "missing_object": None, "memory_limit": None, "exit_code": None, "exit_meaning": None, "image": None,
         "container": None, "pod": f.pod.name if f.pod else None, "skipped_runs": f.skipped_runs, "logs": f.logs,
-        "events": list(f.events), "schedule_error": f.schedule_error,
+        "events": list(f.events), "schedule_error": f.schedule_error, "template_image": None,
+        "image_fixed": False,
     }
     if w is not None:
+        template_image = _template_image(f.spec, w.name)
+        out.update(template_image=template_image,
+                   image_fixed=f.job_cause == "image_pull" and bool(template_image) and template_image != w.image)
         out.update(container=w.name, memory_limit=w.memory_limit, image=w.image,
                    exit_code=w.exit_code if w.exit_code is not None else w.last_exit_code,
                    exit_meaning=w.meaning or None)
@@ -256,6 +260,12 @@ def run_output(f: CronFacts) -> dict[str, Any]:
         out["missing_object"] = {"kind": m.kind, "namespace": m.namespace, "name": m.name, "key": m.key,
                                  "exists": f.exists.get((m.kind, m.namespace, m.name))}
     return out
+
+
+def _template_image(spec: dict[str, Any], container: str) -> str | None:
+    """The image the CronJob's job template runs now for `container` (a fix since the run changes it)."""
+    pod = (((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
+    return next((str(c.get("image")) for c in pod.get("containers") or [] if c.get("name") == container), None)
 
 
 def _missing(report: Report, f: CronFacts) -> None:
@@ -273,9 +283,15 @@ def _missing(report: Report, f: CronFacts) -> None:
 
 
 def _pod_blocked(report: Report, f: CronFacts) -> None:
-    if (w := f.worst) is not None:
-        report.add(f"cronjob.{f.job_cause}", "critical", f"{f.job_ref}: {f.pod.summary if f.pod else w.reason}",
-                   [ev(f.pod_ref, f"{_cstat(w)}.state.waiting", f"{w.reason}: {w.message}")])
+    if (w := f.worst) is None:
+        return
+    fixed = report.output["image_fixed"]
+    since = f"; the CronJob's template now runs {report.output['template_image']}, so the cause is gone" \
+        if fixed else ""
+    report.add(f"cronjob.{f.job_cause}", "critical", f"{f.job_ref}: {f.pod.summary if f.pod else w.reason}{since}",
+               [ev(f.pod_ref, f"{_cstat(w)}.state.waiting", f"{w.reason}: {w.message}"),
+                *([ev(f.obj, "spec.jobTemplate.spec.template.spec.containers[*].image",
+                      report.output["template_image"])] if fixed else [])])
 
 
 def _oom(report: Report, f: CronFacts) -> None:

@@ -66,8 +66,9 @@ class CronJobActions(KubeActions):
         `active_jobs`, `manual_jobs`, `jobs` (newest `max_jobs`
         summaries), `last_failed_job`, `problem_job`, `failing_repeatedly` (the run failed and at least two
         scheduled times passed without a success), `pod`, `container`, `missing_object` {kind, namespace, name,
-        key, exists}, `memory_limit`, `exit_code`, `exit_meaning`, `image`, `logs` {current, previous}
-        (redacted tails), `events`, `schedule_error`.
+        key, exists}, `memory_limit`, `exit_code`, `exit_meaning`, `image`, `template_image` (what the
+        CronJob's template runs now), `image_fixed` (image_pull and the template's image changed since), `logs`
+        {current, previous} (redacted tails), `events`, `schedule_error`.
         Findings: `cronjob.<cause>` (critical) for failure causes, `cronjob.blocked_by_active_job`,
         `cronjob.missed_runs` / `cronjob.never_scheduled` (critical), `cronjob.suspended`,
         `cronjob.failing_repeatedly` (warning),
