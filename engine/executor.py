@@ -21,7 +21,7 @@ from engine.actions import (
     PermissionChecker,
 )
 from engine.approver_dry_run import ApproverDryRun
-from engine.errors import ApprovalError, RunStateError, StepError
+from engine.errors import ApprovalError, RunStateError, StepError, StoreError
 from engine.events import EventSink, RunEvent
 from engine.model import Runbook, Step
 from engine.params import coerce_params
@@ -115,6 +115,9 @@ class Executor:
             self._active[run_id] = self._active.get(run_id, 0) + 1
         try:
             return self._resume(run)
+        except StoreError:  # nothing can be recorded now: the run stays as stored, taken over once its lease lapses
+            log.warning("run %s paused: the run store is unavailable", run_id)
+            raise
         except Exception as exc:  # the boundary that keeps runs from being stranded; see the docstring
             log.exception("engine error in run %s", run_id)
             return self._crashed(run_id, exc)

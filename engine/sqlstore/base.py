@@ -62,8 +62,8 @@ class SqlStore(RunStore):
         """A write transaction; `durable=False` may skip the sync (for rows that are safe to lose)."""
 
     @abstractmethod
-    def _read(self) -> AbstractContextManager[Db]:
-        """A consistent read-only snapshot."""
+    def _read(self, snapshot: bool = False) -> AbstractContextManager[Db]:
+        """A read-only connection; `snapshot` when several statements must see one consistent state."""
 
     # runs -----------------------------------------------------------------------------------------
 
@@ -90,7 +90,6 @@ class SqlStore(RunStore):
                  definition, int(auto_approve), int(dry_run), dedup_key, self.instance, now, now),
             )
             self._audit(db, requester, "run.requested", run_id, {"runbook": runbook, "params": params})
-        self.hint_work()
         return run_id, True
 
     @staticmethod
@@ -111,7 +110,7 @@ class SqlStore(RunStore):
         return str(row[0]) if row else None
 
     def get_run(self, run_id: str) -> RunRecord:
-        with self._read() as db:
+        with self._read(snapshot=True) as db:
             row = db.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise UnknownRunError(f"no run with id {run_id!r}")
@@ -287,7 +286,6 @@ class SqlStore(RunStore):
             if decision.identity:
                 detail["as"] = str(decision.identity)
             self._audit(db, decision.actor, f"step.{decision.decision}", decision.run_id, detail)
-        self.hint_work()
         return True
 
     def decisions(self, run_id: str) -> list[Decision]:

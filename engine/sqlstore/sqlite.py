@@ -72,8 +72,8 @@ class SqliteStore(SqlStore):
     # connections ----------------------------------------------------------------------------------
 
     @contextmanager
-    def _read(self) -> Iterator[Db]:
-        """Each thread reads on its own connection; WAL keeps the snapshot consistent."""
+    def _read(self, snapshot: bool = False) -> Iterator[Db]:
+        """Each thread reads on its own connection, always in a snapshot (WAL makes that free)."""
         if self.path == ":memory:":  # one in-memory database per connection: share the writer's
             with self._lock:
                 yield self._db

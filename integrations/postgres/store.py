@@ -27,6 +27,7 @@ from integrations.postgres import schema
 
 log = logging.getLogger("runbook.postgres")
 CHANNEL = "runbook_work"
+_UNSYNCED = "BEGIN; SET LOCAL synchronous_commit = off"  # rows safe to lose in a crash: no WAL flush wait
 
 
 class _Statements:
@@ -116,18 +117,34 @@ class PostgresStore(SqlStore):
                 raise StoreError(f"PostgreSQL at {self.where} refused: {exc.diag.message_primary}") from exc
             raise StoreError(f"PostgreSQL at {self.where}: {type(exc).__name__}: {exc}") from exc
 
+    # Transactions are begun and ended by hand, each in one round trip (the begin carries its settings):
+    # on a busy database the round trips, not the statements, are what a webhook waits for.
+
     @contextmanager
     def _write(self, durable: bool = True) -> Iterator[Db]:
-        with self._conn() as conn, conn.transaction():
-            if not durable:
-                conn.execute("SET LOCAL synchronous_commit = off")
+        with self._conn() as conn, self._transaction(conn, "BEGIN" if durable else _UNSYNCED):
             yield _Statements(conn)
 
     @contextmanager
-    def _read(self) -> Iterator[Db]:
-        with self._conn() as conn, conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield _Statements(conn)
+    def _read(self, snapshot: bool = False) -> Iterator[Db]:
+        with self._conn() as conn:
+            if not snapshot:  # one statement is its own consistent snapshot
+                yield _Statements(conn)
+                return
+            with self._transaction(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"):
+                yield _Statements(conn)
+
+    @staticmethod
+    @contextmanager
+    def _transaction(conn: psycopg.Connection[Any], begin: str) -> Iterator[None]:
+        conn.execute(begin)
+        try:
+            yield
+        except BaseException:
+            if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.UNKNOWN:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def _delete_audit(self, db: Db, before: float) -> int:
         db.execute("SET LOCAL runbook.prune_audit = 'on'")

@@ -249,9 +249,16 @@ def create_app(engine: Engine, *, slack: Slack | None = None, metrics: Metrics |
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
-    ], lifespan=lifespan)
+    ], lifespan=lifespan, exception_handlers={StoreError: _store_unavailable})
     app.state.services = services
     return app
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """The store could not commit (database restarting, disk full): nothing was acknowledged, so say so
+    and when to retry; Alertmanager and Slack both re-send."""
+    log.error("%s %s: the run store is unavailable: %s", request.method, request.url.path, exc)
+    return error(503, f"the run store is unavailable, retry later: {exc}", headers={"Retry-After": RETRY_AFTER})
 
 
 def _first(form: dict[str, list[str]], key: str) -> str:

@@ -1,0 +1,104 @@
+"""`pg_ctl restart -m immediate` (a crash of the database) during an alert burst: every alert the server
+acknowledged ends up in a run, refused ones get 503 + a reason (and are re-sent, as Alertmanager does),
+and the runs under way carry on once the database is back."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from engine.actions import ActionRegistry
+from engine.builtins import register_builtins
+from integrations.postgres import PostgresStore
+from integrations.testing.postgres import PostgresCluster, server_bin
+from integrations.testing.server import (
+    WEBHOOK_TOKEN,
+    Harness,
+    alert,
+    alert_payload,
+    make_engine,
+    server_settings,
+    wait_for,
+)
+
+RUNBOOK = """
+apiVersion: runbook/v1
+kind: Runbook
+metadata: {name: burst, title: Burst, severity: warning}
+params:
+  node: {type: string, required: true}
+triggers:
+  alerts:
+    - match: {alertname: Burst}
+      params: {node: node}
+steps:
+  - id: first
+    title: First look
+    action: sleep
+    with: {seconds: 0.2}
+  - id: second
+    title: Second look
+    action: noop
+"""
+
+
+@pytest.fixture
+def database() -> Iterator[PostgresCluster]:
+    if server_bin() is None:
+        pytest.skip("PostgreSQL is not installed")  # the session fixture already fails in CI
+    with PostgresCluster() as cluster:  # its own cluster: this test crashes it
+        yield cluster
+
+
+def test_acknowledged_alerts_survive_a_database_crash_and_runs_continue(database: PostgresCluster) -> None:
+    url = database.new_database()
+    PostgresStore(url, "setup/0/x", migrate=True).close()
+    settings = server_settings("unused.db", database_url=url, run_lease=3, workers=4)
+    harness = Harness(make_engine(settings, register_builtins(ActionRegistry()), (RUNBOOK,)), None).start()
+    acknowledged: list[str] = []
+    refusals: list[str] = []
+    stop = threading.Event()
+
+    def burst() -> None:
+        with httpx.Client(headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"}, timeout=10) as client:
+            i = 0
+            while not stop.is_set():
+                node = f"n{i}"
+                while True:  # re-sent until acknowledged, as Alertmanager does
+                    try:
+                        answer = client.post(f"{harness.url}/hooks/alertmanager",
+                                             json=alert_payload([alert("Burst", {"node": node})]))
+                    except httpx.TransportError as exc:
+                        refusals.append(f"transport: {exc}")
+                        continue
+                    if answer.status_code == 200:
+                        acknowledged.append(node)
+                        break
+                    assert answer.status_code == 503 and "run store is unavailable" in answer.json()["error"]
+                    refusals.append(answer.json()["error"])
+                    stop.wait(0.05)
+                i += 1
+
+    sender = threading.Thread(target=burst)
+    try:
+        sender.start()
+        wait_for(lambda: len(acknowledged) >= 20, what="the burst to get going")
+        database.restart("immediate")
+        count = len(acknowledged)
+        wait_for(lambda: len(acknowledged) >= count + 20, timeout=60, what="alerts acknowledged again")
+        stop.set()
+        sender.join(30)
+        store = harness.engine.store
+        runs = store.list_runs(limit=10_000)
+        assert set(acknowledged) <= {r.params["node"] for r in runs}, "an acknowledged alert has no run"
+        assert len(runs) == len({r.params["node"] for r in runs})  # and none has two
+        wait_for(lambda: all(r.status == "succeeded" for r in store.list_runs(limit=10_000)), timeout=90,
+                 what="every run to finish after the crash")
+    finally:
+        stop.set()
+        sender.join(30)
+        harness.close()
+        harness.engine.close()
