@@ -127,21 +127,26 @@ class Capture:
         chosen = {id(o): o for o in roots if o}
         changed = True
         while changed:
-            changed = False
             uids = {_meta(o).get("uid") for o in chosen.values()}
-            for obj in everything:
-                if id(obj) in chosen:
-                    continue
-                owners = {r.get("uid") for r in _meta(obj).get("ownerReferences") or []}
-                owner_of = any(r.get("uid") == _meta(obj).get("uid") for o in chosen.values()
-                               for r in _meta(o).get("ownerReferences") or [])
-                selected = obj["kind"] == "Pod" and any(
-                    _matches((o.get("spec") or {}).get("selector"), _meta(obj).get("labels") or {})
-                    for o in chosen.values() if o["kind"] not in ("Service",))
-                if owners & uids or owner_of or selected or self._concerns(obj, chosen.values(), by_uid):
-                    chosen[id(obj)] = obj
-                    changed = True
+            found = [o for o in everything if id(o) not in chosen and self._linked(o, chosen.values(), uids, by_uid)]
+            chosen.update((id(o), o) for o in found)
+            changed = bool(found)
         return [o for o in everything if id(o) in chosen]
+
+    def _linked(self, obj: dict[str, Any], chosen: Iterable[dict[str, Any]], uids: set[Any],
+                by_uid: dict[Any, Any]) -> bool:
+        """Whether `obj` belongs with the chosen objects: owned by one, owning one, selected, or concerning."""
+        chosen = list(chosen)
+        owners = {r.get("uid") for r in _meta(obj).get("ownerReferences") or []}
+        if owners & uids:
+            return True
+        uid = _meta(obj).get("uid")
+        if any(r.get("uid") == uid for o in chosen for r in _meta(o).get("ownerReferences") or []):
+            return True
+        if obj["kind"] == "Pod" and any(_matches((o.get("spec") or {}).get("selector"), _meta(obj).get("labels") or {})
+                                        for o in chosen if o["kind"] != "Service"):
+            return True
+        return self._concerns(obj, chosen, by_uid)
 
     @staticmethod
     def _concerns(obj: dict[str, Any], chosen: Iterable[dict[str, Any]], by_uid: dict[Any, Any]) -> bool:
