@@ -127,6 +127,19 @@ def redact_data(value: Any, key: Any = None) -> Any:
     return value
 
 
+# env values and container arguments (not `data[key]`: evidence there says "exists"/"not found", and the
+# engine never reads Secret values)
+_ARGUMENT_FIELD = re.compile(r"(?:^|\.)(?:env(?:\[\d+\])?(?:\.value)?|args(?:\[\d+\])?)$")
+
+
+def redact_evidence(field: str, value: Any) -> Any:
+    """`redact_data` for a value read at `field` (a finding's evidence): what the path says counts too, so
+    `spec.containers[0].env[3].value` or `...args` is hidden however plain the value looks."""
+    if _ARGUMENT_FIELD.search(field):
+        return _all_hidden(value)
+    return redact_data(value)
+
+
 def _redact_mapping(value: dict[Any, Any]) -> dict[Any, Any]:
     special: dict[str, Callable[[Any], Any]] = {}
     if isinstance(value.get("image"), str):  # a container: its arguments may carry anything

@@ -30,7 +30,7 @@ from engine.errors import (
 from engine.foreach import bind_item
 from engine.model import Step
 from engine.records import RunRecord, StepRecord, StepStatus
-from engine.redaction import find_marker, redact, redact_data
+from engine.redaction import find_marker, redact, redact_data, redact_evidence
 from engine.templating import Templating
 from engine.verdict import Change, Evidence, Finding
 from engine.workers import WorkerPool
@@ -238,5 +238,5 @@ def _fail(record: StepRecord, exc: StepError) -> None:
 def _redacted(finding: Finding) -> Finding:
     return finding.model_copy(update={
         "summary": redact(finding.summary),
-        "evidence": tuple(e.model_copy(update={"value": redact_data(e.value)}) for e in finding.evidence),
+        "evidence": tuple(e.model_copy(update={"value": redact_evidence(e.field, e.value)}) for e in finding.evidence),
     })

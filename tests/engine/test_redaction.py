@@ -13,7 +13,7 @@ import pytest
 from engine.executor import Executor
 from engine.loader import Loader
 from engine.records import RunStatus, StepStatus
-from engine.redaction import find_marker, marker, redact, redact_data
+from engine.redaction import find_marker, marker, redact, redact_data, redact_evidence
 from tests.conftest import Toy
 
 Write = Callable[[str, str], Path]
@@ -147,3 +147,12 @@ def test_a_remediation_refuses_an_argument_that_holds_a_redacted_value(executor:
     assert run.status == RunStatus.FAILED and run.steps[1].status == StepStatus.FAILED
     assert "argument 'value' of toy.set contains a redacted value" in (run.steps[1].error or "")
     assert "copy" not in toy.values and run.steps[1].changes == []
+
+
+@pytest.mark.parametrize(("field", "hidden"), [
+    ("spec.template.spec.containers[0].env[3].value", True), ("spec.containers[0].env", True),
+    ("spec.containers[1].args", True), ("spec.containers[1].args[2]", True),
+    ("data[password]", False), ("status.conditions[Ready]", False), ("spec.nodeName", False),
+])
+def test_evidence_is_redacted_by_where_it_was_read(field: str, hidden: bool) -> None:
+    assert (redact_evidence(field, "plainvalue") == marker("plainvalue")) is hidden
