@@ -118,6 +118,14 @@ def test_planted_secrets_never_surface(tmp_path: Path) -> None:
                 if process.poll() is None:
                     process.kill()
         chat = json.dumps([call.params for call in fake.requests])
+        created = [j for j in sim.list("Job", "billing")
+                   if j["metadata"].get("annotations", {}).get("cronjob.kubernetes.io/instantiate") == "manual"]
+    # redaction never changes what is sent: the Job the approval created carries the real values
+    [job] = created
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert {e["name"]: e.get("value") for e in container["env"]} | ENV == {
+        e["name"]: e.get("value") for e in container["env"]}
+    assert container["args"][-len(ARGS):] == ARGS
     surfaces = {
         "chat": chat,
         "server log": log_path.read_text(),
