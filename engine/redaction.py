@@ -102,6 +102,8 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 def _random_looking(value: str) -> bool:
     if _UUID.fullmatch(value):  # object uids are identifiers, not secrets
         return False
+    if not re.search("[A-Z]", value) and re.search(r"[-./]", value):  # object names, hosts, paths
+        return False
     classes = sum(bool(re.search(p, value)) for p in ("[a-z]", "[A-Z]", "[0-9]"))
     if classes < 2 or value.count("-") + value.count(".") > len(value) // 4:  # words, names, versions
         return False

@@ -57,6 +57,8 @@ def test_secrets_are_replaced_by_a_marker(text: str, secret: str) -> None:
     "pulling image registry.example.com/billing/runner:2026.11.2 for pod billing-monthly-29400870-7xk2p",
     "token bucket refilled; uid 607bb9b9-06c5-4fb0-b763-33fac2548012",
     "authorization failed for user bob",
+    "couldn't find key url in Secret billing/billing-db-credentials-2026",
+    "secret billing-db-credentials-v2-abc123 missing; token refresher-job-7f9c8d6b5-x2k4p restarted",
 ])
 def test_ordinary_text_is_left_alone(text: str) -> None:
     assert redact(text) == text
