@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 import threading
 import time
 from pathlib import Path
 
 from .cluster import SimulatedCluster
 from .generator import generate_cluster
-from .scenario import load_scenario
+from .scenario import ScenarioError, load_scenario
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,12 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     objects: list[dict] = []
-    for path in args.scenarios:
-        objects.extend(load_scenario(path))
-    if args.generate_nodes:
-        objects.extend(generate_cluster(nodes=args.generate_nodes, pods_per_node=args.pods_per_node))
     started = time.perf_counter()
-    sim = SimulatedCluster(objects=objects, port=args.port, rbac=args.rbac, tls=args.tls)
+    try:
+        for path in args.scenarios:
+            objects.extend(load_scenario(path))
+        if args.generate_nodes:
+            objects.extend(generate_cluster(nodes=args.generate_nodes, pods_per_node=args.pods_per_node))
+        sim = SimulatedCluster(objects=objects, port=args.port, rbac=args.rbac, tls=args.tls)
+    except (ScenarioError, OSError) as exc:
+        print(f"kubesim: {exc}", file=sys.stderr)
+        return 2
     with sim:
         sim.write_kubeconfig(args.kubeconfig)
         took = time.perf_counter() - started
