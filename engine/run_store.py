@@ -92,6 +92,10 @@ class RunStore(ABC):
         `cooldown` seconds ago (the rule `create_run` deduplicates by)."""
 
     @abstractmethod
+    def find_by_dedup_keys(self, keys: list[str], cooldown: float) -> dict[str, str]:
+        """`find_by_dedup_key` for many keys at once (a webhook's alerts): key -> run id, found ones only."""
+
+    @abstractmethod
     def get_run(self, run_id: str) -> RunRecord: ...
 
     @abstractmethod
@@ -153,9 +157,13 @@ class RunStore(ABC):
     @abstractmethod
     def decisions(self, run_id: str) -> list[Decision]: ...
 
-    @abstractmethod
     def attach_alert(self, run_id: str, fingerprint: str, status: str, payload: dict[str, Any]) -> None:
         """Keep an alert with its run. Need not be synced: Alertmanager re-sends on its repeat interval."""
+        self.attach_alerts([(run_id, fingerprint, status, payload)])
+
+    @abstractmethod
+    def attach_alerts(self, alerts: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+        """Keep (run_id, fingerprint, status, alert) rows in one unsynced commit: a webhook's alerts together."""
 
     @abstractmethod
     def alerts(self, run_id: str) -> list[dict[str, Any]]: ...

@@ -109,6 +109,20 @@ class SqlStore(RunStore):
                     " ORDER BY created_at DESC LIMIT 1", (key, *ACTIVE, time.time() - cooldown)).fetchone()
         return str(row[0]) if row else None
 
+    def find_by_dedup_keys(self, keys: list[str], cooldown: float) -> dict[str, str]:
+        found: dict[str, str] = {}
+        unique = sorted(set(keys))
+        if not unique:
+            return found
+        with self._read() as db:
+            for chunk in (unique[i:i + 200] for i in range(0, len(unique), 200)):
+                rows = db.execute(
+                    f"SELECT dedup_key, id FROM runs WHERE dedup_key IN ({','.join('?' * len(chunk))})"
+                    " AND (status IN (?, ?, ?) OR finished_at > ?) ORDER BY created_at",
+                    (*chunk, *ACTIVE, time.time() - cooldown)).fetchall()
+                found.update({str(key): str(run_id) for key, run_id in rows})  # the newest wins
+        return found
+
     def get_run(self, run_id: str) -> RunRecord:
         with self._read(snapshot=True) as db:
             row = db.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -294,10 +308,14 @@ class SqlStore(RunStore):
                               " WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
         return [Decision(r[0], r[1], r[2], r[3], r[4], r[5], decode_identity(r[6])) for r in rows]
 
-    def attach_alert(self, run_id: str, fingerprint: str, status: str, payload: dict[str, Any]) -> None:
+    def attach_alerts(self, alerts: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+        now = time.time()
         with self._write(durable=False) as db:
-            db.execute("INSERT INTO alerts (run_id, fingerprint, status, received_at, payload) VALUES (?,?,?,?,?)",
-                       (run_id, fingerprint, status, time.time(), dumps(payload)))
+            for chunk in (alerts[i:i + 100] for i in range(0, len(alerts), 100)):  # one statement per 100 rows
+                db.execute("INSERT INTO alerts (run_id, fingerprint, status, received_at, payload) VALUES "
+                           + ", ".join(["(?,?,?,?,?)"] * len(chunk)),
+                           tuple(v for run_id, fp, status, payload in chunk
+                                 for v in (run_id, fp, status, now, dumps(payload))))
 
     def alerts(self, run_id: str) -> list[dict[str, Any]]:
         with self._read() as db:

@@ -220,3 +220,16 @@ def test_an_engine_older_than_the_schema_serves_refuses_to_start(make_store: Sto
     with pytest.raises(SchemaError, match=r"engine is version 0\.1\.9.*only serves engines 0\.2\.0 or newer"):
         make_store("old/1/x", engine_version="0.1.9")
     make_store("new/1/x", engine_version="0.3.0")  # a newer replica on this schema is fine (rolling upgrade)
+
+
+def test_a_webhooks_alerts_are_looked_up_and_kept_together(store: RunStore) -> None:
+    active, done = new_run(store, "k-active"), new_run(store, "k-done")
+    assert store.claim(done, RunStatus.PENDING, RunStatus.SUCCEEDED)
+    assert store.find_by_dedup_keys([], 60) == {}
+    assert store.find_by_dedup_keys(["k-active", "k-done", "k-none", "k-active"], 60) == {
+        "k-active": active, "k-done": done}
+    assert store.find_by_dedup_keys(["k-active", "k-done"], 0) == {"k-active": active}  # cooldown over
+    store.attach_alerts([(active, f"fp{i}", "firing", {"i": i}) for i in range(150)] +
+                        [(done, "fp", "resolved", {"i": -1})])
+    assert [a["alert"]["i"] for a in store.alerts(active)] == list(range(150))
+    assert [(a["fingerprint"], a["status"]) for a in store.alerts(done)] == [("fp", "resolved")]

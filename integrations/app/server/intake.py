@@ -36,6 +36,9 @@ class Summary:
     unmatched: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     deferred: list[dict[str, Any]] = field(default_factory=list)
+    # alerts to keep with their runs, written together once the payload is handled (one commit, not one each)
+    attach: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+    known: dict[str, str] = field(default_factory=dict)  # dedup key -> active run, read once per payload
 
     def to_dict(self, received: int) -> dict[str, Any]:
         return {"received": received, "started": self.started, "deduplicated": self.deduplicated,
@@ -61,6 +64,7 @@ class Intake:
         summary = Summary()
         context = {"receiver": payload.receiver, "group_key": payload.group_key,
                    "external_url": payload.external_url}
+        matched = []
         for alert in payload.alerts:
             ref = {"alertname": alert.name, "fingerprint": alert.fingerprint}
             try:
@@ -72,9 +76,15 @@ class Intake:
             if isinstance(match, NoMatch):
                 self._unmatched(alert, match, ref, summary)
                 continue
+            matched.append((alert, match))
+        # the runs these alerts may join, in one query; a miss is settled by `start`, which deduplicates atomically
+        summary.known = self.store.find_by_dedup_keys(
+            [key_for(m, a) for a, m in matched if a.status != "resolved"], self.cooldown)
+        for alert, match in matched:
             outcome = (self._resolved(alert, match, summary) if alert.status == "resolved"
                        else self._firing(alert, match, {**context, "cluster": self.scope.of(alert.labels)}, summary))
             self.metrics.alerts.inc(status=alert.status, outcome=outcome)
+        self._attach_pending(summary)
         if payload.truncated_alerts:
             log.warning("Alertmanager truncated %d alerts of group %s (max_alerts in its webhook config)",
                         payload.truncated_alerts, payload.group_key)
@@ -94,7 +104,7 @@ class Intake:
         runbook = match.runbook
         key = key_for(match, alert)
         ref = {"alertname": alert.name, "fingerprint": alert.fingerprint, "runbook": runbook.name}
-        existing = self.store.find_by_dedup_key(key, self.cooldown)
+        existing = summary.known.get(key)
         if existing is not None:
             return self._attach(existing, alert, ref, summary)
         if not self.pool.reserve():
@@ -119,16 +129,22 @@ class Intake:
             self.pool.release()
             return self._attach(run_id, alert, ref, summary)
         self.pool.submit(run_id, reserved=True)  # before anything else can fail; the run is in the store
-        self.store.attach_alert(run_id, alert.fingerprint, alert.status, alert.record())
+        summary.known[key] = run_id  # later alerts of this payload join it
+        summary.attach.append((run_id, alert.fingerprint, alert.status, alert.record()))
         self.metrics.runs_started.inc(runbook=runbook.name, trigger="alert")
         summary.started.append({**ref, "run_id": run_id})
         return "started"
 
     def _attach(self, run_id: str, alert: Alert, ref: dict[str, Any], summary: Summary) -> str:
-        self.store.attach_alert(run_id, alert.fingerprint, alert.status, alert.record())
+        summary.attach.append((run_id, alert.fingerprint, alert.status, alert.record()))
         self.metrics.dedup_hits.inc(runbook=ref["runbook"])
         summary.deduplicated.append({**ref, "run_id": run_id})
         return "deduplicated"
+
+    def _attach_pending(self, summary: Summary) -> None:
+        if summary.attach:
+            self.store.attach_alerts(summary.attach)
+            summary.attach.clear()
 
     def _resolved(self, alert: Alert, match: Match, summary: Summary) -> str:
         ref = {"alertname": alert.name, "fingerprint": alert.fingerprint, "runbook": match.runbook.name}
@@ -136,6 +152,7 @@ class Intake:
         if run_id is None:
             summary.unmatched.append({**ref, "reason": "resolved, but no run was started for it"})
             return "unmatched"
+        self._attach_pending(summary)  # what this payload said before counts
         latest = {a["fingerprint"]: a["status"] for a in self.store.alerts(run_id)}
         news = latest.get(alert.fingerprint) != "resolved"
         self.store.attach_alert(run_id, alert.fingerprint, alert.status, alert.record())
