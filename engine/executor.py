@@ -369,13 +369,23 @@ class Executor:
             "params": run.params,
             "steps": {},
             "findings": [],
-            "run": {"id": run.id, "requester": run.requester, "dry_run": run.dry_run, "runbook": runbook.name},
+            "run": {"id": run.id, "requester": run.requester, "dry_run": run.dry_run, "runbook": runbook.name,
+                    "others_open": self._others_open(run)},
             "alert": run.trigger.get("alert", {}),
             "now": self.templating.now(),  # the API server's clock when a cluster is in play
         }
         for record in records:
             _remember(context, record)
         return context
+
+    def _others_open(self, run: RunRecord) -> list[dict[str, Any]]:
+        """Other unfinished runs of the same runbook for the same params: someone is already on this target,
+        so a runbook can say so and propose nothing (`run.others_open`)."""
+        others = [r for status in (RunStatus.AWAITING_APPROVAL, RunStatus.RUNNING, RunStatus.PENDING)
+                  for r in self.store.list_runs(run.runbook, str(status), limit=20)
+                  if r.id != run.id and r.params == run.params]
+        return [{"id": r.id, "status": str(r.status), "requester": r.requester, "created_at": r.created_at}
+                for r in others]
 
     def _approver_dry_run(self, runbook: Runbook, action: Action[Any]) -> ApproverDryRun | None:
         """When approvals act as the approver, the dry-run does too (None: the engine's own identity does)."""

@@ -43,3 +43,16 @@ def test_the_verdict_holds_the_whole_plan(tmp_path: Path) -> None:
     assert [c["verb"] for c in recovery["preview"]] and all(c["dry_run"] for c in recovery["preview"])
     assert [p["id"] for p in verdict["proposals"]] == ["raise_memory"]
     assert verdict["mutations"] == []
+
+
+def test_a_second_run_for_the_same_target_proposes_nothing_and_says_why(tmp_path: Path) -> None:
+    first = _verdict(tmp_path, "node-not-ready", "node-not-ready/kubelet-stopped.yaml", "node=node-b")
+    assert first["status"] == "awaiting_approval" and [p["id"] for p in first["proposals"]] == ["cordon"]
+    second = _verdict(tmp_path, "node-not-ready", "node-not-ready/kubelet-stopped.yaml", "node=node-b")
+    assert second["status"] == "succeeded" and second["proposals"] == [] and second["plan"] == []
+    open_run = next(f for f in second["findings"] if f["id"] == "another-run-open")
+    assert first["run_id"] in open_run["summary"] and "awaiting approval" in open_run["summary"]
+    assert "node.kubelet_stopped" in {f["id"] for f in second["findings"]}  # the diagnosis is still shown
+    other = _verdict(tmp_path, "node-not-ready", "node-not-ready/kubelet-stopped.yaml", "node=node-b",
+                     "many_nodes_percent=40")
+    assert [p["id"] for p in other["proposals"]] == ["cordon"]  # other params: another target, not the same run
