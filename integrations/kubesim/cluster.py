@@ -244,7 +244,8 @@ class SimulatedCluster:
         return [clone(o) for o in items]
 
     def apply(self, obj: dict) -> dict:
-        """Put/replace an object directly (status included), emitting a watch event."""
+        """Put/replace an object directly (status included), emitting a watch event. Unlike `load`, this is
+        a write: the controllers react to it before the next API request is answered."""
         use_clock(self.clock)
         self._now = format_time(self.clock.now())
         rt, prepared = self._prepare(clone(obj))

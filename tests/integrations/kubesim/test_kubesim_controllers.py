@@ -123,6 +123,21 @@ def test_deployment_rollout_history_and_undo_with_kubectl(tmp_path: Path) -> Non
         assert sum(1 for p in running if p["status"]["phase"] == "Running") >= 3
 
 
+def test_rollout_restart_status_and_scaling_with_kubectl(kubeconfig: Path, sim: SimulatedCluster) -> None:
+    kubectl(kubeconfig, "-n", "shop", "rollout", "restart", "deployment/web")
+    status = kubectl(kubeconfig, "-n", "shop", "rollout", "status", "deployment/web", "--timeout=10s").stdout
+    assert 'deployment "web" successfully rolled out' in status
+    kubectl(kubeconfig, "-n", "shop", "scale", "deployment/web", "--replicas=5")
+    (new,) = [r for r in sim.list("replicasets", "shop") if r["metadata"]["name"] != "web-7d4b9c8f5d"]
+    assert new["spec"]["replicas"] == 5 and new["status"]["readyReplicas"] == 5
+    assert "kubectl.kubernetes.io/restartedAt" in new["spec"]["template"]["metadata"]["annotations"]
+    kubectl(kubeconfig, "-n", "shop", "scale", "statefulset/redis", "--replicas=3")
+    assert [p["metadata"]["name"] for p in sim.list("pods", "shop", label_selector="app=redis")] == [
+        "redis-0", "redis-1", "redis-2"]
+    kubectl(kubeconfig, "-n", "shop", "scale", "statefulset/redis", "--replicas=1")
+    assert [p["metadata"]["name"] for p in sim.list("pods", "shop", label_selector="app=redis")] == ["redis-0"]
+
+
 def test_job_controller_runs_pods_per_image_behaviour() -> None:
     behaviours = ImageBehaviours.from_text("# kubesim-image: busybox:ok complete\n# kubesim-image: busy* ready\n")
     with SimulatedCluster(objects=load_scenario(BASIC), behaviours=behaviours) as sim:
