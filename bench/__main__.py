@@ -41,7 +41,7 @@ FIGURES: dict[int, tuple[str, str]] = {
     5: ("bench.fig5_large", "Large cluster: generate_cluster(5000, 30, one NotReady node) served by a simulator "
         "process; the engine in another process; peak RSS = that process's VmHWM."),
     6: ("bench.fig6_concurrency", "Concurrency: 200 node-not-ready runs submitted at once to the server's "
-        "WorkerPool (integrations.app.server.workers) with settings.workers threads, then a 32-thread pool; 20 ms "
+        "RunQueue (integrations.app.server.workers) with settings.workers threads, then a 32-thread pool; 20 ms "
         "latency on every simulator request; run time = each executor.resume."),
     7: ("bench.fig7_replicas", "Several replicas: the figure-4 storm (10,000 alerts, 5 per payload, 4 senders) "
         "against a server on PostgreSQL (a throwaway local cluster with fsync on, like SQLite's synced commits) "

@@ -1,5 +1,5 @@
 """Figure 6, concurrency: 200 node-not-ready runs at once (different NotReady nodes) against the simulator
-with 20 ms injected latency on every API request, carried by the server's own `WorkerPool`
+with 20 ms injected latency on every API request, carried by the server's own `RunQueue`
 (`integrations.app.server.workers`) sized like `runbook serve`: `settings.workers`, and a wider pool for contrast.
 
 Run time is each `executor.resume` call (start to pause or finish, queue wait excluded); the serial
@@ -17,7 +17,7 @@ from bench.common import SIM_TOKEN, Row, percentile, progress
 from bench.fig3_ours import node_names
 from engine.records import RunStatus
 from engine.settings import Settings
-from integrations.app.server.workers import WorkerPool
+from integrations.app.server.workers import RunQueue
 from integrations.app.wiring import build
 from integrations.kubernetes.client import Kube
 from integrations.kubesim import SimulatedCluster, generate_cluster
@@ -47,7 +47,7 @@ def measure(runs: int = 200, workers: int | None = None, nodes: int = 1000, late
                 with lock:
                     durations.append(time.perf_counter() - began)
 
-            pool = WorkerPool(timed_resume, workers=size, capacity=settings.queue_size)
+            pool = RunQueue(timed_resume, workers=size, capacity=settings.queue_size)
             pool.start()
             ids = [engine.executor.start(runbook, {"node": n}, requester="bench")[0] for n in targets]
             began = time.perf_counter()

@@ -12,23 +12,17 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from engine.actions import (
-    Action,
-    ActionKind,
-    ActionRegistry,
-    Identity,
-    IdentityResolver,
-    PermissionChecker,
-)
+from engine.actions import Action, ActionKind, ActionRegistry, Identity, PermissionChecker
 from engine.approver_dry_run import ApproverDryRun
-from engine.errors import ApprovalError, RunStateError, StepError, StoreError
+from engine.errors import ApprovalError, RunbookError, RunStateError, StepError, StoreError
 from engine.events import EventSink, RunEvent
 from engine.model import Runbook, Step
 from engine.params import coerce_params
 from engine.plan import Planner
-from engine.records import Decision, RunRecord, RunStatus, StepRecord, StepStatus
+from engine.policy import Outlook, Policy
+from engine.records import Decision, Freeze, RunRecord, RunStatus, StepRecord, StepStatus
 from engine.run_store import RunStore
-from engine.step_runner import StepRunner, missing_permissions
+from engine.step_runner import StepRunner
 from engine.templating import Templating
 from engine.verdict import Proposal
 
@@ -51,12 +45,13 @@ class Executor:
         checker: PermissionChecker | None = None,
         templating: Templating | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        identities: IdentityResolver | None = None,
-        default_approvers: tuple[str, ...] = (),
+        policy: Policy | None = None,
     ) -> None:
+        """`policy` is the gate for starts and decisions (default: nobody may approve); its freeze and
+        limits are counted in `store`."""
         self.registry = registry
-        self.identities = identities
-        self.default_approvers = default_approvers
+        policy = policy or Policy()
+        self.policy = policy if policy.ledger is not None else policy.with_parts(ledger=store)
         self.store = store
         self.sink: EventSink = sink or _NullSink()
         self.checker = checker
@@ -87,13 +82,7 @@ class Executor:
         ApprovalError when `auto_approve` is asked for but the runbook would not let the requester approve."""
         values = coerce_params(runbook, params)
         if auto_approve and not dry_run:
-            policy = runbook.policy
-            if not policy.allow_self_approval:
-                raise ApprovalError(f"{runbook.name} forbids approving your own request, so it cannot be "
-                                    "auto-approved; run it and let another approver decide")
-            if (policy.approvers or self.default_approvers) and requester not in (
-                    policy.approvers or self.default_approvers):
-                raise ApprovalError(f"{requester} is not an approver of {runbook.name}, so cannot auto-approve it")
+            self.policy.check_auto_approve(runbook, requester)
         return self.store.create_run(
             runbook.name, runbook.model_dump_json(by_alias=True), values, requester, trigger,
             auto_approve=auto_approve, dry_run=dry_run, dedup_key=dedup_key, cooldown=cooldown,
@@ -101,20 +90,29 @@ class Executor:
 
     def run(self, runbook: Runbook, params: Mapping[str, Any], **options: Any) -> RunRecord:
         run_id, _ = self.start(runbook, params, **options)
-        return self.resume(run_id)
+        return self.resume(run_id, runbook)
+
+    def authorize_start(self, runbook: Runbook, actor: str, groups: frozenset[str] = frozenset()) -> None:
+        """Raises NotAllowed (audited) unless `actor` may start `runbook`: for front ends where people start runs."""
+        try:
+            self.policy.check_run(runbook, actor, groups)
+        except ApprovalError as exc:
+            self.store.audit(actor, "run.refused", None, {"runbook": runbook.name, "reason": str(exc)})
+            raise
 
     # progressing ----------------------------------------------------------------------------------
 
-    def resume(self, run_id: str) -> RunRecord:
+    def resume(self, run_id: str, runbook: Runbook | None = None) -> RunRecord:
         """Carry a run forward until it finishes or needs a decision. Safe to call on any run.
 
+        `runbook`: the run's runbook when the caller has it parsed already (it is the run's stored definition).
         Whatever goes wrong inside, the run ends in a state a person can see: an engine bug fails the run
         with its reason instead of leaving it `running` with nobody working on it."""
         run = self.store.get_run(run_id)
         with self._active_lock:
             self._active[run_id] = self._active.get(run_id, 0) + 1
         try:
-            return self._resume(run)
+            return self._resume(run, runbook or Runbook.model_validate_json(run.definition))
         except StoreError:  # nothing can be recorded now: the run stays as stored, taken over once its lease lapses
             log.warning("run %s paused: the run store is unavailable", run_id)
             raise
@@ -150,71 +148,81 @@ class Executor:
             return run
         return self._finish(run, RunStatus.FAILED, reason)
 
-    def _resume(self, run: RunRecord) -> RunRecord:
-        run_id = run.id
+    def _resume(self, run: RunRecord, runbook: Runbook) -> RunRecord:
         if run.status == RunStatus.AWAITING_APPROVAL:
-            run = self._continue_after_decision(run)
+            run = self._continue_after_decision(run, runbook)
             if run.status != RunStatus.RUNNING:
                 return run
         elif run.status == RunStatus.PENDING:
-            if not self.store.claim(run_id, RunStatus.PENDING, RunStatus.RUNNING, lease=self._claim_lease()):
-                return self.store.get_run(run_id)
+            if not self.store.claim(run.id, RunStatus.PENDING, RunStatus.RUNNING, lease=self._claim_lease()):
+                return self.store.get_run(run.id)
+            run.status = RunStatus.RUNNING  # what the claim stored: no need to read it back
             self._emit("run_started", run, data={"params": run.params, "requester": run.requester,
                                                  "trigger": run.trigger, "dry_run": run.dry_run})
-        elif run.status != RunStatus.RUNNING or not self.store.holds(run_id) or self._carried_elsewhere(run_id):
+        elif run.status != RunStatus.RUNNING or not self.store.holds(run.id) or self._carried_elsewhere(run.id):
             return run  # finished, or someone else carries it (this one carries on the runs it took over)
-        return self._advance(self.store.get_run(run_id))
+        return self._advance(run, runbook)
 
-    def _advance(self, run: RunRecord) -> RunRecord:
-        runbook = Runbook.model_validate_json(run.definition)
-        records = {s.index: s for s in run.steps}
+    def _advance(self, run: RunRecord, runbook: Runbook) -> RunRecord:
         context = self._context(run, runbook, run.steps)
         for index in range(run.cursor, len(runbook.steps)):
             step = runbook.steps[index]
-            action = self.registry.get(step.action)
-            remediation = action.kind == ActionKind.REMEDIATE
-            as_approver = self._approver_dry_run(runbook, action) if remediation else None
-            record = self.steps.execute(run, index, step, context, dry_run=run.dry_run or remediation,
-                                        checker=self.checker, on_start=self._on_step_start,
-                                        choose_identity=as_approver)
-            if remediation and record.status == StepStatus.SUCCEEDED:
-                try:
-                    record.proposal = self._proposal(run, runbook, step, record, context,
-                                                     as_approver.chosen if as_approver else None)
-                    record.status = StepStatus.PROPOSED
-                except StepError as exc:  # a proposal nobody can read must not be approved
-                    record.status, record.error = StepStatus.FAILED, f"cannot present the proposal: {exc}"
-            records[index] = record
+            record = self._step(run, runbook, index, context)
             _remember(context, record)
-            self.store.save_step(run.id, record, cursor=index, durable=False)  # read-only or a dry-run
-            self._emit("step_finished", run, step.id, record.to_dict())
+            if record.status == StepStatus.PROPOSED and not run.dry_run:
+                if not run.auto_approve or self._auto_approve_blocked(record):
+                    return self._await(run, runbook, step, record)
+                record = self._auto_approve(run, runbook, index, record)
+                _remember(context, record)
             if record.status == StepStatus.FAILED and step.on_failure == "abort":
                 return self._finish(run, RunStatus.FAILED, f"step {step.id!r} failed: {record.error}")
-            if record.status == StepStatus.PROPOSED and not run.dry_run:
-                if run.auto_approve:  # the requester approving their own run: it acts as they do
-                    identity = (self.identities.resolve(run.requester, frozenset({run.requester}))
-                                if self.identities else None)
-                    self.store.record_decision(Decision(run.id, step.id, "approved", run.requester, time.time(),
-                                                        "run started with auto-approve", identity), awaiting=False)
-                    records[index] = self._execute_remediation(run, runbook, index, record, identity)
-                    _remember(context, records[index])
-                    if records[index].status == StepStatus.FAILED and step.on_failure == "abort":
-                        return self._finish(run, RunStatus.FAILED, f"step {step.id!r} failed: {records[index].error}")
-                    continue
-                return self._await(run, runbook, step, record)
         return self._finish(run, RunStatus.SUCCEEDED)
+
+    def _step(self, run: RunRecord, runbook: Runbook, index: int, context: dict[str, Any]) -> StepRecord:
+        """Run one step (a remediation only as a dry-run, turned into a proposal) and store its record."""
+        step = runbook.steps[index]
+        action = self.registry.get(step.action)
+        remediation = action.kind == ActionKind.REMEDIATE
+        as_approver = self._approver_dry_run(runbook, action) if remediation else None
+        record = self.steps.execute(run, index, step, context, dry_run=run.dry_run or remediation,
+                                    checker=self.checker, on_start=self._on_step_start,
+                                    choose_identity=as_approver)
+        if remediation and record.status == StepStatus.SUCCEEDED:
+            try:
+                record.proposal = self._proposal(run, runbook, step, record, context,
+                                                 as_approver.chosen if as_approver else None)
+                record.status = StepStatus.PROPOSED
+            except StepError as exc:  # a proposal nobody can read must not be approved
+                record.status, record.error = StepStatus.FAILED, f"cannot present the proposal: {exc}"
+        self.store.save_step(run.id, record, cursor=index, durable=False)  # read-only or a dry-run
+        _replace_step(run, record)
+        self._emit("step_finished", run, step.id, record.to_dict())
+        return record
+
+    def _auto_approve_blocked(self, record: StepRecord) -> bool:
+        """A freeze or a limit makes an auto-approved run wait for a person like any other (its proposal says why)."""
+        return self.policy.blast_radius(record.proposal.target if record.proposal else "") is not None
+
+    def _auto_approve(self, run: RunRecord, runbook: Runbook, index: int, record: StepRecord) -> StepRecord:
+        """The requester approving their own run: it acts as they do."""
+        identities = self.policy.identities
+        identity = identities.resolve(run.requester, frozenset({run.requester})) if identities else None
+        self.store.record_decision(Decision(run.id, record.id, "approved", run.requester, time.time(),
+                                            "run started with auto-approve", identity), awaiting=False)
+        return self._execute_remediation(run, runbook, index, record, identity)
 
     def _await(self, run: RunRecord, runbook: Runbook, step: Step, record: StepRecord) -> RunRecord:
         deadline = time.time() + runbook.policy.approval_timeout
         if not self.store.update_run(run.id, status=RunStatus.AWAITING_APPROVAL, awaiting_step=step.id,
                                      approval_deadline=deadline):
             return self.store.get_run(run.id)
+        run.status, run.awaiting_step, run.approval_deadline = RunStatus.AWAITING_APPROVAL, step.id, deadline
         assert record.proposal is not None
         self._emit("approval_needed", run, step.id, {"proposal": record.proposal.model_dump(mode="json"),
                                                      "deadline": deadline, "requester": run.requester})
-        return self.store.get_run(run.id)
+        return run
 
-    def _continue_after_decision(self, run: RunRecord) -> RunRecord:
+    def _continue_after_decision(self, run: RunRecord, runbook: Runbook) -> RunRecord:
         """Apply the stored decision on the awaited step: execute it, finish rejected, or time out."""
         step_id = run.awaiting_step or ""
         decision = next((d for d in reversed(self.store.decisions(run.id)) if d.step == step_id), None)
@@ -227,23 +235,25 @@ class Executor:
             return self.store.get_run(run.id)
         if decision.decision != "approved":
             return self._close(run, decision.decision, decision.actor, decision.reason)
-        runbook = Runbook.model_validate_json(run.definition)
+        run.status, run.awaiting_step = RunStatus.RUNNING, None  # what the claim stored
         index = next(i for i, s in enumerate(runbook.steps) if s.id == step_id)
         record = next(s for s in run.steps if s.index == index)
         record = self._execute_remediation(run, runbook, index, record, decision.identity)
         if record.status == StepStatus.FAILED and runbook.steps[index].on_failure == "abort":
             return self._finish(run, RunStatus.FAILED, f"step {step_id!r} failed: {record.error}")
-        return self.store.get_run(run.id)  # its cursor is past the executed step: `_advance` continues there
+        run.cursor = index + 1  # past the executed step: `_advance` continues there
+        return run
 
     def _execute_remediation(self, run: RunRecord, runbook: Runbook, index: int, proposed: StepRecord,
                              identity: Identity | None = None) -> StepRecord:
         step = runbook.steps[index]
-        context = self._context(run, runbook, self.store.get_run(run.id).steps)
+        context = self._context(run, runbook, run.steps)
         record = self.steps.execute(run, index, step, context, dry_run=False, checker=self.checker,
                                     on_start=self._on_step_start, approved=proposed, identity=identity)
         ok = record.status == StepStatus.SUCCEEDED
         record.proposal = _with_status(proposed.proposal, "executed" if ok else "failed")
         self.store.save_step(run.id, record, cursor=index + 1)
+        _replace_step(run, record)
         self.store.audit("engine", "remediation.executed" if ok else "remediation.failed", run.id,
                          {"step": step.id, "as": str(identity) if identity else "engine",
                           "changes": [c.model_dump(mode="json") for c in record.changes if not c.dry_run],
@@ -267,60 +277,82 @@ class Executor:
     ) -> RunRecord:
         """Record an approval or rejection of the awaited remediation, then (by default) continue the run.
 
-        Raises ApprovalError when `actor` may not decide, RunStateError when nothing awaits a decision.
+        The policy gate decides; every refusal is audited here. Raises ApprovalError when `actor` may not
+        decide (NotAllowed) or no change may go out now (Blocked), RunStateError when nothing awaits this
+        decision, and the cluster's error when it could not be asked about the approver's permissions.
         """
         run = self.store.get_run(run_id)
         verb = "approve" if approve else "reject"
-        if run.status != RunStatus.AWAITING_APPROVAL or not run.awaiting_step:
-            raise RunStateError(f"run {run_id} is {run.status}, not awaiting approval; nothing to {verb}")
-        if step is not None and step != run.awaiting_step:
-            raise RunStateError(f"run {run_id} awaits approval of step {run.awaiting_step!r}, not {step!r}")
-        policy = Runbook.model_validate_json(run.definition).policy
-        approvers = policy.approvers or self.default_approvers  # the runbook's, else the server's default
         try:
-            if approvers and actor not in approvers and not groups & set(approvers):
-                raise ApprovalError(f"{actor} is not an approver of {run.runbook}; ask one of: "
-                                    + ", ".join(approvers))
-            if approve and actor == run.requester and not policy.allow_self_approval:
-                raise ApprovalError(f"{actor} requested run {run_id} and {run.runbook} forbids approving "
-                                    "your own request; ask another approver")
-            if run.approval_deadline is not None and time.time() > run.approval_deadline:
-                self.expire(run_id)
-                raise RunStateError(f"the approval window of run {run_id} has closed; the run timed out")
-            identity = self.approver_identity(run, actor, groups) if approve else None
-        except ApprovalError as exc:
-            self.store.audit(actor, f"step.{verb}.refused", run_id, {"step": run.awaiting_step, "reason": str(exc)})
+            runbook = Runbook.model_validate_json(run.definition)
+            identity = self._check_decision(run, runbook, approve, actor, step, groups)
+            decision = Decision(run_id, run.awaiting_step or "", "approved" if approve else "rejected", actor,
+                                time.time(), reason, identity)
+            self._record(decision)
+        except RunbookError as exc:
+            self.store.audit(actor, f"step.{verb}.refused", run_id, {"step": step or run.awaiting_step,
+                                                                     "reason": str(exc)})
             raise
-        outcome = "approved" if approve else "rejected"
-        decision = Decision(run_id, run.awaiting_step, outcome, actor, time.time(), reason, identity)
-        if not self.store.record_decision(decision):
-            earlier = next((d for d in self.store.decisions(run_id) if d.step == run.awaiting_step), None)
-            if earlier is None:
-                raise RunStateError(f"run {run_id} no longer awaits {run.awaiting_step!r}")
-            raise RunStateError(f"{run.awaiting_step!r} of run {run_id} was already {earlier.decision} by "
-                                f"{earlier.actor}; a decision cannot be changed")
-        self._emit("approval_decided", run, run.awaiting_step, {"decision": decision.decision, "actor": actor,
-                                                                "reason": reason})
-        return self.resume(run_id) if resume else self.store.get_run(run_id)
+        self._emit("approval_decided", run, decision.step, {"decision": decision.decision, "actor": actor,
+                                                            "reason": reason})
+        return self.resume(run_id, runbook) if resume else run
 
-    def approver_identity(self, run: RunRecord, actor: str, groups: frozenset[str] = frozenset()) -> Identity | None:
-        """The identity `actor` would execute the awaited remediation as (None: the engine's own), after
-        checking with the cluster that it may. Raises ApprovalError saying plainly why not."""
-        if self.identities is None:
+    def _record(self, decision: Decision) -> None:
+        """Store the decision; the first one wins (two people clicking at once)."""
+        if not self.store.record_decision(decision):
+            earlier = next((d for d in self.store.decisions(decision.run_id) if d.step == decision.step), None)
+            if earlier is None:
+                raise RunStateError(f"run {decision.run_id} no longer awaits {decision.step!r}")
+            raise RunStateError(f"{decision.step!r} of run {decision.run_id} was already {earlier.decision} by "
+                                f"{earlier.actor}; a decision cannot be changed")
+
+    def _check_decision(self, run: RunRecord, runbook: Runbook, approve: bool, actor: str, step: str | None,
+                        groups: frozenset[str]) -> Identity | None:
+        """The identity an approval executes as, once the run's state and the policy gate allow the decision."""
+        verb = "approve" if approve else "reject"
+        if run.status != RunStatus.AWAITING_APPROVAL or not run.awaiting_step:
+            raise RunStateError(f"run {run.id} is {run.status}, not awaiting approval; nothing to {verb}")
+        if step is not None and step != run.awaiting_step:
+            raise RunStateError(f"run {run.id} awaits approval of step {run.awaiting_step!r}, not {step!r}")
+        groups = self.policy.check_decision(run, runbook, actor, approve, groups)
+        if run.approval_deadline is not None and time.time() > run.approval_deadline:
+            self.expire(run.id)
+            raise RunStateError(f"the approval window of run {run.id} has closed; the run timed out")
+        if not approve:
             return None
-        runbook = Runbook.model_validate_json(run.definition)
-        identity = self.identities.resolve(actor, groups)
-        if identity is None and not runbook.policy.fallback_to_engine:
-            raise ApprovalError(f"{actor} has no Kubernetes identity mapped, and {run.runbook} does not let "
-                                "approvals fall back to the engine's own role; ask a mapped approver")
+        return self.policy.approver_identity(run, runbook, actor, groups, self._awaited_action(run), self.checker)
+
+    def _awaited_action(self, run: RunRecord) -> Action[Any] | None:
         record = next((s for s in run.steps if s.id == run.awaiting_step), None)
-        if identity is not None and self.checker is not None and record is not None:
-            action = self.registry.get(record.action)
-            missing = missing_permissions(self.checker, action, record.inputs, identity)
-            if missing:
-                raise ApprovalError(f"{actor} acts in Kubernetes as {identity.user}, who may not run {action.name}: "
-                                    f"missing {', '.join(str(p) for p in missing)}")
-        return identity
+        return self.registry.get(record.action) if record is not None else None
+
+    def approval_outlook(self, run: RunRecord, runbook: Runbook) -> list[Outlook]:
+        """Who could approve the awaited remediation, asked before anyone clicks (for the chat thread)."""
+        return self.policy.outlook(run, runbook, self._awaited_action(run), self.checker)
+
+    # the change freeze ----------------------------------------------------------------------------
+
+    def control_freeze(self, actor: str, on: bool, reason: str, groups: frozenset[str] = frozenset()) -> None:
+        """Freeze or unfreeze on behalf of a chat user, if the policy lets them (refusals audited)."""
+        try:
+            self.policy.check_freeze_control(actor, groups)
+        except ApprovalError as exc:
+            self.store.audit(actor, f"freeze.{'on' if on else 'off'}.refused", None, {"reason": str(exc)})
+            raise
+        if on:
+            self.freeze(actor, reason)
+        else:
+            self.unfreeze(actor, reason)
+
+    def freeze(self, actor: str, reason: str) -> Freeze:
+        """Freeze changes everywhere (every replica shares the store): approvals are refused, diagnoses go on."""
+        freeze = Freeze(reason, actor, time.time())
+        self.store.freeze_on(freeze)
+        return freeze
+
+    def unfreeze(self, actor: str, reason: str = "") -> Freeze | None:
+        """End the freeze; the one that was on (None: there was none)."""
+        return self.store.freeze_off(actor, reason)
 
     def expire(self, run_id: str) -> RunRecord:
         """Time out a run whose approval window closed without a decision (a decision made meanwhile wins)."""
@@ -389,10 +421,10 @@ class Executor:
 
     def _approver_dry_run(self, runbook: Runbook, action: Action[Any]) -> ApproverDryRun | None:
         """When approvals act as the approver, the dry-run does too (None: the engine's own identity does)."""
-        if self.identities is None or runbook.policy.fallback_to_engine:
+        identities = self.policy.identities
+        if identities is None or runbook.policy.fallback_to_engine:
             return None
-        keys = runbook.policy.approvers or self.default_approvers or tuple(self.identities.known())
-        return ApproverDryRun(self.identities, self.checker, action, keys)
+        return ApproverDryRun(identities, self.checker, action, self.policy.approvers_of(runbook))
 
     def _proposal(self, run: RunRecord, runbook: Runbook, step: Step, record: StepRecord,
                   context: dict[str, Any], dry_run_as: Identity | None = None) -> Proposal:
@@ -400,11 +432,13 @@ class Executor:
         rendered = self.templating.render_value(spec.model_dump(), context) if spec else {}
         action = self.registry.get(step.action)
         target = action.target(action.args.model_validate(record.inputs))
+        waits = None if run.dry_run else self.policy.blast_radius(target)
+        warnings = _warnings(rendered.get("warnings", ()), record.output.get("warnings"))
         return Proposal(
             id=step.id, step=step.id, action=step.action, target=target,
             summary=str(rendered.get("summary") or record.title), reason=str(rendered.get("reason", "")),
             risk=rendered.get("risk", "medium"), dry_run=tuple(record.changes),
-            warnings=_warnings(rendered.get("warnings", ()), record.output.get("warnings")),
+            warnings=(*warnings, f"an approval will be refused now: {waits}") if waits else warnings,
             dry_run_as=str(dry_run_as) if dry_run_as else None,
             planned=self.planner.after(run.id, runbook, record.index, context),
         )
@@ -437,6 +471,12 @@ def _warnings(declared: Any, found: Any) -> tuple[str, ...]:
     """The runbook's own warnings, then those the action found (an HPA or GitOps tool will revert it)."""
     texts = [str(w) for w in [*(declared or ()), *(found if isinstance(found, list) else ())] if str(w).strip()]
     return tuple(dict.fromkeys(texts))
+
+
+def _replace_step(run: RunRecord, record: StepRecord) -> None:
+    """Keep the in-memory run in step with what was just stored, so nothing has to read it back."""
+    run.steps = [s for s in run.steps if s.index != record.index] + [record]
+    run.steps.sort(key=lambda s: s.index)
 
 
 def _with_status(proposal: Proposal | None, status: str) -> Proposal | None:

@@ -190,3 +190,12 @@ class Decision:
     at: float
     reason: str = ""
     identity: Identity | None = None
+
+
+@dataclass(frozen=True)
+class Freeze:
+    """A global change freeze: while one is on, approvals are refused (diagnoses and proposals still run)."""
+
+    reason: str
+    actor: str
+    since: float

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.records import AuditEntry, Decision, RunRecord, RunStatus, StepRecord
+from engine.records import AuditEntry, Decision, Freeze, RunRecord, RunStatus, StepRecord
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,27 @@ class RunStore(ABC):
 
     @abstractmethod
     def audit_log(self, run_id: str | None = None, limit: int = 1000) -> list[AuditEntry]: ...
+
+    # blast radius ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    def freeze_on(self, freeze: Freeze) -> None:
+        """Turn the global change freeze on (or change its reason), audited in the same commit."""
+
+    @abstractmethod
+    def freeze_off(self, actor: str, reason: str = "") -> Freeze | None:
+        """End the freeze, audited in the same commit; the freeze that was on (None: there was none)."""
+
+    @abstractmethod
+    def freeze_state(self) -> Freeze | None: ...
+
+    @abstractmethod
+    def changes_in_flight(self) -> int:
+        """Approved remediations of active runs not yet finished (waiting for a worker or executing)."""
+
+    @abstractmethod
+    def changes_to_target_since(self, target: str, since: float) -> int:
+        """Remediations of `target` approved since `since` (executed, executing or about to)."""
 
     # chat outbox ----------------------------------------------------------------------------------
 

@@ -66,7 +66,10 @@ class Settings(BaseModel):
     queue_size: int = Field(default=1000, ge=1)
     dedup_cooldown: float = Field(default=600.0, ge=0, description="Seconds a finished run still absorbs repeats.")
     runners: tuple[str, ...] = Field(default=(), description="Default: who may start runs from chat (empty: anyone).")
-    approvers: tuple[str, ...] = Field(default=(), description="Default approvers when a runbook names none.")
+    approvers: tuple[str, ...] = Field(
+        default=(), description="Default approvers when a runbook names none (empty: nobody may approve).")
+    max_concurrent_changes: int = Field(default=3, ge=1, description="Approved changes executing at once.")
+    max_changes_per_target_per_hour: int = Field(default=3, ge=1, description="Changes to one target per hour.")
     identities: dict[str, IdentityMapping] = Field(
         default_factory=dict,
         description="Slack user id, Slack user group id or CLI name -> the Kubernetes identity approvals by "

@@ -16,6 +16,7 @@ from engine.builtins import register_builtins
 from engine.errors import TransientError
 from engine.executor import Executor
 from engine.loader import Loader
+from engine.policy import Policy
 from engine.run_store import RunStore
 from engine.sqlstore.sqlite import SqliteStore
 from engine.verdict import Change
@@ -91,6 +92,8 @@ def toy_registry(toy: Toy) -> ActionRegistry:
     return registry
 
 
+TEAM = ("alice", "bob", "carol")  # the approvers of the `executor` fixture (with none, nobody may approve)
+
 @pytest.fixture
 def toy() -> Toy:
     return Toy()
@@ -154,7 +157,7 @@ def sleeps() -> list[float]:
 
 @pytest.fixture
 def executor(registry: ActionRegistry, store: RunStore, sleeps: list[float]) -> Executor:
-    return Executor(registry, store, sleep=sleeps.append)
+    return Executor(registry, store, sleep=sleeps.append, policy=Policy(approvers=TEAM))
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from dataclasses import asdict
 from typing import Any, Protocol
 
 from engine.errors import UnknownRunError
-from engine.records import AuditEntry, Decision, RunRecord, RunStatus, StepRecord, StepStatus
+from engine.records import AuditEntry, Decision, Freeze, RunRecord, RunStatus, StepRecord, StepStatus
 from engine.run_store import OutboxItem, OutboxMessage, RunStore
-from engine.sqlstore import chat
+from engine.sqlstore import blast, chat
 from engine.sqlstore.codec import decode_identity, dumps, owner_is_gone, run_from_row, step_from_row
 
 ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL)
@@ -341,6 +341,32 @@ class SqlStore(RunStore):
             rows = db.execute(query + " ORDER BY id LIMIT ?", args).fetchall()
         return [AuditEntry(i, at, actor, action, rid, json.loads(d)) for i, at, actor, action, rid, d in rows]
 
+
+    # blast radius ---------------------------------------------------------------------------------
+
+    def freeze_on(self, freeze: Freeze) -> None:
+        with self._write() as db:
+            blast.freeze_on(db, freeze)
+            self._audit(db, freeze.actor, "freeze.on", None, {"reason": freeze.reason})
+
+    def freeze_off(self, actor: str, reason: str = "") -> Freeze | None:
+        with self._write() as db:
+            was = blast.freeze_off(db, self.FOR_UPDATE)
+            if was is not None:
+                self._audit(db, actor, "freeze.off", None, {"reason": reason, "was": was.reason})
+        return was
+
+    def freeze_state(self) -> Freeze | None:
+        with self._read() as db:
+            return blast.freeze_state(db)
+
+    def changes_in_flight(self) -> int:
+        with self._read() as db:
+            return blast.changes_in_flight(db)
+
+    def changes_to_target_since(self, target: str, since: float) -> int:
+        with self._read() as db:
+            return blast.changes_to_target_since(db, target, since)
 
     # chat outbox ----------------------------------------------------------------------------------
 

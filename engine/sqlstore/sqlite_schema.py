@@ -71,7 +71,9 @@ _CARRY_OVER = {
     "slack_messages": "INSERT INTO chat_messages (run_id, key, channel, ts) SELECT run_id, key, channel, ts"
                       " FROM slack_messages WHERE true ON CONFLICT DO NOTHING",
 }
-STEPS = {1: V1 + AUDIT_GUARDS, 2: V2}
+V3 = ("""CREATE TABLE change_freeze (id INTEGER PRIMARY KEY CHECK (id = 1), reason TEXT NOT NULL, actor TEXT NOT NULL,
+        since REAL NOT NULL)""",)
+STEPS = {1: V1 + AUDIT_GUARDS, 2: V2, 3: V3}
 
 
 def tables(db: sqlite3.Connection) -> set[str]:

@@ -25,6 +25,7 @@ MIGRATIONS = (
     Migration(1, "0.1.0", "runs, steps, decisions, alerts and the append-only audit log"),
     Migration(2, "0.2.0", "lease epochs, dedup keys, one decision per step, the chat outbox with claims, "
                           "remembered request signatures, schema info"),
+    Migration(3, "0.2.0", "the global change freeze"),
 )
 LATEST = MIGRATIONS[-1].version
 

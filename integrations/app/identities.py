@@ -7,14 +7,9 @@ own RBAC decides what they may change, not the engine's role.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 from engine.actions import Identity
-from engine.errors import ApprovalError
-from engine.executor import Executor
-from engine.model import Runbook
-from engine.records import RunRecord
 from engine.settings import IdentityMapping, Settings
 
 
@@ -50,36 +45,3 @@ def impersonation_targets(settings: Settings) -> tuple[list[str], list[str]]:
     users = sorted({m.user for m in settings.identities.values() if m.user})
     groups = sorted({g for m in settings.identities.values() for g in m.groups})
     return users, groups
-
-
-@dataclass(frozen=True)
-class Outlook:
-    """Whether one approver candidate could approve the awaited remediation, and as whom."""
-
-    approver: str
-    identity: Identity | None = None
-    refusal: str | None = None
-
-    @property
-    def can(self) -> bool:
-        return self.refusal is None
-
-
-def approval_outlook(executor: Executor, run: RunRecord, candidates: Iterable[str]) -> list[Outlook]:
-    """Asks the cluster (SubjectAccessReview, through the executor's own approval check) for each candidate
-    before anyone clicks, so the thread can say who can approve and why others cannot. A Slack group
-    counts as its own member: its entry's user and groups are what its members without an entry act as."""
-    out: list[Outlook] = []
-    for candidate in dict.fromkeys(candidates):
-        try:
-            identity = executor.approver_identity(run, candidate, frozenset({candidate}))
-        except ApprovalError as exc:
-            out.append(Outlook(candidate, refusal=str(exc)))
-        else:
-            out.append(Outlook(candidate, identity))
-    return out
-
-
-def candidates(runbook: Runbook, settings: Settings) -> tuple[str, ...]:
-    """Who to check: the runbook's approvers, else the server's, else everyone with a mapped identity."""
-    return runbook.policy.approvers or settings.approvers or tuple(settings.identities)

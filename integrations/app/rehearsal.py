@@ -21,6 +21,7 @@ from engine.executor import Executor
 from engine.expectations import check_expectations
 from engine.loader import Loader, parse_yaml
 from engine.model import Runbook, RunbookTest
+from engine.policy import Policy
 from engine.records import RunRecord
 from engine.sqlstore.sqlite import SqliteStore
 from engine.templating import Templating
@@ -125,7 +126,8 @@ def rehearse(case: Case, authz: Authz | None = None, plugins: Mapping[str, Any] 
         if authz is not None:
             sim.load(authz.objects)
         executor = Executor(build_registry(kube, plugins), SqliteStore(":memory:"), checker=AccessChecker(kube),
-                            templating=Templating(clock=kube.now))
+                            templating=Templating(clock=kube.now),
+                            policy=Policy(approvers=(APPROVER,)))  # the case's approvals are the tester's
         before = _state(sim)
         try:
             params = _params(case, OwnerResolver(kube))

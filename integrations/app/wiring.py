@@ -15,6 +15,7 @@ from engine.catalog import Catalog
 from engine.events import EventSink
 from engine.executor import Executor
 from engine.loader import Loader
+from engine.policy import Limits, Policy
 from engine.run_store import RunStore
 from engine.settings import Settings
 from engine.templating import Templating
@@ -23,7 +24,9 @@ from integrations.app.stores import open_store
 
 
 @dataclass
-class Engine:
+class Assembly:
+    """The engine's parts built from one settings object, shared by the CLI, the server and the demo."""
+
     settings: Settings
     registry: ActionRegistry
     loader: Loader
@@ -60,7 +63,7 @@ def load_catalog(settings: Settings, check_tests: bool = False) -> Catalog:
 
 
 def build(settings: Settings, *, kube: Any = None, sink: EventSink | None = None,
-          checker: PermissionChecker | None = None) -> Engine:
+          checker: PermissionChecker | None = None) -> Assembly:
     registry = build_registry(kube, settings.plugins)
     # `now` and `| age` in templates read the API server's clock when there is a cluster, as actions do
     templating = Templating(clock=kube.now) if kube is not None and hasattr(kube, "now") else Templating()
@@ -72,11 +75,17 @@ def build(settings: Settings, *, kube: Any = None, sink: EventSink | None = None
         from integrations.kubernetes.access import AccessChecker
 
         checker = AccessChecker(kube)
+    executor = Executor(registry, store, sink=sink, checker=checker, templating=loader.templating,
+                        policy=policy_from(settings))
+    return Assembly(settings, registry, loader, catalog, store, executor, kube)
+
+
+def policy_from(settings: Settings) -> Policy:
+    """The policy gate the settings describe (the chat backend adds its group directory when serving)."""
     identities = None
     if settings.identities:
         from integrations.app.identities import MappedIdentities
 
         identities = MappedIdentities(settings.identities)
-    executor = Executor(registry, store, sink=sink, checker=checker, templating=loader.templating,
-                        identities=identities, default_approvers=settings.approvers)
-    return Engine(settings, registry, loader, catalog, store, executor, kube)
+    return Policy(runners=settings.runners, approvers=settings.approvers, identities=identities,
+                  limits=Limits(settings.max_concurrent_changes, settings.max_changes_per_target_per_hour))

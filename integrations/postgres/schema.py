@@ -66,7 +66,9 @@ V2 = (
     """CREATE TABLE schema_info (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL,
         min_engine TEXT NOT NULL)""",
 )
-STEPS = {1: V1, 2: V2}
+V3 = ("""CREATE TABLE change_freeze (id INTEGER PRIMARY KEY CHECK (id = 1), reason TEXT NOT NULL, actor TEXT NOT NULL,
+        since DOUBLE PRECISION NOT NULL)""",)
+STEPS = {1: V1, 2: V2, 3: V3}
 _MIGRATION_LOCK = 0x72756E62  # one migrator at a time (a transaction-scoped lock: released at commit)
 
 

@@ -26,10 +26,10 @@ from engine.loader import Loader
 from engine.model import Runbook
 from engine.records import RunRecord
 from engine.settings import Settings
-from integrations.app.server.app import Services, create_app
+from integrations.app.server import Services, create_app
 from integrations.app.server.metrics import Metrics
 from integrations.app.stores import open_store
-from integrations.app.wiring import Engine
+from integrations.app.wiring import Assembly, policy_from
 from integrations.slack import Slack, sign
 from integrations.slack.render import APPROVE, REJECT
 from integrations.testing.slack_fake import FakeSlack
@@ -99,8 +99,8 @@ def server_settings(db: str, slack_api_url: str | None = None, **overrides: Any)
 
 
 def make_engine(settings: Settings, registry: ActionRegistry, runbooks: Iterable[str | Runbook] = (),
-                checker: PermissionChecker | None = None, kube: Any = None) -> Engine:
-    """An Engine from explicit parts: runbooks as YAML text (or models) instead of the runbook path.
+                checker: PermissionChecker | None = None, kube: Any = None) -> Assembly:
+    """The engine's parts: runbooks as YAML text (or models) instead of the runbook path.
 
     `kube` is the cluster the server reads for owner lookups in alert triggers (the actions got theirs
     through `registry`)."""
@@ -110,15 +110,15 @@ def make_engine(settings: Settings, registry: ActionRegistry, runbooks: Iterable
         runbook = loader.load_text(textwrap.dedent(item)) if isinstance(item, str) else item
         catalog.runbooks[runbook.name] = runbook
     store = open_store(settings, instance="test")
-    executor = Executor(registry, store, checker=checker, templating=loader.templating)
-    return Engine(settings, registry, loader, catalog, store, executor, kube)
+    executor = Executor(registry, store, checker=checker, templating=loader.templating, policy=policy_from(settings))
+    return Assembly(settings, registry, loader, catalog, store, executor, kube)
 
 
 class Harness:
     """An engine served for real on loopback, with a Slack fake, driven over HTTP as Slack and
     Alertmanager would drive it. `restart()` replaces the app (and optionally the engine) on the same store."""
 
-    def __init__(self, engine: Engine, fake: FakeSlack | None, *, groups: dict[str, list[str]] | None = None,
+    def __init__(self, engine: Assembly, fake: FakeSlack | None, *, groups: dict[str, list[str]] | None = None,
                  sweep_interval: float = 0.2, backoff: float = 0.05, max_backoff: float = 0.5) -> None:
         self.engine = engine
         self.fake = fake
@@ -127,6 +127,7 @@ class Harness:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.metrics = Metrics()
+        self.slack: Slack | None = None
         self.server: ServerThread | None = None
         self.http = httpx.Client(timeout=30)
 
@@ -148,7 +149,8 @@ class Harness:
                                     timeout=2, backoff=self.backoff, max_backoff=self.max_backoff)
         if slack is not None:
             slack.sender.poll = 0.05
-        app = create_app(self.engine, slack=slack, metrics=self.metrics, sweep_interval=self.sweep_interval)
+        self.slack = slack
+        app = create_app(self.engine, chat=slack, metrics=self.metrics, sweep_interval=self.sweep_interval)
         self.server = ServerThread(app).start()
         return self
 
@@ -157,7 +159,7 @@ class Harness:
             self.server.stop()
             self.server = None
 
-    def restart(self, engine: Engine | None = None) -> None:
+    def restart(self, engine: Assembly | None = None) -> None:
         self.stop()
         if engine is not None:
             self.engine.close()

@@ -15,9 +15,12 @@ from engine.events import RunEvent
 from engine.executor import Executor
 from engine.loader import Loader
 from engine.model import Runbook
+from engine.policy import Policy
 from engine.records import RunStatus, StepStatus
 from engine.run_store import RunStore
-from tests.conftest import StoreFactory, Toy
+from tests.conftest import TEAM, StoreFactory, Toy
+
+TEAM_POLICY = Policy(approvers=TEAM)
 
 Write = Callable[[str, str], Path]
 
@@ -92,12 +95,12 @@ def test_approval_resumes_after_a_restart_of_the_store(registry: ActionRegistry,
                                                        toy: Toy, make_store: StoreFactory) -> None:
     toy.values["a"] = "broken"
     first = make_store("one")
-    run = Executor(registry, first).run(load(loader, write, FIX), {"key": "a"}, requester="alice")
+    run = Executor(registry, first, policy=TEAM_POLICY).run(load(loader, write, FIX), {"key": "a"}, requester="alice")
     first.close()
 
     second = make_store("two")
     assert second.recover_interrupted() == []
-    executor = Executor(registry, second)
+    executor = Executor(registry, second, policy=TEAM_POLICY)
     assert second.get_run(run.id).status == RunStatus.AWAITING_APPROVAL
     done = executor.decide(run.id, True, "bob", step="fix")
     assert done.status == RunStatus.SUCCEEDED and toy.values["a"] == "ok"
@@ -278,7 +281,7 @@ def test_events_tell_the_story_in_order(registry: ActionRegistry, store: RunStor
                                         toy: Toy) -> None:
     toy.values["a"] = "broken"
     sink = Recorder()
-    executor = Executor(registry, store, sink=sink)
+    executor = Executor(registry, store, sink=sink, policy=TEAM_POLICY)
     run = executor.run(load(loader, write, FIX), {"key": "a"}, requester="alice")
     executor.decide(run.id, True, "bob")
     kinds = [e.kind for e in sink.events]
@@ -290,7 +293,7 @@ def test_events_tell_the_story_in_order(registry: ActionRegistry, store: RunStor
 def test_a_run_killed_mid_step_is_marked_interrupted(registry: ActionRegistry, loader: Loader, write: Write,
                                                      make_store: StoreFactory) -> None:
     store = make_store(f"{socket.gethostname()}/{2**22 + 12345}/dead")  # no such pid
-    executor = Executor(registry, store)
+    executor = Executor(registry, store, policy=TEAM_POLICY)
     run_id, _ = executor.start(load(loader, write, FIX), {"key": "a"}, requester="alice")
     assert store.claim(run_id, RunStatus.PENDING, RunStatus.RUNNING)
     from engine.records import StepRecord
@@ -386,7 +389,8 @@ def test_a_broken_sink_never_strands_a_run(registry: ActionRegistry, store: RunS
             raise BrokenPipeError("stderr closed")
 
     text = HEADER + "\nsteps:\n  - {id: a, title: A, action: noop}\n"
-    run = Executor(registry, store, sink=Broken()).run(load(loader, write, text), {"key": "a"}, requester="x")
+    executor = Executor(registry, store, sink=Broken(), policy=TEAM_POLICY)
+    run = executor.run(load(loader, write, text), {"key": "a"}, requester="x")
     assert run.status == RunStatus.SUCCEEDED
 
 

@@ -11,6 +11,7 @@ from engine.actions import ActionRegistry, Identity, Permission
 from engine.errors import ApprovalError
 from engine.executor import Executor
 from engine.loader import Loader
+from engine.policy import Policy
 from engine.records import RunRecord, RunStatus
 from engine.run_store import RunStore
 from engine.verdict import Proposal
@@ -51,8 +52,9 @@ PEOPLE = Directory({"bob": Identity("bob@corp.example", ("sre",)), "carol": Iden
 
 
 def executor_for(registry: ActionRegistry, store: RunStore, allowed: set[str],
-                 default_approvers: tuple[str, ...] = ()) -> Executor:
-    return Executor(registry, store, checker=Cluster(allowed), identities=PEOPLE, default_approvers=default_approvers)
+                 default_approvers: tuple[str, ...] = ("bob", "carol", "dave")) -> Executor:
+    return Executor(registry, store, checker=Cluster(allowed),
+                    policy=Policy(approvers=default_approvers, identities=PEOPLE))
 
 
 def start(executor: Executor, loader: Loader, write: Write, toy: Toy, text: str = FIX) -> str:
@@ -154,6 +156,6 @@ def test_fallback_to_the_engine_keeps_the_engine_dry_running(registry: ActionReg
 def test_without_an_access_checker_the_first_mapped_approver_dry_runs(registry: ActionRegistry, store: RunStore,
                                                                        loader: Loader, write: Write, toy: Toy) -> None:
     """Nothing to ask beforehand: the API server authorizes the impersonated dry-run itself."""
-    executor = Executor(registry, store, identities=PEOPLE, default_approvers=("dave", "carol", "bob"))
+    executor = Executor(registry, store, policy=Policy(approvers=("dave", "carol", "bob"), identities=PEOPLE))
     run = store.get_run(start(executor, loader, write, toy))
     assert proposal_of(run).dry_run_as == "carol@corp.example"

@@ -7,8 +7,9 @@ import time
 from engine.actions import ActionRegistry
 from engine.executor import Executor
 from engine.loader import Loader
+from engine.policy import Policy
 from engine.records import RunStatus, StepRecord, StepStatus
-from tests.conftest import StoreFactory, Toy
+from tests.conftest import TEAM, StoreFactory, Toy
 from tests.engine.test_executor import FIX, Write, load
 
 
@@ -37,6 +38,7 @@ def test_a_taken_over_run_waits_for_approval_and_is_approved_elsewhere(
     assert dead.claim(run_id, RunStatus.PENDING, RunStatus.RUNNING, lease=-1)
     assert b.take_over(lease=30) == [run_id]
     assert Executor(registry, b).resume(run_id).status == RunStatus.AWAITING_APPROVAL
-    done = Executor(registry, c).decide(run_id, True, "bob", step="fix")  # the click lands on a third replica
+    third = Executor(registry, c, policy=Policy(approvers=TEAM))
+    done = third.decide(run_id, True, "bob", step="fix")  # the click lands on a third replica
     assert done.status == RunStatus.SUCCEEDED and toy.values["a"] == "ok"
     assert len([c for c in done.mutations]) == 1

@@ -51,6 +51,8 @@ def demo(
     from integrations.testing.slack_fake import FakeSlack
 
     settings = Settings.load()
+    if not settings.approvers:  # the engineer in the story is an approver (with none, nobody may approve)
+        settings = settings.model_copy(update={"approvers": (APPROVER,)})
     slack = FakeSlack().start()
     sink = Fanout([ConsoleSink()])
     with SimulatedCluster.from_files([scenario]) as sim, Kube.from_url(sim.url, SIM_TOKEN) as kube:

@@ -34,7 +34,7 @@ from integrations.app.cli.output import check_output, emit, output_formats, run_
 from integrations.app.clusters import open_cluster
 from integrations.app.logs import configure_logging
 from integrations.app.stores import open_store
-from integrations.app.wiring import Engine, build, load_catalog
+from integrations.app.wiring import Assembly, build, load_catalog
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False)
 out = terminal()
@@ -84,7 +84,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     raise typer.Exit(code)
 
 
-def _engine(settings: Settings, kube: Any = None, quiet: bool = False) -> Engine:
+def _engine(settings: Settings, kube: Any = None, quiet: bool = False) -> Assembly:
     engine = build(settings, kube=kube, sink=None if quiet else ConsoleSink())
     for problem in engine.catalog.problems:
         err.print(f"[yellow]warning:[/] {escape(str(problem))}")

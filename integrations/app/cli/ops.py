@@ -127,6 +127,30 @@ def cancel(
     out.print(f"run {record.id}: {record.status}")
 
 
+def freeze(
+    state: Annotated[str, typer.Argument(help="on: refuse every approval, on every replica; off: accept them again.")],
+    reason: Annotated[str, typer.Option(help="Why (shown to whoever tries to approve; audited).")] = "",
+    as_: Annotated[str | None, typer.Option("--as", help="Who you are, for the audit log.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Settings file (YAML).")] = None,
+) -> None:
+    """Freeze changes (diagnoses and proposals still run, approvals are refused) or end the freeze."""
+    if state not in ("on", "off"):
+        _fail("freeze takes `on` or `off`")
+    if state == "on" and not reason.strip():
+        _fail("say why: runbook freeze on --reason '...' (approvers are shown it when refused)")
+    settings = _settings(config)
+    engine = build(settings)
+    try:
+        if state == "on":
+            engine.executor.freeze(as_ or settings.user, reason)
+            out.print(f"changes are frozen: {reason}", markup=False)
+        else:
+            was = engine.executor.unfreeze(as_ or settings.user, reason)
+            out.print("the freeze is off" if was else "changes were not frozen", markup=False)
+    finally:
+        engine.close()
+
+
 def audit(
     run_id: Annotated[str | None, typer.Argument(help="Only this run's entries.")] = None,
     limit: int = 200,
@@ -221,5 +245,5 @@ def register(app: typer.Typer) -> None:
     from integrations.app.cli.demo import demo
     from integrations.app.cli.serve import serve
 
-    for command in (test, actions, simulate, serve, cancel, audit, rbac, demo):
+    for command in (test, actions, simulate, serve, cancel, freeze, audit, rbac, demo):
         app.command()(command)

@@ -113,13 +113,15 @@ def fake_slack_tour(settings: Settings, host: str, port: int) -> Iterator[Settin
     with FakeSlack() as fake:
         tour = settings.model_copy(update={
             "slack_bot_token": SecretStr(fake.token), "slack_signing_secret": SecretStr(secret),
-            "slack_api_url": fake.url, "slack_channel": settings.slack_channel or TOUR_CHANNEL})
+            "slack_api_url": fake.url, "slack_channel": settings.slack_channel or TOUR_CHANNEL,
+            # with no approvers configured nobody may approve: on the tour, you (and whoever you act as) may
+            "approvers": settings.approvers or (TOUR_USER, "U0BOB")})
         printer = ChannelPrinter(fake, typer.echo)
         printer.start()
         local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         SlashCommands(f"http://{local}:{port}", secret, typer.echo).start(sys.stdin)
         typer.echo(f"Slack fake at {fake.url}; the channel is printed here as it changes. Type /runbook commands "
-                   f"(`run NAME key=value`, `status RUN_ID`, `approve RUN_ID`, `@U0BOB approve RUN_ID` to act as "
+                   f"(`run NAME key=value`, `status RUN_ID`, `approve RUN_ID STEP`, `@U0BOB approve RUN_ID STEP` to act as "
                    f"someone else): they reach the server signed, as {TOUR_USER} by default.")
         if tour.read_token is None:
             token = secrets.token_urlsafe(16)
@@ -144,7 +146,7 @@ def serve(
 ) -> None:
     """Serve Alertmanager webhooks, Slack commands and approvals, and the run pages (see README: Serving)."""
     from integrations.app.clusters import open_cluster
-    from integrations.app.server import serve as run_server
+    from integrations.app.serve import serve as run_server
 
     try:
         settings = Settings.load(config)

@@ -1,6 +1,6 @@
-"""`runbook serve`: Alertmanager webhooks, Slack commands and buttons, run API, health and metrics."""
+"""`runbook serve`: Alertmanager webhooks, chat commands and buttons, run API, health and metrics."""
 
-from integrations.app.server.app import Services, create_app
-from integrations.app.server.serve import serve
+from integrations.app.server.app import create_app
+from integrations.app.server.services import Services
 
-__all__ = ["Services", "create_app", "serve"]
+__all__ = ["Services", "create_app"]

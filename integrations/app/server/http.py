@@ -10,6 +10,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 
+class Refused(Exception):
+    """A request the server answers with an error: the status, the reason it shows, and the refusal-metric
+    labels. Raised by handlers; the app's exception handler is the one place that turns it into a response."""
+
+    def __init__(self, status: int, reason: str, *, endpoint: str = "", metric: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.endpoint = endpoint
+        self.metric = metric
+        self.headers = headers
+
+
 class BodyTooLarge(Exception):
     """The request body exceeds the configured limit."""
 

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.catalog import Catalog
+from engine.chat import Markup, PlainMarkup
 from engine.errors import ParamError, TransientError
 from engine.executor import Executor
 from engine.run_store import RunStore
 from engine.triggers import OTHER_CLUSTER, UNRESOLVED, ClusterScope, NoMatch, OwnerLookup
 from integrations.alertmanager import Alert, Match, WebhookPayload, key_for, match_alert
 from integrations.app.server.metrics import Metrics
-from integrations.app.server.workers import WorkerPool
-from integrations.slack.render import text
+from integrations.app.server.workers import RunQueue
 
 log = logging.getLogger("runbook.server")
 REQUESTER = "alertmanager"
@@ -47,9 +47,9 @@ class Summary:
 
 
 class Intake:
-    def __init__(self, catalog: Catalog, executor: Executor, store: RunStore, pool: WorkerPool, metrics: Metrics,
+    def __init__(self, catalog: Catalog, executor: Executor, store: RunStore, pool: RunQueue, metrics: Metrics,
                  *, cooldown: float, note: Callable[[str, str], None], lookup: OwnerLookup | None = None,
-                 scope: ClusterScope | None = None) -> None:
+                 scope: ClusterScope | None = None, markup: Markup | None = None) -> None:
         self.catalog = catalog
         self.executor = executor
         self.store = store
@@ -57,6 +57,7 @@ class Intake:
         self.metrics = metrics
         self.cooldown = cooldown
         self.note = note
+        self.m = markup or PlainMarkup()
         self.lookup = lookup
         self.scope = scope or ClusterScope()
 
@@ -158,9 +159,10 @@ class Intake:
         self.store.attach_alert(run_id, alert.fingerprint, alert.status, alert.record())
         latest[alert.fingerprint] = "resolved"
         if news and len(latest) <= _NOTE_EACH:
-            ends = f" at {text(alert.ends_at, 40)}" if alert.ends_at else ""
-            self.note(run_id, f":large_green_circle: Alert *{text(alert.name, 200)}* resolved{ends}.")
+            ends = f" at {self.m.data(alert.ends_at, 40)}" if alert.ends_at else ""
+            self.note(run_id, f"{self.m.icon('resolved')} Alert {self.m.bold(self.m.data(alert.name, 200))} "
+                              f"resolved{ends}.")
         elif news and all(status == "resolved" for status in latest.values()):
-            self.note(run_id, f":large_green_circle: All {len(latest)} alerts of this run are resolved.")
+            self.note(run_id, f"{self.m.icon('resolved')} All {len(latest)} alerts of this run are resolved.")
         summary.resolved.append({**ref, "run_id": run_id})
         return "resolved"

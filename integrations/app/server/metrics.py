@@ -146,7 +146,7 @@ class Metrics:
         self.webhook_seconds = Histogram("runbook_webhook_duration_seconds", "Webhook handling latency.", _LATENCY)
         self.alerts = Counter("runbook_alerts_total", "Alerts received, by status and outcome.")
         self.dedup_hits = Counter("runbook_dedup_hits_total", "Alerts attached to an existing run, not a new one.")
-        self.chat_errors = Counter("runbook_chat_errors_total", "Failed Slack API calls by reason (retried or not).")
+        self.chat_errors = Counter("runbook_chat_errors_total", "Failed chat API calls by reason (retried or not).")
         self.refusals = Counter("runbook_requests_refused_total", "Requests refused, by endpoint and reason.")
         self.unmatched = Counter("runbook_alerts_unmatched_total", "Alerts that started no runbook, by reason.")
         self.build = Info("runbook_build_info", "The running version.", build_labels())

@@ -17,13 +17,13 @@ from engine.errors import RunbookError
 from engine.executor import Executor
 from engine.records import RunStatus
 from engine.run_store import RunStore
-from integrations.app.server.workers import WorkerPool
+from integrations.app.server.workers import RunQueue
 
 log = logging.getLogger("runbook.server")
 
 
 class Sweeper:
-    def __init__(self, store: RunStore, executor: Executor, pool: WorkerPool, *, interval: float = 5.0,
+    def __init__(self, store: RunStore, executor: Executor, pool: RunQueue, *, interval: float = 5.0,
                  lease: float | None = None, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.executor = executor

@@ -19,7 +19,7 @@ from engine.errors import RunbookError
 log = logging.getLogger("runbook.server")
 
 
-class WorkerPool:
+class RunQueue:
     def __init__(self, resume: Callable[[str], Any], *, workers: int, capacity: int) -> None:
         self.resume = resume
         self.size = workers

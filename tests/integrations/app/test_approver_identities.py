@@ -17,14 +17,14 @@ from engine.loader import Loader
 from engine.records import RunRecord, RunStatus
 from engine.settings import Settings
 from engine.sqlstore.sqlite import SqliteStore
-from integrations.app.identities import MappedIdentities, approval_outlook, candidates, impersonation_targets
+from integrations.app.identities import MappedIdentities, impersonation_targets
 from integrations.app.rbac import generate
 from integrations.app.rehearsal import RBAC_TOKEN
-from integrations.app.server.chatops import approver_outlook
-from integrations.app.wiring import build_registry
+from integrations.app.wiring import build_registry, policy_from
 from integrations.kubernetes.access import AccessChecker
 from integrations.kubernetes.client import Kube
 from integrations.kubesim import SimulatedCluster
+from integrations.slack.render import outlook as render_outlook
 
 ROOT = Path(__file__).resolve().parents[3]
 SCENARIO = ROOT / "runbooks" / "scenarios" / "node-not-ready" / "kubelet-stopped.yaml"
@@ -76,7 +76,7 @@ def cluster() -> Iterator[tuple[SimulatedCluster, Executor, RunRecord]]:
     sim.load([*rbac, *node_operators()])
     with sim, Kube.from_url(sim.url, RBAC_TOKEN) as kube:
         executor = Executor(build_registry(kube), SqliteStore(":memory:"), checker=AccessChecker(kube),
-                            identities=MappedIdentities(SETTINGS.identities))
+                            policy=policy_from(SETTINGS))
         run = executor.run(runbook, {"node": "node-b"}, requester="alertmanager")
         assert run.status == RunStatus.AWAITING_APPROVAL and run.awaiting_step == "cordon"
         yield sim, executor, run
@@ -86,14 +86,15 @@ def test_the_thread_says_who_can_approve_before_anyone_clicks(
         cluster: tuple[SimulatedCluster, Executor, RunRecord]) -> None:
     _, executor, run = cluster
     runbook = Loader(build_registry()).load_file(ROOT / "runbooks" / "node-not-ready.yaml")
-    assert candidates(runbook, SETTINGS) == ("UALICE", "UBOB", "SONCALL")
-    outlook = {o.approver: o for o in approval_outlook(executor, run, [*candidates(runbook, SETTINGS), "UDAVE"])}
+    assert executor.policy.approvers_of(runbook) == ("UALICE", "UBOB", "SONCALL")
+    executor.policy = executor.policy.with_parts(approvers=("UALICE", "UBOB", "SONCALL", "UDAVE"))
+    outlook = {o.approver: o for o in executor.approval_outlook(run, runbook)}
     assert outlook["UALICE"].can and outlook["UALICE"].identity == Identity("alice@corp.example")
     assert not outlook["UBOB"].can and "bob@corp.example, who may not run k8s.node.cordon" in str(
         outlook["UBOB"].refusal) and "nodes:patch" in str(outlook["UBOB"].refusal)
     assert not outlook["SONCALL"].can and "no Kubernetes identity mapped" in str(outlook["SONCALL"].refusal)
     assert not outlook["UDAVE"].can
-    note = approver_outlook(executor, SETTINGS)(run, runbook, "cordon")
+    note = render_outlook("cordon", executor.approval_outlook(run, runbook))
     assert note is not None and ":white_check_mark: <@UALICE> as `alice@corp.example`" in note
     assert ":no_entry: <@UBOB>: UBOB acts in Kubernetes as bob@corp.example" in note
     assert "<!subteam^SONCALL>" in note and "Nobody" not in note

@@ -30,10 +30,10 @@ class Result:
 def cli(tmp_path: Path) -> Invoke:
     runner = CliRunner()
     env = {"RUNBOOK_DB": str(tmp_path / "runs.db"), "RUNBOOK_RUNBOOK_PATH": str(ROOT / "runbooks"),
-           "RUNBOOK_USER": "alice"}
+           "RUNBOOK_USER": "alice", "RUNBOOK_APPROVERS": "alice,bob"}
 
-    def invoke(*args: str) -> Result:
-        result = runner.invoke(app, list(args), env=env)
+    def invoke(*args: str, **more_env: str) -> Result:
+        result = runner.invoke(app, list(args), env=env | more_env)
         return Result(result.exit_code, result.stdout, result.stderr)
 
     return invoke
@@ -72,6 +72,26 @@ def test_approve_from_another_process_executes_and_verifies(cli: Invoke) -> None
     assert shown["status"] == "succeeded"
     history = cli("history", "--status", "succeeded")
     assert run_id in history.stdout
+
+
+def test_nobody_may_approve_until_approvers_are_configured(cli: Invoke) -> None:
+    run_id = run_json(cli)["run_id"]
+    refused = cli("approve", run_id, "cordon", "--as", "bob", RUNBOOK_APPROVERS="")
+    assert refused.exit_code == 2 and "no approvers are configured" in refused.stderr
+    assert "`approvers`" in refused.stderr
+
+
+def test_a_freeze_refuses_approvals_until_it_is_lifted(cli: Invoke) -> None:
+    run_id = run_json(cli)["run_id"]
+    assert cli("freeze", "on").exit_code == 2  # a freeze must say why
+    assert cli("freeze", "on", "--reason", "release week", "--as", "carol").exit_code == 0
+    refused = cli("approve", run_id, "cordon", "--as", "bob")
+    assert refused.exit_code == 2 and "changes are frozen by carol: release week" in refused.stderr
+    assert cli("show", run_id, "-o", "json").json()["status"] == "awaiting_approval"
+    assert "the freeze is off" in cli("freeze", "off", "--as", "carol").stdout
+    assert cli("approve", run_id, "cordon", "--as", "bob", "-o", "json").json()["status"] == "succeeded"
+    audit = cli("audit").stdout
+    assert "freeze.on" in audit and "freeze.off" in audit and "step.approve.refused" in audit
 
 
 def test_unknown_run_ids_and_closed_windows(cli: Invoke) -> None:

@@ -12,6 +12,7 @@ import yaml
 from engine.errors import ForbiddenError
 from engine.executor import Executor
 from engine.loader import Loader
+from engine.policy import Policy
 from engine.records import RunStatus
 from engine.settings import Settings
 from engine.sqlstore.sqlite import SqliteStore
@@ -63,7 +64,8 @@ def test_the_service_account_is_used_without_a_kubeconfig(tmp_path: Path) -> Non
             assert kube.server == sim.url and sim.url.startswith("https://")
             with pytest.raises(ForbiddenError, match="grant secrets/list"):
                 kube.list("/api/v1/secrets")  # proves it is the service account, not an admin
-            executor = Executor(build_registry(kube), SqliteStore(":memory:"), checker=AccessChecker(kube))
+            executor = Executor(build_registry(kube), SqliteStore(":memory:"), checker=AccessChecker(kube),
+                                policy=Policy(approvers=("alice",)))
             run = executor.run(runbook, {"node": "node-b"}, requester="alertmanager")
             assert run.status == RunStatus.AWAITING_APPROVAL, [s.error for s in run.steps]
             assert [p.id for p in run.proposals] == ["cordon"]

@@ -91,7 +91,7 @@ def test_serve_logs_cannot_be_forged(tmp_path: Path, fmt: str) -> None:
     port = _port()
     env = {**os.environ, "RUNBOOK_CONFIG": str(config), "RUNBOOK_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
            "RUNBOOK_LOG_FORMAT": fmt}
-    code = ("from engine.settings import Settings; from integrations.app.server import serve; "
+    code = ("from engine.settings import Settings; from integrations.app.serve import serve; "
             f"serve(Settings.load(), '127.0.0.1', {port}, kube=object())")
     log_path = tmp_path / "serve.log"
     process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log_path.open("wb"),

@@ -99,7 +99,7 @@ def test_planted_secrets_never_surface(tmp_path: Path) -> None:
                "RUNBOOK_SLACK_SIGNING_SECRET": SIGNING_SECRET, "RUNBOOK_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
                "RUNBOOK_READ_TOKEN": READ_TOKEN}
         port = _port()
-        code = ("from engine.settings import Settings; from integrations.app.server import serve; "
+        code = ("from engine.settings import Settings; from integrations.app.serve import serve; "
                 f"serve(Settings.load(), '127.0.0.1', {port})")
         log_path = tmp_path / "serve.log"
         process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log_path.open("wb"),

@@ -70,7 +70,7 @@ def test_tour_prints_the_channel_and_takes_commands_on_stdin(tmp_path: Path) -> 
         wait_for(lambda: "Approval needed" in output.text, timeout=60, what=f"the approval card\n{output.text}")
         assert "── Slack (fake) ──" in output.text and "node-b" in output.text
 
-        process.stdin.write(f"approve {run_id}\n")
+        process.stdin.write(f"approve {run_id} cordon\n")
         process.stdin.flush()
         wait_for(lambda: f"Approved `cordon` of run `{run_id}`" in output.text, timeout=30,
                  what=f"the slash command's answer\n{output.text}")

@@ -9,7 +9,7 @@ from integrations.testing.slack_fake import FakeSlack, flatten
 
 
 def _delivered(harness: Harness) -> bool:
-    slack = harness.services.slack
+    slack = harness.slack
     return slack is not None and slack.outbox.pending() == 0
 
 
@@ -34,9 +34,9 @@ def test_slack_down_for_a_while_then_back(harness: Harness, fake_slack: FakeSlac
     fake_slack.go_down()
     run_id = harness.post_alerts([alert("WidgetDown", {"widget": "w1"})]).json()["started"][0]["run_id"]
     harness.wait_status(run_id, "awaiting_approval")  # the run is not held up by chat
-    assert harness.command(ALICE, f"approve {run_id}").status_code == 200  # slash commands still answer
+    assert harness.command(ALICE, f"approve {run_id} restart").status_code == 200  # slash commands still answer
     harness.wait_status(run_id, "succeeded")
-    slack = harness.services.slack
+    slack = harness.slack
     assert slack is not None and slack.outbox.pending() > 0
     wait_for(lambda: harness.metrics.chat_errors.value(reason="unreachable") >= 2, what="failed deliveries")
     fake_slack.come_back()
@@ -68,7 +68,7 @@ def test_unknown_channel_is_given_up_without_blocking_others(harness: Harness, f
     fake_slack.unknown_channels.add("C0INCIDENTS")
     run_id = harness.post_alerts([alert("WidgetDown", {"widget": "w1"})]).json()["started"][0]["run_id"]
     harness.wait_status(run_id, "awaiting_approval")
-    slack = harness.services.slack
+    slack = harness.slack
     assert slack is not None
     wait_for(lambda: _delivered(harness), what="the outbox to settle")
     assert slack.outbox.failures() and all(f[2] in ("channel_not_found", "no parent message to update")

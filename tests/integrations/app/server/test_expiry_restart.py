@@ -33,7 +33,7 @@ def test_click_after_restart_still_works(make_harness: Callable[..., Harness], f
     harness = make_harness()
     run_id = harness.post_alerts([alert("WidgetDown", {"widget": "w1"})]).json()["started"][0]["run_id"]
     harness.wait_status(run_id, "awaiting_approval")
-    wait_for(lambda: harness.services.slack and harness.services.slack.outbox.pending() == 0, what="chat delivered")
+    wait_for(lambda: harness.slack and harness.slack.outbox.pending() == 0, what="chat delivered")
 
     harness.restart(new_engine(harness, restarted))  # a new process: new engine, app and sender, same store
 

@@ -50,7 +50,8 @@ def served(tmp_path: Path, runbook: str, objects: list[dict[str, Any]]) -> Itera
     """`runbook` served for real (uvicorn on loopback) over a simulated cluster holding `objects`."""
     with SimulatedCluster(objects=objects) as sim, Kube.from_url(sim.url, SIM_TOKEN) as kube, FakeSlack() as fake:
         settings = server_settings(str(tmp_path / "runs.db"), fake.url,
-                                   runbook_path=[str(ROOT / "runbooks" / f"{runbook}.yaml")])
+                                   runbook_path=[str(ROOT / "runbooks" / f"{runbook}.yaml")],
+                                   approvers=(ALICE,))  # with no approvers configured nobody may approve
         engine = make_engine(settings, build_registry(kube))
         assert list(engine.catalog.runbooks) == [runbook], engine.catalog.problems
         harness = Harness(engine, fake).start()

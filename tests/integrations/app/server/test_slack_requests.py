@@ -72,7 +72,10 @@ def test_run_from_slack_then_approve_by_command(harness: Harness, fake_slack: Fa
     wait_for(lambda: "<@U0CAROL> via `/runbook`" in fake_slack.transcript(), what="the parent naming the requester")
     status = harness.command(BOB, f"status {run_id}").json()["text"]
     assert "awaiting approval" in status
-    assert "Approved" in harness.command(BOB, f"approve {run_id}").json()["text"]
+    unnamed = harness.command(BOB, f"approve {run_id}").json()["text"]  # an approval names what it approves
+    assert "Name the step you approve" in unnamed and f"/runbook approve {run_id} restart" in unnamed
+    assert harness.run(run_id).status == "awaiting_approval"
+    assert "Approved" in harness.command(BOB, f"approve {run_id} restart").json()["text"]
     harness.wait_status(run_id, "succeeded")
     assert restarted == ["w7"]
 
@@ -130,3 +133,22 @@ def _widget_alert() -> dict[str, object]:
     from integrations.testing.server import alert
 
     return alert("WidgetDown", {"widget": "w1"})
+
+
+def test_freeze_from_chat_refuses_approvals_until_lifted(make_harness, fake_slack: FakeSlack,  # type: ignore[no-untyped-def]
+                                                         restarted: list[str]) -> None:
+    harness = make_harness(approvers=(ALICE,))  # the server's approvers may freeze from chat
+    assert "may not freeze" in harness.command(MALLORY, "freeze on I feel like it").json()["text"]
+    assert "Changes are frozen" in harness.command(ALICE, "freeze on release week").json()["text"]
+    run_id = harness.post_alerts([_widget_alert()]).json()["started"][0]["run_id"]
+    harness.wait_status(run_id, "awaiting_approval")  # diagnoses and proposals go on
+    wait_for(lambda: "changes are frozen by U0ALICE: release week" in fake_slack.transcript(), what="the warning")
+    assert harness.click(BOB, run_id, "restart").status_code == 200
+    eph = wait_for(lambda: [e for e in fake_slack.ephemerals if e["user"] == BOB], what="the refusal")
+    assert "changes are frozen by U0ALICE: release week" in eph[0]["text"] and restarted == []
+    assert "freeze is off" in harness.command(ALICE, "freeze off").json()["text"]
+    harness.click(CAROL, run_id, "restart")
+    harness.wait_status(run_id, "succeeded")
+    actions = [(e.actor, e.action) for e in harness.engine.store.audit_log()]
+    assert (MALLORY, "freeze.on.refused") in actions and (ALICE, "freeze.on") in actions
+    assert (ALICE, "freeze.off") in actions and (BOB, "step.approve.refused") in actions

@@ -109,7 +109,7 @@ def test_repeats_and_new_fingerprints_for_the_same_target_dedup(harness: Harness
 
 
 def test_full_queue_answers_503_and_creates_nothing(harness: Harness) -> None:
-    pool = harness.services.pool
+    pool = harness.services.queue
     while pool.reserve():  # occupy every slot, as a backlog of runs would
         pass
     try:
@@ -139,7 +139,7 @@ def test_burst_of_1000_alerts_is_a_handful_of_runs(make_harness: Callable[..., H
                 if response.status_code != 503:
                     assert response.status_code == 200, response.text
                     return
-                wait_for(lambda: harness.services.pool.depth() < 3, timeout=30, what="room in the queue")
+                wait_for(lambda: harness.services.queue.depth() < 3, timeout=30, what="room in the queue")
             raise AssertionError("still deferred after 100 attempts")
 
     with ThreadPoolExecutor(max_workers=16) as pool:

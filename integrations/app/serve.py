@@ -1,4 +1,5 @@
-"""`serve`: build the engine from settings and run the server under uvicorn (what `runbook serve` calls)."""
+"""`serve`: build the engine and the chat backend from settings and run the server under uvicorn (what
+`runbook serve` calls). The one place that knows which chat backends exist."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from typing import Any
 
 import uvicorn
 
+from engine.run_store import RunStore
 from engine.settings import Settings
 from integrations.app.logs import configure_logging
 from integrations.app.server.app import create_app
+from integrations.app.server.chat import ChatBackend
 from integrations.app.server.metrics import Metrics
 from integrations.app.wiring import build
-from integrations.slack import Slack
 
 log = logging.getLogger("runbook.server")
 
@@ -44,11 +46,10 @@ def _serve(settings: Settings, host: str, port: int, kube: Any, groups: Mapping[
         log.error("runbook not loaded: %s", problem)
     log.info("loaded %d runbook(s): %s", len(engine.catalog.runbooks), ", ".join(sorted(engine.catalog.runbooks)))
     metrics = Metrics()
-    slack = Slack.from_settings(settings, engine.store, groups=groups,
-                                on_error=lambda reason: metrics.chat_errors.inc(reason=reason))
-    if slack is None:
+    chat = chat_backend(settings, engine.store, metrics, groups)
+    if chat is None:
         log.warning("Slack is not configured (slack_bot_token and slack_signing_secret): runs are logged only")
-    app = create_app(engine, slack=slack, metrics=metrics)
+    app = create_app(engine, chat=chat, metrics=metrics)
     try:
         # The TCP peer stays the client address: only it can vouch for a proxy's X-Forwarded-User
         # (trusted_proxy_cidrs), and uvicorn's proxy_headers would replace it with a forwarded one.
@@ -56,3 +57,12 @@ def _serve(settings: Settings, host: str, port: int, kube: Any, groups: Mapping[
                     timeout_graceful_shutdown=15)
     finally:
         engine.close()
+
+
+def chat_backend(settings: Settings, store: RunStore, metrics: Metrics,
+                 groups: Mapping[str, Iterable[str]] | None = None, **options: Any) -> ChatBackend | None:
+    """The chat backend the settings configure (today: Slack), or None. `options` tune its sender (tests)."""
+    from integrations.slack import Slack
+
+    return Slack.from_settings(settings, store, groups=groups,
+                               on_error=lambda reason: metrics.chat_errors.inc(reason=reason), **options)

@@ -1,4 +1,4 @@
-"""The console sink: one log line per run event, so a server without Slack still shows what runs do."""
+"""The log sink: one log line per run event, so a server without Slack still shows what runs do."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from engine.redaction import redact
 log = logging.getLogger("runbook.runs")
 
 
-class ConsoleSink:
+class LogSink:
     def __init__(self, logger: logging.Logger = log) -> None:
         self.log = logger
 
