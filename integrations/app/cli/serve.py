@@ -121,8 +121,8 @@ def fake_slack_tour(settings: Settings, host: str, port: int) -> Iterator[Settin
         local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         SlashCommands(f"http://{local}:{port}", secret, typer.echo).start(sys.stdin)
         typer.echo(f"Slack fake at {fake.url}; the channel is printed here as it changes. Type /runbook commands "
-                   f"(`run NAME key=value`, `status RUN_ID`, `approve RUN_ID STEP`, `@U0BOB approve RUN_ID STEP` to act as "
-                   f"someone else): they reach the server signed, as {TOUR_USER} by default.")
+                   f"(`run NAME key=value`, `status RUN_ID`, `approve RUN_ID STEP`, `@U0BOB approve RUN_ID STEP` "
+                   f"to act as someone else): they reach the server signed, as {TOUR_USER} by default.")
         if tour.read_token is None:
             token = secrets.token_urlsafe(16)
             tour = tour.model_copy(update={"read_token": SecretStr(token)})
