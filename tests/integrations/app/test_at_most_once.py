@@ -15,6 +15,7 @@ from k8s_objects import cronjob, node, ts
 
 from engine.executor import Executor
 from engine.loader import Loader
+from engine.policy import Policy as ApprovalPolicy
 from engine.records import RunRecord, RunStatus, StepRecord
 from engine.run_store import RunStore
 from engine.sqlstore.sqlite import SqliteStore
@@ -53,7 +54,8 @@ def run_once(sim: SimulatedCluster, tmp_path: Path, action: str, args: str, *fau
     registry = build_registry(kube)
     runbook = Loader(registry).load_text(RUNBOOK.replace("ACTION", action).replace("ARGS", args))
     store = SqliteStore(str(tmp_path / "runs.db"))
-    executor = Executor(registry, store, sink=SlackSink(store, Outbox(store), Router()))
+    executor = Executor(registry, store, sink=SlackSink(store, Outbox(store), Router()),
+                        policy=ApprovalPolicy(approvers=("alice",)))
     run = executor.run(runbook, {}, requester="alertmanager")
     assert run.status == RunStatus.AWAITING_APPROVAL, [s.error for s in run.steps]
     for fault in faults:
