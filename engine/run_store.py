@@ -45,10 +45,14 @@ class OutboxMessage:
 
 @dataclass(frozen=True)
 class OutboxItem:
+    """A claimed message. `lane`: the channel it is paced by (its own, its thread parent's, or `run:<id>`
+    while neither is known); a sender sends one lane's messages in order and lanes independently."""
+
     id: int
     run_id: str
     message: OutboxMessage
     attempts: int
+    lane: str = ""
 
 
 class RunStore(ABC):

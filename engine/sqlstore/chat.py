@@ -52,7 +52,7 @@ def claim(db: Db, owner: str, now: float, lease: float, limit: int, skip_locked:
         db.execute("UPDATE chat_outbox SET claimed_by = ?, claimed_until = ? WHERE id = ?",
                    (owner, now + lease, row[0]))
         message = OutboxMessage(row[2], json.loads(row[3]), row[4], row[5], row[6], row[8] or "")
-        items.append(OutboxItem(row[0], row[1], message, row[7]))
+        items.append(OutboxItem(row[0], row[1], message, row[7], lane))
     return items
 
 

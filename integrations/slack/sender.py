@@ -1,10 +1,13 @@
-"""Delivers the outbox to Slack from one background thread, in order per run, never giving up on
-transient failures.
+"""Delivers the outbox to Slack, in order per run, never giving up on transient failures, one channel
+never holding up another.
 
-429 answers pause all sending for the `Retry-After` Slack names (rate limits are per workspace and
-method, and hammering makes them longer); 5xx, timeouts and connection errors back off per run,
-exponentially up to `max_backoff`; errors Slack will repeat forever (`channel_not_found`, bad blocks)
-mark that one item dead so the rest of the thread still arrives.
+Messages are grouped by lane (the channel they go to) and each lane is sent by its own task on a small
+pool, so a call that hangs (up to the client's per-call timeout) or a channel that is rate-limited
+delays only that channel's messages. A 429 pauses its lane for the `Retry-After` Slack names (capped;
+hammering makes limits longer); 5xx, timeouts and connection errors back off per run, exponentially up
+to `max_backoff`; errors Slack will repeat forever (`channel_not_found`, bad blocks) mark that one item
+dead so the rest of the thread still arrives. Pauses are this replica's own pacing (in memory): the
+paused message itself waits in the store, so no replica sends it before its time.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from slack_sdk import WebClient
@@ -37,7 +41,7 @@ MAX_RETRY_AFTER = 300.0  # a Retry-After beyond this (or `inf`) is a bad header,
 
 
 class OutboxSender:
-    """Owns the delivery thread. `on_error(reason)` feeds the chat-error metric."""
+    """Owns the delivery thread and the lane pool. `on_error(reason)` feeds the chat-error metric."""
 
     def __init__(
         self,
@@ -48,6 +52,7 @@ class OutboxSender:
         backoff: float = 1.0,
         max_backoff: float = 60.0,
         poll: float = 1.0,
+        lanes: int = 4,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.outbox = outbox
@@ -56,8 +61,12 @@ class OutboxSender:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.poll = poll
+        self.lanes = lanes
         self.clock = clock
-        self.paused_until = 0.0
+        self.paused: dict[str, float] = {}  # lane -> until when it is rate-limited
+        self._busy: set[str] = set()  # lanes a task is sending right now
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -66,6 +75,7 @@ class OutboxSender:
 
     def start(self) -> None:
         self._stop.clear()
+        self._busy.clear()
         self._thread = threading.Thread(target=self._loop, name="slack-sender", daemon=True)
         self._thread.start()
 
@@ -74,6 +84,9 @@ class OutboxSender:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
         try:  # what this process claimed but did not send goes to another replica now, not after the claim lapses
             self.outbox.release()
         except RunbookError as exc:
@@ -91,15 +104,17 @@ class OutboxSender:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                sent = self.deliver_due()
+                self._dispatch()
             except RunbookError as exc:  # e.g. the store is locked or unreachable for longer than its timeout
                 log.warning("slack delivery pass could not read the outbox: %s", exc)
-                sent = 0
             except Exception:  # the delivery thread must outlive any one bad message or client bug
                 log.exception("slack delivery pass failed; retrying")
-                sent = 0
-            if sent == 0:
-                self._idle(self._idle_wait())
+            with self._lock:
+                sending = bool(self._busy)
+            if sending:  # a lane finishing (or something queued here) starts the next pass
+                self._wake.wait(self.poll)
+            else:
+                self._idle(self.poll)
 
     def _idle(self, timeout: float) -> None:
         """Until something is queued here (`wake`), another replica hints at work through the store (its
@@ -107,22 +122,43 @@ class OutboxSender:
         if not self._wake.is_set() and not self._stop.is_set():
             self.outbox.wait(timeout)
 
-    def _idle_wait(self) -> float:
-        now = self.clock()
-        if self.paused_until > now:
-            return min(self.paused_until - now, self.poll * 5)
-        return self.poll
-
     # delivery -------------------------------------------------------------------------------------
 
     def deliver_due(self) -> int:
-        """One pass over the head item of each run; returns how many items were delivered."""
+        """One pass, waited for: every lane's due messages; returns how many were delivered."""
+        return sum(task.result() for task in self._dispatch())
+
+    def _dispatch(self) -> list[Future[int]]:
+        """Hand each due lane that is neither being sent nor paused to a task of its own."""
+        lanes: dict[str, list[Item]] = {}
+        due = self.outbox.due()  # a message being sent is claimed again here: its lane is busy, so it is skipped
+        now = self.clock()
+        with self._lock:
+            self.paused = {lane: until for lane, until in self.paused.items() if until > now}
+            for item in due:
+                if item.lane not in self._busy and item.lane not in self.paused:
+                    lanes.setdefault(item.lane, []).append(item)
+            self._busy.update(lanes)
+            if lanes and self._pool is None:
+                self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="slack-lane")
+            pool = self._pool
+        if pool is None:
+            return []
+        return [pool.submit(self._send_lane, lane, items) for lane, items in lanes.items()]
+
+    def _send_lane(self, lane: str, items: list[Item]) -> int:
         sent = 0
-        for item in self.outbox.due():
-            if self._stop.is_set() or self.clock() < self.paused_until:
-                break
-            if self._deliver(item):
-                sent += 1
+        try:
+            for item in items:
+                if self._stop.is_set() or self.paused.get(lane, 0.0) > self.clock():
+                    break
+                sent += self._deliver(item)
+        except RunbookError as exc:
+            log.warning("slack delivery to %s could not reach the store: %s", lane, exc)
+        finally:
+            with self._lock:
+                self._busy.discard(lane)
+            self._wake.set()
         return sent
 
     def _deliver(self, item: Item) -> bool:
@@ -160,9 +196,11 @@ class OutboxSender:
             error = str(response.data.get("error", ""))
         if status == 429 or error == "ratelimited":
             delay = _retry_after(getattr(response, "headers", {}) or {}, default=self.backoff)
-            self.paused_until = max(self.paused_until, self.clock() + delay)
+            with self._lock:
+                self.paused[item.lane] = max(self.paused.get(item.lane, 0.0), self.clock() + delay)
             self.on_error("ratelimited")
-            log.info("slack rate-limited %s; pausing %.0fs", item.message.method, delay)
+            log.info("slack rate-limited %s in %s; pausing that channel %.0fs", item.message.method, item.lane,
+                     delay)
             self.outbox.retry_later(item, delay, "ratelimited")
         elif error in PERMANENT:
             self.on_error(error)

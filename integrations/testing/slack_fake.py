@@ -3,7 +3,7 @@
 Implements `chat.postMessage`, `chat.update`, `chat.postEphemeral`, `usergroups.users.list`,
 `usergroups.list` and `auth.test` closely enough for `slack_sdk.WebClient(base_url=fake.url)`; records
 every request; can answer `ratelimited` (429 + Retry-After), 500, hang, or go down (connection refused)
-on demand; and renders the channels and threads as a readable transcript.
+on demand, for every call or for one channel's only; and renders the channels and threads as a readable transcript.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class FakeSlack:
         self.requests: list[Recorded] = []
         self.messages: list[Posted] = []
         self.ephemerals: list[dict[str, Any]] = []
-        self._faults: list[tuple[str, float]] = []
+        self._faults: list[tuple[str, float, str | None]] = []  # (mode, retry_after, channel or None: any)
         self._lock = threading.RLock()
         self._ts = itertools.count(1)
         self._release = threading.Event()
@@ -94,19 +94,25 @@ class FakeSlack:
 
     # faults ---------------------------------------------------------------------------------------
 
-    def fail(self, mode: str, times: int = 1, retry_after: float = 1.0) -> None:
-        """Answer the next `times` calls with `ratelimited` (429), `error500` or `hang` (until released)."""
+    def fail(self, mode: str, times: int = 1, retry_after: float = 1.0, channel: str | None = None) -> None:
+        """Answer the next `times` calls (to `channel` only, if given) with `ratelimited` (429), `error500`
+        or `hang` (until released)."""
         assert mode in ("ratelimited", "error500", "hang"), mode
         with self._lock:
-            self._faults.extend([(mode, retry_after)] * times)
+            self._faults.extend([(mode, retry_after, channel)] * times)
 
     def release(self) -> None:
         """Let hung requests answer (with a 500, as a proxy timing out would)."""
         self._release.set()
 
-    def _next_fault(self) -> tuple[str, float] | None:
+    def _next_fault(self, params: dict[str, Any]) -> tuple[str, float] | None:
+        channel = str(params.get("channel") or "")
         with self._lock:
-            return self._faults.pop(0) if self._faults else None
+            for i, (mode, retry_after, only) in enumerate(self._faults):
+                if only is None or only == channel:
+                    del self._faults[i]
+                    return mode, retry_after
+        return None
 
     # queries --------------------------------------------------------------------------------------
 
@@ -147,7 +153,7 @@ class FakeSlack:
 
     def handle(self, method: str, params: dict[str, Any], auth: str) -> tuple[int, dict[str, Any], dict[str, str]]:
         """(status, body, headers) for one API call; also the entry point for in-process use."""
-        fault = self._next_fault()
+        fault = self._next_fault(params)
         if fault and fault[0] == "ratelimited":
             return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(int(fault[1]))}
         if fault and fault[0] == "error500":

@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 
 from engine.run_store import RunStore
 from integrations.slack.outbox import Message, Outbox
-from integrations.slack.sender import OutboxSender
+from integrations.slack.sender import MAX_RETRY_AFTER, OutboxSender
 from integrations.testing.slack_fake import FakeSlack
 
 
@@ -76,17 +76,54 @@ def test_threads_in_order_and_parent_updated(outbox: Outbox, sender: OutboxSende
     assert outbox.run_for_message("C1", parent.ts) == "r1"
 
 
-def test_ratelimit_pauses_all_sending_for_retry_after(outbox: Outbox, sender: OutboxSender, fake: FakeSlack,
-                                                      clock: Clock) -> None:
+def test_ratelimit_pauses_the_channel_for_retry_after(outbox: Outbox, sender: OutboxSender, fake: FakeSlack,
+                                                     clock: Clock) -> None:
     outbox.put("r1", thread_of("r1", 1))
     fake.fail("ratelimited", times=1, retry_after=30)
     assert sender.deliver_due() == 0
-    assert sender.paused_until == clock.now + 30 and sender.errors == ["ratelimited"]  # type: ignore[attr-defined]
+    assert sender.paused == {"C1": clock.now + 30} and sender.errors == ["ratelimited"]  # type: ignore[attr-defined]
     clock.now += 29
     assert sender.deliver_due() == 0 and len(fake.requests) == 1  # nothing sent inside the window
     clock.now += 2
     drain(sender, clock)
     assert [m.text for m in fake.messages] == ["r1 parent (done)", "r1 reply 0"]
+
+
+def test_a_huge_retry_after_pauses_only_its_channel_and_is_capped(outbox: Outbox, sender: OutboxSender,
+                                                                  fake: FakeSlack, clock: Clock) -> None:
+    fake.fail("ratelimited", times=1, retry_after=999_999, channel="C1")
+    outbox.put("r1", thread_of("r1", 1))
+    outbox.put("r2", [Message("chat.postMessage", {"channel": "C2", "text": f"r2 {i}"}) for i in range(3)])
+    for _ in range(3):  # C2 keeps flowing while C1 waits
+        sender.deliver_due()
+        clock.now += 1
+    assert [m.text for m in fake.messages] == ["r2 0", "r2 1", "r2 2"]
+    assert sender.paused["C1"] == pytest.approx(clock.now - 3 + MAX_RETRY_AFTER)
+    clock.now += MAX_RETRY_AFTER
+    drain(sender, clock)
+    assert [m.text for m in fake.parents("C1")] == ["r1 parent (done)"]
+
+
+def test_a_hung_call_holds_up_only_its_channel(store: RunStore, fake: FakeSlack) -> None:
+    from integrations.testing.server import wait_for
+
+    outbox = Outbox(store)
+    client = WebClient(token=fake.token, base_url=fake.url, timeout=10, retry_handlers=[])
+    sender = OutboxSender(outbox, client, poll=0.05, backoff=0.05)
+    fake.fail("hang", times=1, channel="C1")
+    outbox.put("r1", thread_of("r1", 1))
+    outbox.put("r2", [Message("chat.postMessage", {"channel": "C2", "text": f"r2 {i}"}) for i in range(3)])
+    sender.start()
+    try:
+        # well inside the client's 10 s timeout: C2 does not wait for C1's hung call
+        wait_for(lambda: len(fake.parents("C2")) == 3, timeout=5, what="C2's messages while C1 hangs")
+        assert fake.parents("C1") == []
+        fake.release()  # the hung call fails (500); C1 is retried and arrives in order
+        wait_for(lambda: outbox.pending() == 0, timeout=20, what="C1 after the hang")
+    finally:
+        sender.stop()
+    parent = fake.parents("C1")[0]
+    assert parent.text == "r1 parent (done)" and [m.text for m in fake.thread(parent.ts)] == ["r1 reply 0"]
 
 
 def test_server_errors_back_off_per_run_without_blocking_other_runs(outbox: Outbox, sender: OutboxSender,
