@@ -55,6 +55,30 @@ class OutboxItem:
     lane: str = ""
 
 
+@dataclass(frozen=True)
+class RefusedRequest:
+    """A request refused before it was authenticated, to audit rate-limited. `source`: who sent it to what
+    (client address and endpoint); `detail` goes into the audit row of the first one per window."""
+
+    actor: str
+    action: str
+    source: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RefusalLimits:
+    """How refusals are audited: the first per source per `window` seconds gets its own row and the rest
+    of that window one summary row; all sources together get at most `cap` such rows per window, and
+    what the cap left out is counted in one more row when the window ends."""
+
+    window: float = 60.0
+    cap: int = 60
+
+
+REFUSAL_LIMITS = RefusalLimits()
+
+
 class RunStore(ABC):
     """Durable run state shared by every process and replica using the same database."""
 
@@ -178,6 +202,22 @@ class RunStore(ABC):
 
     @abstractmethod
     def audit_log(self, run_id: str | None = None, limit: int = 1000) -> list[AuditEntry]: ...
+
+    @abstractmethod
+    def audit_refusal(self, refused: RefusedRequest, now: float, limits: RefusalLimits = REFUSAL_LIMITS) -> bool:
+        """Count a refused request and audit it within `limits` (every refusal ends up counted in exactly
+        one audit row once its window is closed); True when this one got its own row. Not synced: a
+        flood of refusals must not cost a disk sync each. The counters are in the store, so replicas
+        share one budget."""
+
+    @abstractmethod
+    def close_refusal_windows(self, now: float, limits: RefusalLimits = REFUSAL_LIMITS) -> None:
+        """Write the summaries of refusal windows that have ended (called now and then, e.g. with the probe)."""
+
+    @abstractmethod
+    def probe_commit(self, now: float) -> None:
+        """Commit (synced) this process's heartbeat row: raises StoreError when the store cannot commit
+        (read-only, disk full, database down). Cheap: readiness calls it, not every request."""
 
     # blast radius ---------------------------------------------------------------------------------
 

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 from engine.errors import UnknownRunError
 from engine.records import AuditEntry, Decision, Freeze, RunRecord, RunStatus, StepRecord, StepStatus
-from engine.run_store import OutboxItem, OutboxMessage, RunStore
-from engine.sqlstore import blast, chat
+from engine.run_store import OutboxItem, OutboxMessage, REFUSAL_LIMITS, RefusalLimits, RefusedRequest, RunStore
+from engine.sqlstore import blast, chat, refusals
 from engine.sqlstore.codec import decode_identity, dumps, owner_is_gone, run_from_row, step_from_row
 
 ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL)
@@ -341,6 +341,22 @@ class SqlStore(RunStore):
             rows = db.execute(query + " ORDER BY id LIMIT ?", args).fetchall()
         return [AuditEntry(i, at, actor, action, rid, json.loads(d)) for i, at, actor, action, rid, d in rows]
 
+
+    def audit_refusal(self, refused: RefusedRequest, now: float, limits: RefusalLimits = REFUSAL_LIMITS) -> bool:
+        with self._write(durable=False) as db:
+            return refusals.note(db, refused, now, limits, self._audit, self._locks)
+
+    def close_refusal_windows(self, now: float, limits: RefusalLimits = REFUSAL_LIMITS) -> None:
+        with self._write(durable=False) as db:
+            refusals.close(db, now, limits, self._audit, self._locks)
+
+    def probe_commit(self, now: float) -> None:
+        with self._write() as db:
+            refusals.probe(db, self.instance, now)
+
+    @property
+    def _locks(self) -> refusals.Locks:
+        return refusals.Locks(self.FOR_UPDATE, self.SKIP_LOCKED)
 
     # blast radius ---------------------------------------------------------------------------------
 

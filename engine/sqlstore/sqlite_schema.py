@@ -73,7 +73,15 @@ _CARRY_OVER = {
 }
 V3 = ("""CREATE TABLE change_freeze (id INTEGER PRIMARY KEY CHECK (id = 1), reason TEXT NOT NULL, actor TEXT NOT NULL,
         since REAL NOT NULL)""",)
-STEPS = {1: V1 + AUDIT_GUARDS, 2: V2, 3: V3}
+V4 = (
+    """CREATE TABLE refusals (source TEXT PRIMARY KEY, actor TEXT NOT NULL, action TEXT NOT NULL, started REAL NOT NULL,
+        refused INTEGER NOT NULL)""",
+    """CREATE TABLE refusal_budget (id INTEGER PRIMARY KEY CHECK (id = 1), started REAL NOT NULL,
+        audited INTEGER NOT NULL, left_out INTEGER NOT NULL)""",
+    "INSERT INTO refusal_budget (id, started, audited, left_out) VALUES (1, 0, 0, 0)",
+    "CREATE TABLE probes (instance TEXT PRIMARY KEY, at REAL NOT NULL)",
+)
+STEPS = {1: V1 + AUDIT_GUARDS, 2: V2, 3: V3, 4: V4}
 
 
 def tables(db: sqlite3.Connection) -> set[str]:

@@ -26,6 +26,7 @@ MIGRATIONS = (
     Migration(2, "0.2.0", "lease epochs, dedup keys, one decision per step, the chat outbox with claims, "
                           "remembered request signatures, schema info"),
     Migration(3, "0.2.0", "the global change freeze"),
+    Migration(4, "0.2.0", "rate-limited auditing of refused requests, commit probes"),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -68,7 +68,15 @@ V2 = (
 )
 V3 = ("""CREATE TABLE change_freeze (id INTEGER PRIMARY KEY CHECK (id = 1), reason TEXT NOT NULL, actor TEXT NOT NULL,
         since DOUBLE PRECISION NOT NULL)""",)
-STEPS = {1: V1, 2: V2, 3: V3}
+V4 = (
+    """CREATE TABLE refusals (source TEXT PRIMARY KEY, actor TEXT NOT NULL, action TEXT NOT NULL,
+        started DOUBLE PRECISION NOT NULL, refused BIGINT NOT NULL)""",
+    """CREATE TABLE refusal_budget (id INTEGER PRIMARY KEY CHECK (id = 1), started DOUBLE PRECISION NOT NULL,
+        audited BIGINT NOT NULL, left_out BIGINT NOT NULL)""",
+    "INSERT INTO refusal_budget (id, started, audited, left_out) VALUES (1, 0, 0, 0)",
+    "CREATE TABLE probes (instance TEXT PRIMARY KEY, at DOUBLE PRECISION NOT NULL)",
+)
+STEPS = {1: V1, 2: V2, 3: V3, 4: V4}
 _MIGRATION_LOCK = 0x72756E62  # one migrator at a time (a transaction-scoped lock: released at commit)
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from engine.errors import SchemaError
 from engine.records import Decision, RunStatus, StepRecord, StepStatus
-from engine.run_store import OutboxMessage, RunStore
+from engine.run_store import OutboxMessage, RefusalLimits, RefusedRequest, RunStore
 from engine.verdict import Proposal
 from tests.conftest import StoreFactory
 
@@ -233,3 +233,53 @@ def test_a_webhooks_alerts_are_looked_up_and_kept_together(store: RunStore) -> N
                         [(done, "fp", "resolved", {"i": -1})])
     assert [a["alert"]["i"] for a in store.alerts(active)] == list(range(150))
     assert [(a["fingerprint"], a["status"]) for a in store.alerts(done)] == [("fp", "resolved")]
+
+
+def _refusals_counted(store: RunStore) -> int:
+    """Refusals the audit log accounts for: a row each for the first, the repeats of a window, what the cap left out."""
+    total = 0
+    for entry in store.audit_log():
+        if entry.action.endswith(".repeated"):
+            total += entry.detail["repeats"]
+        elif entry.action == "requests.refused.unaudited":
+            total += entry.detail["refused"]
+        elif entry.action.endswith(".refused"):
+            total += 1
+    return total
+
+
+def test_refusals_are_audited_once_per_source_per_window_then_summarised(store: RunStore) -> None:
+    limits = RefusalLimits(window=60, cap=10)
+    firsts = [store.audit_refusal(RefusedRequest("alertmanager", "webhook.refused", source,
+                                                 {"reason": "authentication"}), 1000 + i * 0.01, limits)
+              for i, source in enumerate(["10.0.0.1 /hooks"] * 50 + ["10.0.0.2 /hooks"] * 3)]
+    assert firsts == [True] + [False] * 49 + [True, False, False]
+    rows = store.audit_log()
+    assert [(r.action, r.detail["source"]) for r in rows] == [("webhook.refused", "10.0.0.1 /hooks"),
+                                                             ("webhook.refused", "10.0.0.2 /hooks")]
+    assert rows[0].detail["reason"] == "authentication"
+    store.close_refusal_windows(1059, limits)  # not over yet
+    assert len(store.audit_log()) == 2
+    store.close_refusal_windows(1061, limits)
+    repeated = {r.detail["source"]: r.detail["repeats"] for r in store.audit_log() if r.action.endswith(".repeated")}
+    assert repeated == {"10.0.0.1 /hooks": 49, "10.0.0.2 /hooks": 2}
+    assert _refusals_counted(store) == 53
+    assert store.audit_refusal(RefusedRequest("alertmanager", "webhook.refused", "10.0.0.1 /hooks"), 1062, limits)
+
+
+def test_replicas_share_one_refusal_budget(make_store: StoreFactory) -> None:
+    a, b = make_store("pod-a/1/x"), make_store("pod-b/1/y")
+    limits = RefusalLimits(window=60, cap=5)
+    now = time.time()
+    audited = race(8, lambda i: [(a, b)[i % 2].audit_refusal(
+        RefusedRequest("slack", "slack.request.refused", f"10.0.{i}.{k} /slack/commands"), now, limits)
+        for k in range(3)] + [(a, b)[i % 2].audit_refusal(
+        RefusedRequest("slack", "slack.request.refused", "10.9.9.9 /slack/commands"), now, limits)])
+    own_rows = sum(sum(flags) for flags in audited)
+    assert own_rows == 5  # the cap, across both replicas
+    assert len(a.audit_log()) == 5
+    b.close_refusal_windows(now + 61, limits)  # ends the windows and the budget's: what the cap left out is one row
+    unaudited = [r for r in a.audit_log() if r.action == "requests.refused.unaudited"]
+    assert len(unaudited) == 1 and unaudited[0].detail["cap"] == 5
+    assert _refusals_counted(a) == 8 * 4
+
