@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from engine.errors import UnknownRunError
 from engine.records import AuditEntry, Decision, Freeze, RunRecord, RunStatus, StepRecord, StepStatus
-from engine.run_store import OutboxItem, OutboxMessage, REFUSAL_LIMITS, RefusalLimits, RefusedRequest, RunStore
+from engine.run_store import REFUSAL_LIMITS, OutboxItem, OutboxMessage, RefusalLimits, RefusedRequest, RunStore
 from engine.sqlstore import blast, chat, refusals
 from engine.sqlstore.codec import decode_identity, dumps, owner_is_gone, run_from_row, step_from_row
 
