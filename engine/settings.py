@@ -40,6 +40,8 @@ class Settings(BaseModel):
 
     runbook_path: tuple[str, ...] = Field(default=("runbooks",), description="Folders or files with runbooks.")
     db: str = Field(default=".runbook/runs.db", description="SQLite run store path.")
+    db_max_bytes: int | None = Field(default=None, ge=65_536, description="Cap on the SQLite file's size: beyond it "
+                                     "writes fail and requests answer 503 with the reason (the volume never fills).")
     database_url: SecretStr | None = Field(
         default=None, description="postgresql://user:password@host/db: keep runs in PostgreSQL (several replicas) "
         "instead of SQLite at `db`.")

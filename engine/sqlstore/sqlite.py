@@ -26,7 +26,7 @@ class SqliteStore(SqlStore):
     backend = "sqlite"
 
     def __init__(self, path: str | Path, instance: str | None = None, *, migrate: bool = True,
-                 engine_version: str = ENGINE_VERSION) -> None:
+                 engine_version: str = ENGINE_VERSION, max_bytes: int | None = None) -> None:
         super().__init__(instance or default_instance())
         self.path = str(path)
         if self.path != ":memory:":
@@ -40,6 +40,9 @@ class SqliteStore(SqlStore):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            if max_bytes is not None:  # writes beyond it fail with "database or disk is full", as on a full volume
+                page = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+                self._db.execute(f"PRAGMA max_page_count = {max(1, int(max_bytes) // page)}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the run store {self.path}: {exc}") from exc
         self._open(migrate, engine_version)
@@ -109,7 +112,8 @@ class SqliteStore(SqlStore):
                 try:
                     yield self._db
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    if self._db.in_transaction:  # SQLite already rolled back after e.g. SQLITE_FULL: keep that error
+                        self._db.execute("ROLLBACK")
                     raise
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:

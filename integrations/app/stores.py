@@ -23,7 +23,7 @@ def open_store(settings: Settings, *, instance: str | None = None, migrate: bool
         from integrations.postgres import PostgresStore
 
         return PostgresStore(url, instance, migrate=bool(migrate))
-    return SqliteStore(settings.db, instance, migrate=migrate is not False)
+    return SqliteStore(settings.db, instance, migrate=migrate is not False, max_bytes=settings.db_max_bytes)
 
 
 def describe(settings: Settings) -> str:

@@ -25,6 +25,7 @@ from starlette.routing import Route
 from engine.chat import ChatRequestError
 from engine.errors import StoreError, UnknownRunError
 from engine.events import EventSink
+from engine.run_store import RefusedRequest
 from integrations.alertmanager import PayloadError, parse_payload
 from integrations.app.server import pages
 from integrations.app.server.chat import ChatBackend
@@ -93,8 +94,7 @@ async def chat_endpoint(request: Request) -> Response:
     body = await read_body(request, services.settings.max_body_bytes)
     problem = chat.verify(body, request.headers)
     if problem is not None:
-        await run_in_threadpool(services.store.audit, chat.name, f"{chat.name}.request.refused", None,
-                                {"endpoint": request.url.path, "reason": problem, "client": _client(request)})
+        await _audit_refusal(request, chat.name, f"{chat.name}.request.refused", problem)
         raise Refused(401, f"invalid {chat.name} request: {problem}", metric="signature")
     answer = await run_in_threadpool(handler, body, services.chatops)
     if answer.body is None:
@@ -137,9 +137,23 @@ async def _authenticate(request: Request, audit: bool = False) -> None:
     if problem is None:
         return
     if audit:
-        await run_in_threadpool(services.store.audit, "alertmanager", "webhook.refused", None,
-                                {"reason": "authentication", "client": _client(request)})
+        await _audit_refusal(request, "alertmanager", "webhook.refused", "authentication")
     raise Refused(401, problem, metric="auth", headers={"WWW-Authenticate": 'Bearer realm="runbook"'})
+
+
+async def _audit_refusal(request: Request, actor: str, action: str, reason: str) -> None:
+    """Audit a refused request, rate-limited per source (client address and path) in the store: anyone can
+    send these, and a synced row each would let them fill the disk. The refusal metric counts every one.
+    A store that cannot commit does not change the answer: the request is still refused (401), not a 503."""
+    services = _services(request)
+    host = request.client.host if request.client else "unknown"
+    refused = RefusedRequest(actor, action, f"{host} {request.url.path}",
+                             {"endpoint": request.url.path, "reason": reason, "client": _client(request)})
+    try:
+        await run_in_threadpool(services.store.audit_refusal, refused, time.time(), services.refusal_limits)
+    except StoreError as exc:
+        services.health.failed(str(exc))
+        log.warning("could not audit a refused request to %s: %s", request.url.path, exc)
 
 
 async def _refused(request: Request, exc: Exception) -> Response:
@@ -165,6 +179,7 @@ async def _store_unavailable(request: Request, exc: Exception) -> Response:
     """The store could not commit (database restarting, disk full): nothing was acknowledged, so say so
     and when to retry; Alertmanager and Slack both re-send."""
     log.error("%s %s: the run store is unavailable: %s", request.method, request.url.path, exc)
+    _services(request).health.failed(str(exc))
     return error(503, f"the run store is unavailable, retry later: {exc}", headers={"Retry-After": RETRY_AFTER})
 
 

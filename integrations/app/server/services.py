@@ -14,11 +14,12 @@ from engine.errors import StoreError
 from engine.events import EventSink, Fanout
 from engine.policy import Policy
 from engine.records import RunStatus
-from engine.run_store import RunStore
+from engine.run_store import REFUSAL_LIMITS, RefusalLimits, RunStore
 from engine.settings import Settings
 from engine.triggers import ClusterScope
 from integrations.app.server.chat import ChatBackend, ChatEndpoint
 from integrations.app.server.chatops import ChatOps
+from integrations.app.server.health import CommitHealth
 from integrations.app.server.intake import Intake
 from integrations.app.server.metrics import Metrics, MetricsSink
 from integrations.app.server.runlog import LogSink
@@ -43,7 +44,12 @@ class Services:
     token: str | None = None
     basic: str | None = None
     chat_endpoints: Mapping[str, ChatEndpoint] = field(default_factory=dict)
+    refusal_limits: RefusalLimits = REFUSAL_LIMITS
+    health: CommitHealth = field(init=False)
     _previous: tuple[EventSink, Policy] | None = None
+
+    def __post_init__(self) -> None:
+        self.health = CommitHealth(self.engine.store, limits=self.refusal_limits)
 
     @property
     def settings(self) -> Settings:
@@ -85,6 +91,10 @@ class Services:
             self.store.list_runs(None, None, 1)
         except StoreError as exc:
             problems.append(f"run store unreachable: {exc}")
+        else:
+            cannot_commit = self.health.problem()
+            if cannot_commit is not None:
+                problems.append(cannot_commit)
         if self.queue.alive() < self.queue.size:
             problems.append(f"{self.queue.size - self.queue.alive()} of {self.queue.size} workers are not running")
         if not self.sweeper.alive:
