@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -182,3 +183,45 @@ def test_kill_9_while_awaiting_approval_then_while_the_change_is_in_flight(clust
     time.sleep(10)  # past the API server's delay and several sweeps of c
     assert cluster.changes_sent("worker-b") <= 1  # sent at most once: c never re-sends it
     assert RunStatus(run.status).finished
+
+
+def test_a_rolling_restart_during_a_burst_loses_nothing_and_posts_nothing_twice(cluster: Cluster) -> None:
+    replicas = [cluster.replica("a"), cluster.replica("b")]
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def burst() -> None:  # as Alertmanager: each alert re-sent to the next replica until one acknowledges it
+        i = 0
+        while not stop.is_set():
+            node = f"n{i}"
+            for attempt in range(200):
+                replica = replicas[(i + attempt) % len(replicas)]
+                try:
+                    if replica.post_alerts([lost(node=node)]).status_code == 200:
+                        acknowledged.append(node)
+                        break
+                except httpx.TransportError:
+                    pass
+                stop.wait(0.05)
+            i += 1
+            stop.wait(0.1)
+
+    sender = threading.Thread(target=burst)
+    sender.start()
+    try:
+        for i, name in enumerate(("a2", "b2")):  # stop one, start its successor, repeat
+            wait_for(lambda i=i: len(acknowledged) >= 5 * (i + 1), what="alerts flowing")  # type: ignore[misc]
+            assert replicas[i].stop() is not None, replicas[i].log()[-2000:]
+            replicas[i] = cluster.replica(name)
+        wait_for(lambda: len(acknowledged) >= 15, what="alerts after the restarts")
+    finally:
+        stop.set()
+        sender.join(60)
+    runs = {r.params["node"]: r for r in cluster.store.list_runs(limit=1000)}
+    assert set(acknowledged) <= set(runs), "an acknowledged alert has no run"
+    wait_for(lambda: all(RunStatus(cluster.run(r.id).status).finished or cluster.run(r.id).status ==
+                         "awaiting_approval" for r in runs.values()), timeout=90, what="every run to settle")
+    wait_for(lambda: cluster.store.outbox_pending() == 0, timeout=60, what="chat delivered")
+    posted = [(m.thread_ts, m.text) for m in cluster.slack.messages]
+    assert len(posted) == len(set(posted)), "a Slack message was posted twice"
+    assert len(cluster.slack.parents(CHANNEL)) == len(runs)
