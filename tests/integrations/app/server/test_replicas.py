@@ -75,8 +75,11 @@ class Cluster:
         return self.store.get_run(run_id)
 
     def wait_status(self, run_id: str, *statuses: str, timeout: float = 60) -> RunRecord:
-        return wait_for(lambda: (r := self.run(run_id)).status in statuses and r, timeout,
-                        f"run {run_id} to reach {statuses}", interval=0.1)
+        def reached() -> RunRecord | None:
+            run = self.run(run_id)
+            return run if run.status in statuses else None
+
+        return wait_for(reached, timeout, f"run {run_id} to reach {statuses}", interval=0.1)
 
     def changes_sent(self, node: str = "worker-c") -> int:
         """Cordon PATCHes of `node` the API server received, its one dry-run (before the card) excluded."""
