@@ -44,7 +44,10 @@ class ImageBehaviours:
     def from_text(cls, text: str, source: str = "<string>") -> ImageBehaviours:
         rules = []
         for number, line in enumerate(text.splitlines(), 1):
-            m = _IMAGE_LINE.match(line.strip())
+            stripped = line.strip()
+            if stripped and stripped != "---" and not stripped.startswith("#"):
+                break  # only the leading comments declare behaviours, like `# kubesim-now:`
+            m = _IMAGE_LINE.match(stripped)
             if not m:
                 continue
             if m.group(2) not in BEHAVIOURS:

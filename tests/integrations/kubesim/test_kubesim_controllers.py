@@ -160,8 +160,8 @@ def test_job_controller_runs_pods_per_image_behaviour() -> None:
 def test_image_behaviour_lines_are_checked() -> None:
     with pytest.raises(BehaviourError, match=r"s.yaml:2: .*'explode'"):
         ImageBehaviours.from_text("# kubesim-now: 2026-01-01T00:00:00Z\n# kubesim-image: x explode\n", "s.yaml")
-    rules = ImageBehaviours.from_text("# kubesim-image: a:* pull-error\n")
-    assert rules.of("a:1") == "pull-error" and rules.of("b:1") == "ready"
+    rules = ImageBehaviours.from_text("# kubesim-image: a:* pull-error\nkind: Pod\n# kubesim-image: b:* crash\n")
+    assert rules.of("a:1") == "pull-error" and rules.of("b:1") == "ready"  # after the header: not a declaration
 
 
 def test_scenario_file_declares_behaviours(tmp_path: Path) -> None:
