@@ -9,13 +9,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from engine.actions import Action, ActionKind, ActionRegistry, Identity, PermissionChecker
 from engine.approver_dry_run import ApproverDryRun
 from engine.errors import ApprovalError, RunbookError, RunStateError, StepError, StoreError
-from engine.events import EventSink, RunEvent
+from engine.events import EventSink, RunEvent, snapshot
 from engine.model import Runbook, Step
 from engine.params import coerce_params
 from engine.plan import Planner
@@ -27,6 +29,7 @@ from engine.templating import Templating
 from engine.verdict import Proposal
 
 log = logging.getLogger("runbook.engine")
+_DEFINITIONS = 64  # parsed runbooks kept (runs of one runbook share a definition)
 
 
 class _NullSink:
@@ -63,6 +66,7 @@ class Executor:
         self.lease: float | None = None
         self._active: dict[str, int] = {}  # run id -> resumes of it in progress on this executor
         self._active_lock = threading.Lock()
+        self._definitions: OrderedDict[str, Runbook] = OrderedDict()  # stored definition -> parsed runbook
 
     # starting -------------------------------------------------------------------------------------
 
@@ -112,7 +116,7 @@ class Executor:
         with self._active_lock:
             self._active[run_id] = self._active.get(run_id, 0) + 1
         try:
-            return self._resume(run, runbook or Runbook.model_validate_json(run.definition))
+            return self._resume(run, runbook or self.definition(run))
         except StoreError:  # nothing can be recorded now: the run stays as stored, taken over once its lease lapses
             log.warning("run %s paused: the run store is unavailable", run_id)
             raise
@@ -124,6 +128,18 @@ class Executor:
                 self._active[run_id] -= 1
                 if not self._active[run_id]:
                     del self._active[run_id]
+
+    def definition(self, run: RunRecord) -> Runbook:
+        """The run's runbook, parsed once per stored definition (a run's definition never changes)."""
+        with self._active_lock:
+            runbook = self._definitions.get(run.definition)
+        if runbook is None:
+            runbook = Runbook.model_validate_json(run.definition)
+            with self._active_lock:
+                self._definitions[run.definition] = runbook
+                while len(self._definitions) > _DEFINITIONS:
+                    self._definitions.popitem(last=False)
+        return runbook
 
     def active_runs(self) -> list[str]:
         """Runs this executor is carrying forward right now (their leases are the heartbeat's to renew)."""
@@ -284,7 +300,7 @@ class Executor:
         run = self.store.get_run(run_id)
         verb = "approve" if approve else "reject"
         try:
-            runbook = Runbook.model_validate_json(run.definition)
+            runbook = self.definition(run)
             identity = self._check_decision(run, runbook, approve, actor, step, groups)
             decision = Decision(run_id, run.awaiting_step or "", "approved" if approve else "rejected", actor,
                                 time.time(), reason, identity)
@@ -386,11 +402,11 @@ class Executor:
             "cancelled": (RunStatus.ABORTED, "skipped", f"cancelled by {actor}"),
         }
         status, proposal_status, why = outcomes[decision]
-        for record in run.steps:
-            if record.id == run.awaiting_step:
-                record.proposal = _with_status(record.proposal, proposal_status)
-                record.status = StepStatus.REJECTED if decision == "rejected" else StepStatus.SKIPPED
-                self.store.save_step(run.id, record)
+        for record in [s for s in run.steps if s.id == run.awaiting_step]:
+            closed = replace(record, proposal=_with_status(record.proposal, proposal_status),
+                             status=StepStatus.REJECTED if decision == "rejected" else StepStatus.SKIPPED)
+            self.store.save_step(run.id, closed)
+            _replace_step(run, closed)
         return self._finish(run, status, why + (f": {reason}" if reason and decision != "expired" else ""))
 
     # helpers --------------------------------------------------------------------------------------
@@ -452,7 +468,8 @@ class Executor:
 
     def _emit(self, kind: Any, run: RunRecord, step: str = "", data: dict[str, Any] | None = None) -> None:
         try:
-            self.sink.emit(RunEvent(kind, run.id, run.runbook, step, data or {}))
+            self.sink.emit(RunEvent(kind, run.id, run.runbook, step, data or {}, snapshot(run),
+                                    self.definition(run)))
         except Exception:  # a sink (a closed terminal, a chat bug) must never fail or strand the run
             log.exception("event sink failed on %s of run %s", kind, run.id)
 

@@ -53,8 +53,8 @@ class SlackSink:
     def emit(self, event: RunEvent) -> None:
         """Never raises for chat trouble: a sink must not fail a run."""
         try:
-            run = self.store.get_run(event.run_id)
-            messages = self._render(event, run, self._runbook(run))
+            run = event.run or self.store.get_run(event.run_id)  # the event's snapshot, when it carries one
+            messages = self._render(event, run, event.definition or self._runbook(run))
             if messages:
                 self.outbox.put(run.id, messages)
                 self.wake()

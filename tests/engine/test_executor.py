@@ -405,3 +405,21 @@ def test_another_replica_recovers_a_run_whose_lease_ran_out(registry: ActionRegi
     assert replica_b.recover_interrupted() == [run_id]
     assert not replica_a.update_run(run_id, status=RunStatus.SUCCEEDED)  # a late pod-a cannot overwrite it
     assert replica_b.get_run(run_id).status == RunStatus.INTERRUPTED
+
+
+def test_events_carry_a_snapshot_of_the_run_and_its_parsed_runbook(registry: ActionRegistry, store: RunStore,
+                                                                   loader: Loader, write: Write, toy: Toy) -> None:
+    """Sinks render from the event alone: the run as it was at that moment, and the runbook already parsed."""
+    toy.values["a"] = "broken"
+    sink = Recorder()
+    executor = Executor(registry, store, sink=sink, policy=TEAM_POLICY)
+    run = executor.run(load(loader, write, FIX), {"key": "a"}, requester="alice")
+    executor.decide(run.id, True, "bob", step="fix")
+    by_kind = {e.kind: e for e in sink.events}
+    assert all(e.run is not None and e.run.id == run.id and e.definition is not None for e in sink.events)
+    assert len({id(e.definition) for e in sink.events}) == 1  # parsed once, shared by every event
+    waiting = by_kind["approval_needed"].run
+    assert waiting is not None and waiting.status == RunStatus.AWAITING_APPROVAL  # not changed by what followed
+    assert [s.status for s in waiting.steps if s.id == "fix"] == [StepStatus.PROPOSED]
+    finished = by_kind["run_finished"].run
+    assert finished is not None and finished.status == RunStatus.SUCCEEDED and finished.finished_at
