@@ -19,6 +19,7 @@ from engine.actions import ActionRegistry
 from engine.builtins import register_builtins
 from engine.loader import Loader
 from engine.settings import Settings
+from integrations.alertmanager import register as register_alertmanager
 from integrations.kubernetes import Kube, register
 from integrations.kubesim import SimulatedCluster, generate_cluster
 from integrations.testing.alertmanager import Alertmanager
@@ -71,6 +72,7 @@ def measure(alerts: int = 100, nodes: int = 1000, pods_per_node: int = 5, spacin
         kube = Kube.from_url(sim.url, SIM_TOKEN)
         registry = register_builtins(ActionRegistry())
         register(registry, kube)
+        register_alertmanager(registry)
         runbook = Loader(registry).load_file(RUNBOOKS / "node-not-ready.yaml")
         settings = server_settings(str(tmp / "runs.db"), fake.url, workers=Settings().workers)
         harness = Harness(make_engine(settings, registry, (runbook,)), fake).start()

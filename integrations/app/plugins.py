@@ -11,7 +11,7 @@ from engine.errors import SettingsError
 from engine.plugins import ENTRY_POINT_GROUP, PluginContext
 
 # Plug-ins shipped with the engine: configured by `plugins:` too, but always registered.
-BUILT_IN = frozenset({"prometheus", "http"})
+BUILT_IN = frozenset({"prometheus", "http", "alertmanager"})
 
 
 def load_named(registry: ActionRegistry, plugins: Mapping[str, Any], kube: Any = None) -> list[str]:

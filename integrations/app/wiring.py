@@ -43,6 +43,7 @@ def build_registry(kube: Any = None, plugins: Mapping[str, Any] | None = None) -
     """Built-in actions plus the Kubernetes, Prometheus and HTTP ones, configured by the `plugins` settings.
     Without a client the Kubernetes actions are still registered (so runbooks validate) and fail with a
     clear error if called; likewise Prometheus without sources and HTTP without allowed hosts."""
+    from integrations.alertmanager import register as register_alertmanager
     from integrations.http import register as register_http
     from integrations.kubernetes import register as register_kubernetes
     from integrations.prometheus import register as register_prometheus
@@ -52,6 +53,7 @@ def build_registry(kube: Any = None, plugins: Mapping[str, Any] | None = None) -
     register_kubernetes(registry, kube)
     register_prometheus(registry, plugins.get("prometheus"))
     register_http(registry, plugins.get("http"))
+    register_alertmanager(registry, plugins.get("alertmanager"))
     load_named(registry, plugins, kube)
     return registry
 

@@ -50,7 +50,7 @@ def test_a_second_run_for_the_same_target_proposes_nothing_and_says_why(tmp_path
     assert first["status"] == "awaiting_approval" and [p["id"] for p in first["proposals"]] == ["cordon"]
     second = _verdict(tmp_path, "node-not-ready", "node-not-ready/kubelet-stopped.yaml", "node=node-b")
     assert second["status"] == "succeeded" and second["proposals"] == [] and second["plan"] == []
-    open_run = next(f for f in second["findings"] if f["id"] == "another-run-open")
+    open_run = next(f for f in second["findings"] if f["id"] == "already-handled")
     assert first["run_id"] in open_run["summary"] and "awaiting approval" in open_run["summary"]
     assert "node.kubelet_stopped" in {f["id"] for f in second["findings"]}  # the diagnosis is still shown
     other = _verdict(tmp_path, "node-not-ready", "node-not-ready/kubelet-stopped.yaml", "node=node-b",

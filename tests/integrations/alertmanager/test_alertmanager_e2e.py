@@ -14,6 +14,7 @@ from kubernetes import client as k8s
 from engine.actions import ActionRegistry
 from engine.builtins import register_builtins
 from engine.loader import Loader
+from integrations.alertmanager import register as register_alertmanager
 from integrations.kubernetes import Kube, register
 from integrations.kubesim import SimulatedCluster, load_scenario
 from integrations.testing.server import WEBHOOK_TOKEN, Harness, make_engine, server_settings, wait_for
@@ -34,6 +35,7 @@ def served(tmp_path: Path, sim: SimulatedCluster) -> Iterator[tuple[Harness, Fak
     kube = Kube.from_url(sim.url, "admin-token")
     registry = register_builtins(ActionRegistry())
     register(registry, kube)
+    register_alertmanager(registry)
     runbook = Loader(registry).load_file(ROOT / "runbooks" / "node-not-ready.yaml")
     with FakeSlack(usergroups={ONCALL: [BOB]}) as fake:
         settings = server_settings(str(tmp_path / "runs.db"), fake.url, approvers=(ONCALL,))

@@ -93,10 +93,12 @@ def test_label_values_stay_literal() -> None:
 
 
 def test_node_not_ready_runbook_trigger() -> None:
+    from integrations.alertmanager import register as register_alertmanager
     from integrations.kubernetes import register
 
     registry = register_builtins(ActionRegistry())
     register(registry, None)
+    register_alertmanager(registry)
     runbook = Loader(registry).load_file(ROOT / "runbooks" / "node-not-ready.yaml")
     payload = parse_payload(_sample())
     assert _hit(runbook, payload.alerts[0]).params == {"node": "node-b"}

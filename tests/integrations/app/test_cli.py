@@ -141,8 +141,8 @@ def test_validate_reports_every_problem_with_its_location(cli: Invoke, tmp_path:
     result = cli("validate", str(bad))
     assert result.exit_code == 1
     lines = result.stdout.strip().splitlines()
-    assert any(f"{bad}:" in line and "steps[7].action: unknown action 'k8s.node.cordn'" in line for line in lines)
-    assert any("steps[2].with.node: field required" in line for line in lines)
+    assert any(f"{bad}:" in line and "steps[8].action: unknown action 'k8s.node.cordn'" in line for line in lines)
+    assert any("steps[3].with.node: field required" in line for line in lines)
 
 
 def test_list_and_schema(cli: Invoke) -> None:
