@@ -23,6 +23,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from engine.background import Background
 from engine.errors import RunbookError
 from integrations.slack.outbox import Item, Outbox
 
@@ -68,22 +69,17 @@ class OutboxSender:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = Background("slack-sender", self._loop, on_stop=self._wake.set)
+        self._stop = self._thread.stopping
 
     # lifecycle ------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._stop.clear()
         self._busy.clear()
-        self._thread = threading.Thread(target=self._loop, name="slack-sender", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._thread.stop(timeout)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
@@ -94,7 +90,7 @@ class OutboxSender:
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._thread.alive() == 1
 
     def wake(self) -> None:
         """Something was queued: deliver now rather than at the next poll."""

@@ -9,10 +9,10 @@ Expiry emits `run_finished` like any other end, so the timeout appears in the ru
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 
+from engine.background import Background
 from engine.errors import RunbookError
 from engine.executor import Executor
 from engine.records import RunStatus
@@ -32,25 +32,20 @@ class Sweeper:
         self.lease = lease if lease is not None else max(3 * interval, 10.0)
         executor.lease = self.lease  # the heartbeat below keeps runs in progress leased
         self.clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = Background("runbook-sweeper", self._loop)
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="runbook-sweeper", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._thread.stop(timeout)
 
     @property
     def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._thread.alive() == 1
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._thread.wait(self.interval):
             try:
                 self.sweep()
             except RunbookError as exc:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
+from engine.background import Background
 from engine.errors import RunbookError
 
 log = logging.getLogger("runbook.server")
@@ -28,44 +28,35 @@ class RunQueue:
         self._queued: set[str] = set()
         self._reserved = 0
         self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self._stopping = False
+        self._threads = Background("runbook-worker", self._work, count=workers, on_stop=self._wake_all)
         self.busy = 0
 
     # lifecycle ------------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._stopping = False
-        self._threads = [self._spawn(i) for i in range(self.size)]
+    @property
+    def _stopping(self) -> bool:
+        return self._threads.stopping.is_set()
 
-    def _spawn(self, index: int) -> threading.Thread:
-        thread = threading.Thread(target=self._work, name=f"runbook-worker-{index}", daemon=True)
-        thread.start()
-        return thread
+    def start(self) -> None:
+        self._threads.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking work; runs in progress finish their current step sequence (bounded by `timeout`)."""
-        self._stopping = True
-        for _ in self._threads:
+        self._threads.stop(timeout)
+
+    def _wake_all(self) -> None:
+        for _ in range(self.size):
             self._queue.put(None)
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
 
     def alive(self) -> int:
-        return sum(t.is_alive() for t in self._threads)
+        return self._threads.alive()
 
     def ensure_alive(self) -> int:
         """Replace dead workers (a bug that escaped the boundary); returns how many were replaced."""
-        replaced = 0
-        if self._stopping:
-            return 0
-        for i, thread in enumerate(self._threads):
-            if not thread.is_alive():
-                log.error("worker %s died; starting a new one", thread.name)
-                self._threads[i] = self._spawn(i)
-                replaced += 1
-        return replaced
+        replaced = self._threads.revive()
+        for name in replaced:
+            log.error("worker %s died; started a new one", name)
+        return len(replaced)
 
     # queueing -------------------------------------------------------------------------------------
 
