@@ -61,6 +61,8 @@ class Settings(BaseModel):
     webhook_basic_auth: SecretStr | None = Field(default=None, description="'user:password' Alertmanager may send.")
     read_token: SecretStr | None = Field(default=None, description="Token for the run pages and run API (Bearer, or "
                                          "the Basic password); never the webhook token.")
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", description="Where people reach "
+                                   "this server (e.g. https://runbook.example), for run page links in chat.")
     trusted_proxy_cidrs: tuple[str, ...] = Field(
         default=(), description="Addresses of authenticating proxies (oauth2-proxy) whose X-Forwarded-User "
         "header grants read access to the run pages.")

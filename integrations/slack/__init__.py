@@ -63,7 +63,8 @@ class Slack:
         lookup = WebClient(token=token, base_url=base_url, timeout=2, retry_handlers=[])
         outbox = Outbox(store)
         sender = OutboxSender(outbox, client, on_error=on_error, backoff=backoff, max_backoff=max_backoff)
-        sink = SlackSink(store, outbox, Router(settings.slack_channel, settings.severity_channels), sender.wake)
+        sink = SlackSink(store, outbox, Router(settings.slack_channel, settings.severity_channels), sender.wake,
+                         public_url=settings.public_url)
         verifier = Verifier(settings.slack_signing_secret.get_secret_value(), first_time=ReplayGuard(store).first_time)
         return cls(sink, outbox, sender, verifier, Directory(lookup, groups))
 

@@ -23,6 +23,7 @@ SECTION = 3000
 BLOCKS = 50
 CODE_LINES = 15
 CODE_CHARS = 1500
+GROUP_FROM = 4  # this many findings of one id or more are shown as one grouped block
 _SEVERITY = (("critical", ":red_circle:", "Critical"), ("warning", ":large_orange_circle:", "Warning"),
              ("info", ":large_blue_circle:", "Info"))
 _PLAN = {"awaiting_approval": ":raising_hand:", "planned": ":clipboard:", "executed": ":white_check_mark:",
@@ -197,6 +198,26 @@ def finding_block(finding: Finding, page: str | None) -> dict[str, Any]:
     return section("\n".join([head, *evidence, *more, *tail]))
 
 
+def group_block(same: list[Finding]) -> dict[str, Any]:
+    """Many findings of one id (every workload on a dead node) as one block listing each of them."""
+    lines = [f"• {text(f.summary, 300)}" for f in same[:15]]
+    more = [f"… and {len(same) - 15} more on the run page"] if len(same) > 15 else []
+    return section("\n".join([f"*{len(same)} × `{text(same[0].id, 80)}`*", *lines, *more]))
+
+
+def severity_blocks(findings: list[Finding], page: str | None) -> list[dict[str, Any]]:
+    """One block per finding, in order; an id found `GROUP_FROM` times or more is one grouped block."""
+    ids = [f.id for f in findings]
+    blocks, grouped = [], set()
+    for finding in findings:
+        if ids.count(finding.id) < GROUP_FROM:
+            blocks.append(finding_block(finding, page))
+        elif finding.id not in grouped:
+            grouped.add(finding.id)
+            blocks.append(group_block([f for f in findings if f.id == finding.id]))
+    return blocks
+
+
 def diagnosis(run: RunRecord, *, page: str | None = None) -> dict[str, Any] | None:
     """The findings grouped by severity (most severe first); None when there are none."""
     findings = run.findings
@@ -207,5 +228,5 @@ def diagnosis(run: RunRecord, *, page: str | None = None) -> dict[str, Any] | No
         same = [f for f in findings if f.severity == severity]
         if same:
             blocks.append(context(f"{icon} *{name}* ({len(same)})"))
-            blocks += [finding_block(f, page) for f in same]
+            blocks += severity_blocks(same, page)
     return {"text": text(f"Diagnosis of run {run.id}: {len(findings)} finding(s)", 300), "blocks": fit(blocks)}

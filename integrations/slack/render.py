@@ -1,4 +1,5 @@
-"""Block Kit rendering of runs: the parent message, step results, proposals with Approve/Reject.
+"""Block Kit pieces of a run's thread: step results, proposals with Approve/Reject, decisions, the outcome
+(the parent message and the diagnosis are `digest`).
 
 Everything shown comes from the cluster, alerts or people, so every string goes through `text()`:
 secrets redacted, control characters made visible, `&<>` escaped (an alert label cannot become `<!channel>`
@@ -12,7 +13,6 @@ import json
 import re
 from typing import Any
 
-from engine.model import Runbook
 from engine.records import RunRecord
 from engine.redaction import redact
 from engine.text import escape_controls
@@ -67,57 +67,6 @@ def trigger_text(run: RunRecord) -> str:
     return who(run.requester)
 
 
-def target_text(params: dict[str, Any]) -> str:
-    shown = [f"{k}={v}" for k, v in params.items() if v is not None]
-    return f"`{text(', '.join(shown), 500)}`" if shown else "—"
-
-
-def parent(run: RunRecord, runbook: Runbook) -> dict[str, Any]:
-    """The run's top-level message; re-rendered with the current status on every change."""
-    title = text(runbook.metadata.title, 200)
-    status = status_label(str(run.status))
-    fields = [f"*Trigger*\n{trigger_text(run)}", f"*Target*\n{target_text(run.params)}",
-              f"*Status*\n{status}", f"*Run*\n`{run.id}`"]
-    blocks = [
-        _section(f"{_SEVERITY.get(runbook.metadata.severity, '')} *{title}* · `{runbook.name}`"),
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
-    ]
-    if run.error and run.status.finished:
-        blocks.append(_context(text(run.error, 1000)))
-    return {"text": f"{runbook.metadata.title} ({runbook.name}) — {run.status}: run {run.id}", "blocks": blocks}
-
-
-GROUP_FROM = 4  # this many findings of one id or more are shown as one grouped block
-
-
-def _findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every finding, in order; an id found `GROUP_FROM` times or more is one block listing its instances."""
-    ids = [str(f.get("id", "")) for f in findings]
-    blocks: list[dict[str, Any]] = []
-    shown: set[str] = set()
-    for finding, fid in zip(findings, ids, strict=True):
-        if fid in shown or len(blocks) >= 20:
-            continue
-        if ids.count(fid) >= GROUP_FROM:
-            shown.add(fid)
-            blocks.append(_group([f for f, i in zip(findings, ids, strict=True) if i == fid]))
-            continue
-        icon = _SEVERITY.get(finding.get("severity", ""), "")
-        blocks.append(_section(f"{icon} *{text(finding.get('summary', ''), 500)}* `{text(fid, 80)}`"))
-        evidence = [f"`{text(e.get('object', ''), 120)}` {text(e.get('field', ''), 120)} = "
-                    f"`{text(json.dumps(e.get('value'), default=str), 300)}`" for e in finding.get("evidence", [])]
-        if evidence:
-            blocks.append(_context(*evidence))
-    return blocks
-
-
-def _group(same: list[dict[str, Any]]) -> dict[str, Any]:
-    icon = _SEVERITY.get(same[0].get("severity", ""), "")
-    lines = "\n".join(f"• {text(f.get('summary', ''), 300)}" for f in same[:15])
-    more = f"\n… and {len(same) - 15} more" if len(same) > 15 else ""
-    return _section(f"{icon} *{len(same)} × `{text(str(same[0].get('id', '')), 80)}`*\n{lines}{more}")
-
-
 def _changes(changes: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
     blocks = []
     for change in changes[:5]:
@@ -128,18 +77,18 @@ def _changes(changes: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
 
 
 def step_result(record: dict[str, Any]) -> dict[str, Any] | None:
-    """A thread reply for a finished step; None when there is nothing worth a message."""
+    """A thread reply for a finished step that said something (a notify), changed something, or failed; None
+    otherwise: findings go to the run's one diagnosis reply (`digest`), the rest is on the run page."""
     status = str(record.get("status", ""))
-    title = text(record.get("title") or record.get("id", ""), 200)
-    findings = record.get("findings") or []
+    said = (record.get("output") or {}).get("text") if record.get("action") == "notify" else None
     executed = [c for c in record.get("changes") or [] if not c.get("dry_run", True)]
-    if status == "skipped" or (status == "proposed" and not findings):
-        return None  # skipped: its `when` was false, not news; proposed: the approval card follows right away
-    action = text(record.get("action", ""), 80)
-    blocks = [_section(f"{_STEP.get(status, '')} *{title}* (`{action}`) {text(status, 40)}")]
-    blocks += _findings(findings)
-    if record.get("action") == "notify" and (record.get("output") or {}).get("text"):
-        blocks.append(_section(text(record["output"]["text"])))
+    if not (said or executed or record.get("error")) or status in ("skipped", "proposed"):
+        return None
+    title = text(record.get("title") or record.get("id", ""), 200)
+    blocks = [_section(f"{_STEP.get(status, '')} *{title}* (`{text(record.get('action', ''), 80)}`) "
+                       f"{text(status, 40)}")]
+    if said:
+        blocks.append(_section(text(said)))
     blocks += _changes(executed, ":hammer_and_wrench: executed")
     if record.get("error"):
         blocks.append(_section(f"```{text(record['error'], 2000)}```"))

@@ -15,10 +15,12 @@ from pydantic import ValidationError
 
 from engine.errors import RunbookError
 from engine.events import RunEvent
+from engine.links import run_links
 from engine.model import Runbook
 from engine.records import RunRecord
 from engine.run_store import RunStore
-from integrations.slack import render
+from engine.templating import Templating
+from integrations.slack import digest, render
 from integrations.slack.outbox import Message, Outbox
 
 log = logging.getLogger("runbook.slack")
@@ -42,12 +44,14 @@ class SlackSink:
     """Renders events into the outbox; `wake` tells the sender there is work."""
 
     def __init__(self, store: RunStore, outbox: Outbox, router: Router,
-                 wake: Callable[[], None] = lambda: None, outlook: Outlook | None = None) -> None:
+                 wake: Callable[[], None] = lambda: None, outlook: Outlook | None = None,
+                 public_url: str | None = None) -> None:
         self.store = store
         self.outbox = outbox
         self.router = router
         self.wake = wake
         self.outlook = outlook
+        self.public_url = public_url.rstrip("/") if public_url else None
         self._runbooks: OrderedDict[str, Runbook] = OrderedDict()
 
     def emit(self, event: RunEvent) -> None:
@@ -85,38 +89,69 @@ class SlackSink:
         return runbook
 
     def _render(self, event: RunEvent, run: RunRecord, runbook: Runbook) -> list[Message]:
+        """A digest, not a log: the parent is updated in place; the thread gets the diagnosis once, each
+        approval card and decision, what a step said or changed or why it failed, and the outcome."""
         channel = self.router.channel(runbook, run)
         if channel is None:
             if event.kind == "run_started":
                 log.warning("run %s of %s has no Slack channel (set chat.channel, severity_channels or "
                             "slack_channel); chat skipped", run.id, run.runbook)
             return []
-        update = Message("chat.update", render.parent(run, runbook), target="parent")
+        parent = self._parent(run, runbook)
+        update = Message("chat.update", parent, target="parent")
         data = event.data
         if event.kind == "run_started":
-            return [Message("chat.postMessage", {"channel": channel, **render.parent(run, runbook)},
-                            remember="parent")]
-        if event.kind == "step_finished":
+            return [Message("chat.postMessage", {"channel": channel, **parent}, remember="parent")]
+        if event.kind == "step_finished":  # the parent catches up at the next card, decision or the end
             reply = render.step_result(data)
             return [self._reply(channel, reply)] if reply else []
         if event.kind == "approval_needed":
-            card = render.proposal(run.id, event.step, data.get("proposal") or {}, data.get("deadline"))
-            messages = [Message("chat.postMessage", {"channel": channel, **card}, thread="parent",
-                                remember=f"proposal:{event.step}"), update]
-            who = self._outlook(run, runbook, event.step)
-            return messages + ([self._reply(channel, render.note(who))] if who else [])
+            return self._approval(run, runbook, channel, event.step, data, update)
         if event.kind == "approval_decided":
             verb = "approved" if data.get("decision") == "approved" else "rejected"
             outcome = f"{verb} by {render.who(str(data.get('actor', '?')))}"
             return [*self._proposal_update(run, event.step, outcome),
                     self._reply(channel, render.decision(data, event.step)), update]
         if event.kind == "run_finished":
-            messages = []
-            for step in run.steps:
-                if step.proposal is not None and step.proposal.status == "expired":
-                    messages += self._proposal_update(run, step.id, "expired: nobody decided in time")
-            return [*messages, self._reply(channel, render.finished(data)), update]
+            return self._finished(run, channel, data, update)
         return []
+
+    def _parent(self, run: RunRecord, runbook: Runbook) -> dict[str, Any]:
+        extra = tuple(run_links(runbook, run, Templating()))
+        return digest.parent(run, runbook, page=self._page(run), extra_links=extra)
+
+    def _page(self, run: RunRecord) -> str | None:
+        return f"{self.public_url}/runs/{run.id}" if self.public_url else None
+
+    def _diagnosis(self, run: RunRecord, channel: str, first: bool) -> list[Message]:
+        """The diagnosis reply: posted once (before the first approval card, or at the end), then updated."""
+        body = digest.diagnosis(run, page=self._page(run))
+        if body is None:
+            return []
+        if first:
+            return [Message("chat.postMessage", {"channel": channel, **body}, thread="parent", remember="diagnosis")]
+        return [Message("chat.update", body, target="diagnosis")]
+
+    def _approval(self, run: RunRecord, runbook: Runbook, channel: str, step: str, data: dict[str, Any],
+                  update: Message) -> list[Message]:
+        first = not any(s.proposal is not None for s in run.steps if s.id != step)
+        card = render.proposal(run.id, step, data.get("proposal") or {}, data.get("deadline"))
+        messages = [*(self._diagnosis(run, channel, True) if first else []),
+                    Message("chat.postMessage", {"channel": channel, **card}, thread="parent",
+                            remember=f"proposal:{step}"), update]
+        who = self._outlook(run, runbook, step)
+        return messages + ([self._reply(channel, render.note(who))] if who else [])
+
+    def _finished(self, run: RunRecord, channel: str, data: dict[str, Any], update: Message) -> list[Message]:
+        messages = []
+        for step in run.steps:
+            if step.proposal is not None and step.proposal.status == "expired":
+                messages += self._proposal_update(run, step.id, "expired: nobody decided in time")
+        proposed = any(s.proposal is not None for s in run.steps)
+        messages += self._diagnosis(run, channel, first=not proposed)
+        if proposed or run.status != "succeeded":  # someone is following the thread, or it went wrong
+            messages.append(self._reply(channel, render.finished(data)))
+        return [*messages, update]
 
     def _outlook(self, run: RunRecord, runbook: Runbook, step: str) -> str | None:
         """Who may approve, asked before anyone clicks; a failing check must not lose the approval card."""

@@ -8,8 +8,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from engine.events import RunEvent
-from engine.records import RunRecord, RunStatus
-from integrations.slack import render
+from engine.records import RunRecord, RunStatus, StepRecord, StepStatus
+from engine.verdict import Finding
+from integrations.slack import digest, render
 from integrations.slack.directory import Directory, is_group
 from integrations.slack.verify import Verifier, sign
 from integrations.testing.slack_fake import FakeSlack, Posted, flatten
@@ -92,10 +93,10 @@ def test_parent_message_for_alert_and_slack_runs() -> None:
         "steps: [{id: a, title: A, action: noop}]\n")
     run = RunRecord("r1", "rb", RunStatus.RUNNING, {"node": "n1", "x": None}, "alertmanager",
                     {"kind": "alert", "alert": {"labels": {"alertname": "NodeDown", "severity": "critical"}}}, "{}")
-    body = str(render.parent(run, runbook))
+    body = str(digest.parent(run, runbook))
     assert "Thing &lt;broken&gt;" in body and "alert *NodeDown* (critical)" in body and "`node=n1`" in body
     run.trigger, run.requester = {"kind": "slack"}, "U07"
-    assert "<@U07> via `/runbook`" in str(render.parent(run, runbook))
+    assert "<@U07> via `/runbook`" in str(digest.parent(run, runbook))
     assert isinstance(RunEvent("run_started", "r1", "rb"), RunEvent)
 
 
@@ -163,11 +164,12 @@ def test_the_approval_card_shows_the_rest_of_the_plan() -> None:
 
 
 def test_many_findings_of_one_id_are_grouped_and_none_is_lost() -> None:
-    findings = [{"id": "node_pods.no_ready_replica", "severity": "critical", "summary": f"app-{n} has no ready replica",
-                 "evidence": []} for n in range(6)] + [{"id": "node.kubelet_stopped", "severity": "critical",
-                                                         "summary": "kubelet stopped", "evidence": []}]
-    body = _shown(render.step_result({"status": "succeeded", "id": "pods", "title": "Pods", "action": "k8s.node.pods",
-                                      "findings": findings}))
+    findings = [Finding(id="node_pods.no_ready_replica", severity="critical", summary=f"app-{n} has no ready replica")
+                for n in range(6)]
+    findings.append(Finding(id="node.kubelet_stopped", severity="critical", summary="kubelet stopped"))
+    step = StepRecord(0, "pods", "k8s.node.pods", StepStatus.SUCCEEDED, findings=findings)
+    run = RunRecord("r1", "rb", RunStatus.SUCCEEDED, {}, "alertmanager", {}, "{}", steps=[step])
+    body = _shown(digest.diagnosis(run))
     assert "6 × `node_pods.no_ready_replica`" in body and "kubelet stopped" in body
     assert all(f"app-{n} has no ready replica" in body for n in range(6))
 

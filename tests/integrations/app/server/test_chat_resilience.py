@@ -27,7 +27,7 @@ def test_rate_limited_then_success(harness: Harness, fake_slack: FakeSlack) -> N
     assert fake_slack.requests[0].params == fake_slack.requests[2].params  # (the wait itself: test_slack_outbox)
     assert harness.metrics.chat_errors.value(reason="ratelimited") == 2
     assert len(fake_slack.parents()) == 1
-    assert [line.split("*")[1] for line in _thread_order(fake_slack)] == ["Look at w1", "Approval needed:"]
+    assert [line.split("*")[1] for line in _thread_order(fake_slack)] == ["Diagnosis", "Approval needed:"]
 
 
 def test_slack_down_for_a_while_then_back(harness: Harness, fake_slack: FakeSlack, restarted: list[str]) -> None:
@@ -43,11 +43,11 @@ def test_slack_down_for_a_while_then_back(harness: Harness, fake_slack: FakeSlac
     wait_for(lambda: _delivered(harness), timeout=60, what="everything delivered after the outage")
     assert restarted == ["w1"]
     order = _thread_order(fake_slack)
-    assert order[0].startswith(":white_check_mark: *Look at w1*")
+    assert order[0].startswith(":stethoscope: *Diagnosis*")
     assert order[1].startswith(":raising_hand: *Approval needed:*")
     assert order[2].startswith(":+1: <@U0ALICE> approved")
-    assert order[3].startswith(":white_check_mark: *Restart w1*")
-    assert order[4].startswith(":white_check_mark: *Verify w1*")
+    assert order[3].startswith(":white_check_mark: *Restart w1*")  # what it changed
+    assert order[4].startswith(":white_check_mark: *Verify w1*")  # what it said
     assert order[5].startswith("*Run :white_check_mark: succeeded*")
     assert "succeeded" in flatten(fake_slack.parents()[0])
     assert slack.outbox.failures() == []
