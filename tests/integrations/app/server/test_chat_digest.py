@@ -33,7 +33,8 @@ def test_node_not_ready_reads_as_a_digest(tmp_path: Path) -> None:
             labels = {"node": "node-b", "severity": "critical", "cluster": "prod-eu"}
             run_id = harness.post_alerts([alert("KubeNodeNotReady", labels)]).json()["started"][0]["run_id"]
             harness.wait_status(run_id, "awaiting_approval")
-            wait_for(lambda: _drained(harness), what="the outbox to drain")
+            wait_for(lambda: fake.find(lambda m: m.text.startswith("Approval needed")) and _drained(harness),
+                     what="the approval card, and the outbox to drain")
             posts = fake.calls("chat.postMessage")
             size = sum(len(json.dumps(p.params.get("blocks"))) for p in posts)
             print(f"before the first approval: {len(posts)} messages, {size} bytes of blocks")
