@@ -30,7 +30,8 @@ class SlackMarkup:
         return who(entry)
 
     def channel(self, channel: str) -> str:
-        return f"<#{channel}>" if _CHANNEL_ID.match(channel) else f"#{text(channel, 100)}"
+        """`<#C123>` for a channel id; a name configured as `ops-alerts` or `#ops-alerts` shows as `#ops-alerts`."""
+        return f"<#{channel}>" if _CHANNEL_ID.match(channel) else f"#{text(channel.lstrip('#'), 100)}"
 
     def icon(self, name: Icon) -> str:
         return _ICONS.get(name, "")

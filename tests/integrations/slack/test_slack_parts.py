@@ -78,6 +78,10 @@ def test_proposal_card_buttons_and_decided_form() -> None:
 def test_step_results_skip_noise() -> None:
     assert render.step_result({"status": "skipped", "id": "x"}) is None
     assert render.step_result({"status": "proposed", "id": "x", "findings": []}) is None
+    found = [{"id": "f", "severity": "critical", "summary": "s", "evidence": []}]  # findings: the diagnosis reply
+    assert render.step_result({"status": "succeeded", "id": "x", "action": "k8s.x", "findings": found}) is None
+    said = render.step_result({"status": "succeeded", "id": "x", "action": "notify", "output": {"text": "a\nb"}})
+    assert said is not None and said["blocks"][1]["text"]["text"] == "a\nb"  # a real newline, not `\\n`
     failed = render.step_result({"status": "failed", "id": "x", "title": "T", "action": "a",
                                  "error": "boom password=hunter2"})
     assert failed is not None and "hunter2" not in str(failed) and "boom" in str(failed)
@@ -177,3 +181,11 @@ def test_many_findings_of_one_id_are_grouped_and_none_is_lost() -> None:
 def _shown(message: dict[str, Any] | None) -> str:
     assert message is not None
     return flatten(Posted("C1", "1.0", message["text"], message["blocks"]))
+
+
+def test_channel_names_show_one_hash() -> None:
+    from integrations.slack.markup import SlackMarkup
+
+    markup = SlackMarkup()
+    assert markup.channel("#ops-alerts") == "#ops-alerts" == markup.channel("ops-alerts")
+    assert markup.channel("C0OPS") == "<#C0OPS>"
