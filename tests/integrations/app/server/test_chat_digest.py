@@ -20,7 +20,7 @@ SCENARIO = ROOT / "runbooks" / "scenarios" / "node-not-ready" / "kubelet-stopped
 
 
 def _drained(harness: Harness) -> bool:
-    return harness.services.slack is not None and harness.services.slack.outbox.pending() == 0
+    return harness.slack is not None and harness.slack.outbox.pending() == 0
 
 
 def test_node_not_ready_reads_as_a_digest(tmp_path: Path) -> None:
