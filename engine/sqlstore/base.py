@@ -32,6 +32,9 @@ STEP_COLUMNS = ("run_id, idx, step_id, action, title, status, attempts, inputs, 
                 " error, started_at, finished_at")
 _RUN_FIELDS = frozenset({"status", "cursor", "awaiting_step", "approval_deadline", "error", "updated_at",
                          "finished_at", "owner", "lease_until"})
+# runs whose lease lapsed, or whose owner ran on this host (then `owner_is_gone` asks the OS): only these
+# rows are locked by a take-over, never the runs live replicas are carrying
+_LAPSED = "(r.lease_until IS NULL OR r.lease_until < ? OR r.owner LIKE ?)"
 _MAX_EPOCHS = 10_000  # fencing tokens remembered for runs this process holds; finished runs drop out
 
 
@@ -199,8 +202,8 @@ class SqlStore(RunStore):
         now = time.time()
         with self._write() as db:
             candidates = db.execute(
-                "SELECT r.id, r.owner, r.lease_until FROM runs r WHERE r.status = ? ORDER BY r.created_at"
-                + self.SKIP_LOCKED, (RunStatus.RUNNING,)).fetchall()
+                f"SELECT r.id, r.owner, r.lease_until FROM runs r WHERE r.status = ? AND {_LAPSED} ORDER BY"
+                " r.created_at" + self.SKIP_LOCKED, (RunStatus.RUNNING, now, _same_host())).fetchall()
             ids = [run_id for run_id, owner, lease in candidates
                    if lease is None or lease < now or owner_is_gone(owner)]
             for run_id in ids:
@@ -220,9 +223,10 @@ class SqlStore(RunStore):
         now = time.time()
         with self._write() as db:
             candidates = db.execute(
-                "SELECT r.id, r.owner, r.lease_until FROM runs r WHERE r.status = ? AND NOT EXISTS (SELECT 1 FROM"
-                " steps s WHERE s.run_id = r.id AND s.status = ? AND s.proposal IS NOT NULL) ORDER BY r.created_at"
-                + self.SKIP_LOCKED, (RunStatus.RUNNING, StepStatus.RUNNING)).fetchall()
+                f"SELECT r.id, r.owner, r.lease_until FROM runs r WHERE r.status = ? AND {_LAPSED} AND NOT EXISTS"
+                " (SELECT 1 FROM steps s WHERE s.run_id = r.id AND s.status = ? AND s.proposal IS NOT NULL)"
+                " ORDER BY r.created_at" + self.SKIP_LOCKED,
+                (RunStatus.RUNNING, now, _same_host(), StepStatus.RUNNING)).fetchall()
             taken: list[str] = []
             for run_id, owner, until in candidates:
                 lapsed = until is None or until < now or owner_is_gone(owner)
@@ -461,3 +465,8 @@ def _assignments(fields: dict[str, Any]) -> str:
     if unknown:
         raise ValueError(f"not a settable run field: {', '.join(sorted(unknown))}")
     return ", ".join(f"{k} = ?" for k in fields)
+
+
+def _same_host() -> str:
+    """A LIKE pattern for owners on this host (a `_` or `%` in the name only widens it; Python checks exactly)."""
+    return socket.gethostname() + "/%"
