@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from slack_sdk import WebClient
@@ -66,6 +66,7 @@ class OutboxSender:
         self.clock = clock
         self.paused: dict[str, float] = {}  # lane -> until when it is rate-limited
         self._busy: set[str] = set()  # lanes a task is sending right now
+        self._tasks: set[Future[int]] = set()
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._wake = threading.Event()
@@ -79,10 +80,15 @@ class OutboxSender:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop passing, then wait up to `timeout` for the calls in flight (a lane stops after its current one)."""
+        deadline = time.monotonic() + timeout
         self._thread.stop(timeout)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+        with self._lock:
+            tasks = list(self._tasks)
+        wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
         try:  # what this process claimed but did not send goes to another replica now, not after the claim lapses
             self.outbox.release()
         except RunbookError as exc:
@@ -140,7 +146,16 @@ class OutboxSender:
             pool = self._pool
         if pool is None:
             return []
-        return [pool.submit(self._send_lane, lane, items) for lane, items in lanes.items()]
+        tasks = [pool.submit(self._send_lane, lane, items) for lane, items in lanes.items()]
+        with self._lock:
+            self._tasks.update(tasks)
+        for task in tasks:
+            task.add_done_callback(self._forget)
+        return tasks
+
+    def _forget(self, task: Future[int]) -> None:
+        with self._lock:
+            self._tasks.discard(task)
 
     def _send_lane(self, lane: str, items: list[Item]) -> int:
         sent = 0
