@@ -83,6 +83,15 @@ class OutboxSender:
         """Stop passing, then wait up to `timeout` for the calls in flight (a lane stops after its current one)."""
         deadline = time.monotonic() + timeout
         self._thread.stop(timeout)
+        # each lane finishes the message it is sending, records it, and stops: handing back the claim of a
+        # message Slack already has would make another replica post it again (a hung call past `timeout`
+        # is handed back regardless: its outcome is unknown, at most one duplicate)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._busy:
+                    break
+            time.sleep(0.02)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
@@ -133,12 +142,16 @@ class OutboxSender:
     def _dispatch(self) -> list[Future[int]]:
         """Hand each due lane that is neither being sent nor paused to a task of its own."""
         lanes: dict[str, list[Item]] = {}
-        due = self.outbox.due()  # a message being sent is claimed again here: its lane is busy, so it is skipped
+        with self._lock:
+            sending = set(self._busy)
+        # a message being sent is claimed again here; its lane was busy when `due` read it, so it is skipped
+        # (even if the lane finishes meanwhile: the message read may be the one it just delivered)
+        due = self.outbox.due()
         now = self.clock()
         with self._lock:
             self.paused = {lane: until for lane, until in self.paused.items() if until > now}
             for item in due:
-                if item.lane not in self._busy and item.lane not in self.paused:
+                if item.lane not in self._busy and item.lane not in sending and item.lane not in self.paused:
                     lanes.setdefault(item.lane, []).append(item)
             self._busy.update(lanes)
             if lanes and self._pool is None:
