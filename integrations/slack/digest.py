@@ -153,7 +153,8 @@ def parent(run: RunRecord, runbook: Runbook, *, page: str | None = None,
     shown = links(run, page, extra_links)
     if shown:
         blocks.append(context(" · ".join(shown)))
-    summary = f"{runbook.metadata.title} ({runbook.name}): {run.status}"
+    target = ", ".join(str(v) for v in run.params.values() if v not in (None, "", [], {}))
+    summary = f"{runbook.metadata.title} ({runbook.name}) — {run.status}: {target} · run {run.id}"
     return {"text": text(summary, 300), "blocks": fit(blocks)}
 
 

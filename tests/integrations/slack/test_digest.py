@@ -62,6 +62,7 @@ def test_parent_is_the_whole_story_in_one_message(node_run: RunRecord) -> None:
     message = digest.parent(node_run, Runbook.model_validate_json(node_run.definition), page=PAGE)
     _within_limits(message)
     body = "\n".join(_texts(message))
+    assert f"node-b, 60, 30 · run {node_run.id}" in message["text"]  # each run's notification is its own
     assert ":raising_hand: awaiting approval" in body and "`node=node-b" in body and "`prod-eu`" in body
     assert "node-b has been unready for more than 15 minutes." in body
     assert "*Verdict:* :red_circle: 2 critical" in body and "kubelet on node-b stopped reporting" in body
