@@ -13,8 +13,6 @@ import hmac
 import ipaddress
 from dataclasses import dataclass
 
-from engine.settings import Settings
-
 PROXY_HEADER = "x-forwarded-user"
 MAX_USER = 256
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -42,9 +40,9 @@ class ReadAccess:
     proxies: tuple[Network, ...]
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ReadAccess:
-        token = settings.read_token.get_secret_value() if settings.read_token else None
-        return cls(token, tuple(ipaddress.ip_network(c, strict=False) for c in settings.trusted_proxy_cidrs))
+    def of(cls, token: str | None, cidrs: tuple[str, ...]) -> ReadAccess:
+        """From the settings' `read_token` and `trusted_proxy_cidrs` (validated when the settings loaded)."""
+        return cls(token, tuple(ipaddress.ip_network(c, strict=False) for c in cidrs))
 
     @property
     def closed(self) -> bool:

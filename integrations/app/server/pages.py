@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import time
 from collections.abc import AsyncIterator
 from functools import cache
@@ -51,7 +50,7 @@ def templates() -> Environment:
 
 @cache
 def _access(token: str | None, cidrs: tuple[str, ...]) -> ReadAccess:
-    return ReadAccess(token, tuple(ipaddress.ip_network(c, strict=False) for c in cidrs))
+    return ReadAccess.of(token, cidrs)
 
 
 def _store(request: Request) -> RunStore:
