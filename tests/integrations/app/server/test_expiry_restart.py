@@ -44,7 +44,9 @@ def test_click_after_restart_still_works(make_harness: Callable[..., Harness], f
     # the new process threads under the parent the old one posted
     wait_for(lambda: "approved by <@U0BOB>" in fake_slack.transcript(), what="the decision in the same thread")
     parents = fake_slack.parents()
-    assert len(parents) == 1 and any("succeeded" in flatten(m) for m in fake_slack.thread(parents[0].ts))
+    assert len(parents) == 1
+    wait_for(lambda: any("succeeded" in flatten(m) for m in fake_slack.thread(parents[0].ts)),
+             what="the outcome in the same thread")
     # an alert repeat after the restart still dedups onto the same run (the key lives in the store)
     again = harness.post_alerts([alert("WidgetDown", {"widget": "w1"})]).json()
     assert again["deduplicated"][0]["run_id"] == run_id
