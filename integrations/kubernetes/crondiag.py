@@ -258,8 +258,41 @@ def run_output(f: CronFacts) -> dict[str, Any]:
     if w is not None and w.missing is not None:
         m = w.missing
         out["missing_object"] = {"kind": m.kind, "namespace": m.namespace, "name": m.name, "key": m.key,
-                                 "exists": f.exists.get((m.kind, m.namespace, m.name))}
+                                 "exists": f.exists.get((m.kind, m.namespace, m.name)),
+                                 "ref_paths": reference_paths(f.spec, m.kind, m.name)}
     return out
+
+
+_REFS = {  # where a pod spec names a Secret / ConfigMap: (list, item path to the name) per kind
+    "Secret": (("env", ("valueFrom", "secretKeyRef", "name")), ("envFrom", ("secretRef", "name"))),
+    "ConfigMap": (("env", ("valueFrom", "configMapKeyRef", "name")), ("envFrom", ("configMapRef", "name"))),
+}
+_VOLUME_REFS = {"Secret": ("secret", "secretName"), "ConfigMap": ("configMap", "name")}
+
+
+def reference_paths(spec: dict[str, Any], kind: str, name: str) -> list[str]:
+    """JSON pointers into the CronJob where its job template names this Secret / ConfigMap (env, envFrom,
+    volumes), so a fix can re-point exactly those references."""
+    root = "/spec/jobTemplate/spec/template/spec"
+    pod = (((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
+    paths = []
+    for group in ("initContainers", "containers"):
+        for i, container in enumerate(pod.get(group) or []):
+            for field, keys in _REFS.get(kind, ()):
+                for j, item in enumerate(container.get(field) or []):
+                    if _dig(item, keys) == name:
+                        paths.append(f"{root}/{group}/{i}/{field}/{j}/" + "/".join(keys))
+    source, key = _VOLUME_REFS.get(kind, ("", ""))
+    for k, volume in enumerate(pod.get("volumes") or []):
+        if _dig(volume, (source, key)) == name:
+            paths.append(f"{root}/volumes/{k}/{source}/{key}")
+    return paths
+
+
+def _dig(obj: Any, keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
 
 
 def _template_image(spec: dict[str, Any], container: str) -> str | None:

@@ -49,6 +49,32 @@ def pods_of(kube: Kube, namespace: str, jobs: list[dict[str, Any]]) -> dict[str,
     return out
 
 
+def _repoint(kube: Kube, cron: dict[str, Any], missing: dict[str, Any] | None) -> None:
+    """With exactly one look-alike that holds every key the template reads from it, the JSON patch that
+    points the job template at it (each reference tested first, so a template changed since is refused, not
+    overwritten): `missing["repoint"]`. Only key names are read; values are dropped at once."""
+    if not missing or missing.get("exists") is not False or missing.get("key"):
+        return
+    similar, paths = missing.get("similar") or [], missing.get("ref_paths") or []
+    if len(similar) != 1 or not paths:
+        return
+    needed = {k for p in paths if p.endswith("KeyRef/name") and (k := _at(cron, p.rsplit("/", 1)[0] + "/key"))}
+    resource = "secrets" if missing["kind"] == "Secret" else "configmaps"
+    full = kube.get_or_none(path(resource, similar[0], missing["namespace"])) or {}
+    keys = set(full.get("data") or {}) | set(full.get("binaryData") or {})
+    del full
+    if needed <= keys:
+        missing["repoint"] = [op for p in paths for op in ({"op": "test", "path": p, "value": missing["name"]},
+                                                            {"op": "replace", "path": p, "value": similar[0]})]
+
+
+def _at(obj: Any, pointer: str) -> Any:
+    for part in pointer.strip("/").split("/"):
+        obj = obj[int(part)] if isinstance(obj, list) and part.isdigit() and int(part) < len(obj) else \
+            obj.get(part) if isinstance(obj, dict) else None
+    return obj
+
+
 class CronJobActions(KubeActions):
     @action("k8s.cronjob.inspect", kind=D, args=CronJobInspectArgs,
             permissions=(CRON_GET, perm("jobs", "list", "batch", ns=True), perm("pods", "list", ns=True),
@@ -66,9 +92,10 @@ class CronJobActions(KubeActions):
         `active_jobs`, `manual_jobs`, `jobs` (newest `max_jobs`
         summaries), `last_failed_job`, `problem_job`, `failing_repeatedly` (the run failed and at least two
         scheduled times passed without a success), `pod`, `container`, `missing_object` {kind, namespace, name,
-        key, exists}, `memory_limit`, `exit_code`, `exit_meaning`, `image`, `template_image` (what the
-        CronJob's template runs now), `image_fixed` (image_pull and the template's image changed since), `logs`
-        {current, previous} (redacted tails), `events`, `schedule_error`.
+        key, exists, ref_paths (JSON pointers of its references in the job template), similar, repoint (the JSON
+        patch re-pointing them at the one look-alike)}, `memory_limit`, `exit_code`, `exit_meaning`, `image`,
+        `template_image` (what the CronJob's template runs now), `image_fixed` (image_pull and the template's
+        image changed since), `logs` {current, previous} (redacted tails), `events`, `schedule_error`.
         Findings: `cronjob.<cause>` (critical) for failure causes, `cronjob.blocked_by_active_job`,
         `cronjob.missed_runs` / `cronjob.never_scheduled` (critical), `cronjob.suspended`,
         `cronjob.failing_repeatedly` (warning),
@@ -98,4 +125,5 @@ class CronJobActions(KubeActions):
         final = analyze_cronjob(cron, jobs, pods, now, args.max_jobs, exists, logs, events)
         output = final.emit(ctx)
         suggest_renamed(ctx, kube, output.get("missing_object"), "cronjob.similar_object")
+        _repoint(kube, cron, output.get("missing_object"))
         return output

@@ -17,7 +17,7 @@ UNSEEN = ROOT / "runbooks" / "scenarios" / "unseen"
 CASES = [
     ("node-not-ready", "node-disk-pressure.yaml", ["node=worker-7"], "node.pressure", "cordon"),
     ("billing-cronjob-failed", "cronjob-configmap-missing.yaml", ["namespace=finance", "cronjob=invoice-export"],
-     "cronjob.missing_configmap", None),
+     "cronjob.missing_configmap", "repoint"),  # renamed to the one look-alike: re-pointing is the fix (issue 13)
     ("duplicate-migration", "migration-overlap-selector.yaml", ["namespace=payments", "selector=app=ledger-migrate"],
      "jobs.duplicate_run", "stop_duplicate"),
     ("pod-crashloop", "worker-bad-flag-after-rollout.yaml", ["namespace=queue", "pod=worker-7f5c8d9b6-k2x9q"],

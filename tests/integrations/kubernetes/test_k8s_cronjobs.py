@@ -40,7 +40,9 @@ def test_missing_secret_blocks_active_job(cluster, ctx):
     out, findings = inspect(kube, ctx)
     assert out["cause"] == "missing_secret"
     assert out["missing_object"] == {"kind": "Secret", "namespace": "billing", "name": "billing-db", "key": None,
-                                     "exists": False, "similar": []}
+                                     "exists": False, "similar": [], "ref_paths": [
+                                         "/spec/jobTemplate/spec/template/spec/containers/0/env/0/valueFrom/"
+                                         "secretKeyRef/name"]}
     assert out["problem_job"] == "billing-report-2" and out["active_jobs"] == ["billing-report-2"]
     ids = [f.id for f in findings]
     assert ids[0] == "cronjob.missing_secret" and "cronjob.blocked_by_active_job" in ids
@@ -63,6 +65,23 @@ def test_a_renamed_secret_is_named_without_reading_values(cluster, ctx):
     similar = next(f for f in findings if f.id == "cronjob.similar_object")
     assert "billing/billing-db-creds exists with a name like billing-db-credentials" in similar.summary
     assert "aHVudGVyMg" not in str(out) + str(findings) and "hunter2" not in str(out) + str(findings)
+
+
+def test_the_fix_for_a_renamed_secret_is_a_tested_repoint_only_when_the_keys_are_there(cluster, ctx):
+    cron = cronjob(last_schedule=ts(600), last_success=ts(HOUR + 500), created=ts(30 * HOUR), schedule="*/10 * * * *",
+                   env_secret="billing-db-credentials")
+    stuck = job("billing-report-2", cron=cron, state="active", started=600)
+    pod = job_pod(stuck, "billing-report-2-x7k2p", [waiting("CreateContainerConfigError",
+                                                           'secret "billing-db-credentials" not found')], "Pending")
+    ref = "/spec/jobTemplate/spec/template/spec/containers/0/env/0/valueFrom/secretKeyRef/name"
+    _, kube = cluster([cron, stuck, pod, secret("billing-db-creds", "billing", {"password": "aHVudGVyMg=="})])
+    out, _ = inspect(kube, ctx)
+    assert out["missing_object"]["repoint"] == [{"op": "test", "path": ref, "value": "billing-db-credentials"},
+                                                {"op": "replace", "path": ref, "value": "billing-db-creds"}]
+    assert "aHVudGVyMg" not in str(out)
+    _, kube = cluster([cron, stuck, pod, secret("billing-db-creds", "billing", {"user": "YQ=="})])
+    out, _ = inspect(kube, ctx)
+    assert "repoint" not in out["missing_object"]  # the look-alike lacks the key the job reads: not the same Secret
 
 
 def test_missing_key_in_existing_secret(cluster, ctx):
