@@ -3,7 +3,9 @@
 Implements `chat.postMessage`, `chat.update`, `chat.postEphemeral`, `usergroups.users.list`,
 `usergroups.list` and `auth.test` closely enough for `slack_sdk.WebClient(base_url=fake.url)`; records
 every request; can answer `ratelimited` (429 + Retry-After), 500, hang, or go down (connection refused)
-on demand, for every call or for one channel's only; and renders the channels and threads as a readable transcript.
+on demand, for every call or for one channel's only; enforces Slack's documented rate limits when asked
+(`rate_limits=True`, see `slack_limits`; off by default so the suite is not slowed); and renders the
+channels and threads as a readable transcript.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from integrations.testing.slack_limits import RateLimits, retry_after_header
 
 
 @dataclass
@@ -41,7 +45,10 @@ class Posted:
 
 class FakeSlack:
     def __init__(self, token: str = "xoxb-test-token", usergroups: dict[str, Iterable[str]] | None = None,
-                 handles: dict[str, str] | None = None) -> None:
+                 handles: dict[str, str] | None = None, rate_limits: bool | RateLimits = False,
+                 time_scale: float = 1.0) -> None:
+        """`rate_limits=True` enforces Slack's tiers (`slack_limits.SLACK_TIERS`) at `time_scale` (1.0: real
+        speed; 0.01: buckets refill and `Retry-After` elapses 100x faster); a `RateLimits` sets its own."""
         self.token = token
         self.usergroups = {k: list(v) for k, v in (usergroups or {}).items()}
         self.handles = dict(handles or {})  # handle (without @) -> group id
@@ -49,6 +56,10 @@ class FakeSlack:
         self.requests: list[Recorded] = []
         self.messages: list[Posted] = []
         self.ephemerals: list[dict[str, Any]] = []
+        self.limits: RateLimits | None = (
+            rate_limits if isinstance(rate_limits, RateLimits)
+            else RateLimits(time_scale=time_scale) if rate_limits else None)
+        self.ratelimited = 0  # 429s answered, by the limits or an injected fault
         self._faults: list[tuple[str, float, str | None]] = []  # (mode, retry_after, channel or None: any)
         self._lock = threading.RLock()
         self._ts = itertools.count(1)
@@ -155,7 +166,7 @@ class FakeSlack:
         """(status, body, headers) for one API call; also the entry point for in-process use."""
         fault = self._next_fault(params)
         if fault and fault[0] == "ratelimited":
-            return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(int(fault[1]))}
+            return self._ratelimited(fault[1])
         if fault and fault[0] == "error500":
             return 500, {"ok": False, "error": "fatal_error"}, {}
         if fault and fault[0] == "hang":
@@ -166,8 +177,21 @@ class FakeSlack:
         api = getattr(self, "_" + method.replace(".", "_"), None)
         if api is None:
             return 404, {"ok": False, "error": "unknown_method"}, {}
+        wait = self.limits.check(method, str(params.get("channel") or "")) if self.limits else 0.0
+        if wait > 0:
+            return self._ratelimited(wait)
         with self._lock:
             return 200, api(params), {}
+
+    def _ratelimited(self, retry_after: float) -> tuple[int, dict[str, Any], dict[str, str]]:
+        with self._lock:
+            self.ratelimited += 1
+        return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": retry_after_header(retry_after)}
+
+    @property
+    def retried_too_soon(self) -> int:
+        """Calls that came before the `Retry-After` this fake announced for their bucket had elapsed."""
+        return self.limits.too_soon if self.limits else 0
 
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "url": "https://fake.slack/", "team": "Fake", "user": "runbook", "team_id": "T0FAKE",
