@@ -110,7 +110,7 @@ def refuse_delete(ref: KindRef) -> None:
 
 def _scale_permits(arguments: Mapping[str, Any]) -> tuple[Permission, ...]:
     hpa = Permission("horizontalpodautoscalers", "list", "autoscaling")
-    return kind_permits("get", "scale:patch", extra=(hpa,))(arguments)
+    return kind_permits("get", "patch", extra=(hpa,))(arguments)
 
 
 def _pod_template_root(kind: str) -> list[str]:
@@ -150,10 +150,13 @@ class GenericEdits(KubeActions):
         return apply(kube, ctx, plan)
 
     @action("k8s.scale", kind=R, args=ScaleArgs, permits=_scale_permits,
-            permits_doc="<kind>:get, <kind>/scale:patch, horizontalpodautoscalers.autoscaling:list")
+            permits_doc="<kind>:get, <kind>:patch, horizontalpodautoscalers.autoscaling:list")
     def scale(self, ctx: ActionContext, args: ScaleArgs) -> dict[str, Any]:
-        """Set the replicas of a Deployment, StatefulSet or ReplicaSet through its scale subresource (as
-        `kubectl scale`). Warns when an HPA manages the count. Output: `outcome`, `diff`, `object`, `before`."""
+        """Set the replicas of a Deployment, StatefulSet or ReplicaSet. Warns when an HPA manages the count.
+
+        Patches spec.replicas on the object itself rather than its scale subresource (what `kubectl scale`
+        uses): the API server ignores metadata sent to /scale, and every change must carry
+        `runbook.dev/run-id` in the same request. Output: `outcome`, `diff`, `object`, `before`."""
         kube = self.kube_for(ctx)
         ref = self._resolve(kube, args.kind)
         api_path, target = ref.path(args.name, args.namespace), ref.describe(args.name, args.namespace)
@@ -164,11 +167,10 @@ class GenericEdits(KubeActions):
             return {"target": target, "outcome": "not_applied", "changed": False, "diff": [], "warnings": [],
                     "object": before, "before": replicas}
         warnings = [*self._hpa_warnings(kube, args), *managed_warning(before, target)]
-        body = {"spec": {"replicas": args.replicas}}
-        scale_path = ref.path(args.name, args.namespace, "scale")
+        body = with_run_id({"spec": {"replicas": args.replicas}}, "merge", ctx, before)
         plan = Plan("scale", target, api_path, before,
-                    lambda dry: kube.patch(scale_path, body, "merge", dry_run=dry),
-                    request_record("PATCH", scale_path, body, False, PATCH_TYPES["merge"]), warnings,
+                    lambda dry: kube.patch(api_path, body, "merge", dry_run=dry),
+                    request_record("PATCH", api_path, body, False, PATCH_TYPES["merge"]), warnings,
                     [f"spec.replicas: {replicas} -> {args.replicas}"], field_diff=False,
                     took_effect=lambda now: (now.get("spec") or {}).get("replicas") == args.replicas)
         return {**apply(kube, ctx, plan), "before": replicas}

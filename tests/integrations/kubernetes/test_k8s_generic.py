@@ -198,7 +198,7 @@ def test_permissions_follow_the_literal_kind_and_namespace():
         "      kind: StatefulSet\n      name: db\n      namespace: shop\n      replicas: 2")))
     step = runbook.steps[0]
     needed = {str(p): p.namespaced for p in step_needs(registry_loader.registry.get("k8s.scale"), step.with_)}
-    assert needed == {"statefulsets.apps:get": True, "statefulsets/scale.apps:patch": True,
+    assert needed == {"statefulsets.apps:get": True, "statefulsets.apps:patch": True,
                       "horizontalpodautoscalers.autoscaling:list": True}
     runbook = registry_loader.load_text(STEP.format(action="k8s.list", args="      kind: HorizontalPodAutoscaler"))
     (perm,) = step_needs(registry_loader.registry.get("k8s.list"), runbook.steps[0].with_)

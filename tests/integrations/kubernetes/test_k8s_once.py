@@ -99,6 +99,7 @@ def run_action(registry, action_name: str, ctx, **args):
     ("k8s.resources.set", {"kind": "Deployment", "container": "web", "limits": {"memory": "1Gi"}}),
     ("k8s.rollout.restart", {"kind": "Deployment"}),
     ("k8s.rollout.undo", {}),
+    ("k8s.scale", {"kind": "Deployment", "replicas": 5}),
 ])
 def test_every_patched_object_carries_the_run_id_set_in_the_same_request(cluster, registry_for, ctx, action, args):
     sim, kube = cluster(rolled_out())

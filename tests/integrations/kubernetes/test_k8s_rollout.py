@@ -108,7 +108,8 @@ def test_scale_dry_run_then_apply_and_noop(cluster, registry_for, ctx):
     dry = ctx(dry_run=True)
     out = run(registry, "k8s.scale", dry, kind="Deployment", name="web", namespace="shop", replicas=5)
     assert out["diff"] == ["spec.replicas: 3 -> 5"] and out["outcome"] == "not_applied"
-    assert dry.changes[0].request["path"] == "/apis/apps/v1/namespaces/shop/deployments/web/scale"
+    # the object itself, not /scale: the API server ignores metadata there and the run-id annotation rides along
+    assert dry.changes[0].request["path"] == "/apis/apps/v1/namespaces/shop/deployments/web"
     assert sim.get("deployments", "web", "shop")["spec"]["replicas"] == 3
     out = run(registry, "k8s.scale", ctx(), kind="Deployment", name="web", namespace="shop", replicas=5)
     assert out["outcome"] == "applied" and sim.get("deployments", "web", "shop")["spec"]["replicas"] == 5
@@ -151,7 +152,7 @@ def test_wait_gives_up_at_its_timeout_with_a_finding(cluster, registry_for, ctx)
 def _fail_the_real_patch(sim, drop_after_apply: bool) -> None:
     """The dry-run PATCH passes (a no-op rule takes it); the real one loses its answer, after or before the
     server applied it."""
-    where = "/apis/apps/v1/namespaces/shop/deployments/web/scale"
+    where = "/apis/apps/v1/namespaces/shop/deployments/web"
     sim.faults.add(path=where, method="PATCH", times=1)
     sim.faults.add(path=where, method="PATCH", drop=True, after=drop_after_apply, times=1)
 
@@ -163,7 +164,7 @@ def test_a_lost_answer_after_the_change_is_read_back_as_applied(cluster, registr
     out = run(registry_for(kube), "k8s.scale", c, kind="Deployment", name="web", namespace="shop", replicas=4)
     assert out["outcome"] == "applied" and sim.get("deployments", "web", "shop")["spec"]["replicas"] == 4
     assert c.changes[-1].result["outcome"] == "applied" and "error" in c.changes[-1].result
-    assert sim.requests[("PATCH", "/apis/apps/v1/namespaces/shop/deployments/web/scale")] == 2  # dry-run + once
+    assert sim.requests[("PATCH", "/apis/apps/v1/namespaces/shop/deployments/web")] == 2  # dry-run + once
 
 
 def test_a_lost_request_is_reported_not_applied_and_never_resent(cluster, registry_for, ctx):
