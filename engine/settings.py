@@ -57,6 +57,8 @@ class Settings(BaseModel):
     slack_api_url: str | None = Field(default=None, description="Slack Web API base URL (proxies, tests).")
     slack_channel: str | None = Field(default=None, description="Default channel for runs.")
     severity_channels: dict[str, str] = Field(default_factory=dict, description="severity -> channel routing.")
+    storm_window: float = Field(default=120.0, ge=0, le=3600, description="Seconds between runs of one runbook "
+                                "that make them a storm: one channel message listing the targets (0: off).")
     webhook_token: SecretStr | None = Field(default=None, description="Bearer token Alertmanager must send.")
     webhook_basic_auth: SecretStr | None = Field(default=None, description="'user:password' Alertmanager may send.")
     read_token: SecretStr | None = Field(default=None, description="Token for the run pages and run API (Bearer, or "

@@ -21,6 +21,7 @@ from integrations.slack.markup import SlackMarkup
 from integrations.slack.outbox import Message, Outbox
 from integrations.slack.sender import OutboxSender
 from integrations.slack.sink import Router, SlackSink
+from integrations.slack.storm import Storms
 from integrations.slack.verify import ReplayGuard, Verifier, sign
 
 DEFAULT_API_URL = "https://slack.com/api/"
@@ -64,7 +65,7 @@ class Slack:
         outbox = Outbox(store)
         sender = OutboxSender(outbox, client, on_error=on_error, backoff=backoff, max_backoff=max_backoff)
         sink = SlackSink(store, outbox, Router(settings.slack_channel, settings.severity_channels), sender.wake,
-                         public_url=settings.public_url)
+                         public_url=settings.public_url, storms=Storms(store, settings.storm_window))
         verifier = Verifier(settings.slack_signing_secret.get_secret_value(), first_time=ReplayGuard(store).first_time)
         return cls(sink, outbox, sender, verifier, Directory(lookup, groups))
 

@@ -2,6 +2,8 @@
 
 Routing: the runbook's `chat.channel`, else `severity_channels[metadata.severity]`, else
 `slack_channel`, else the channel a slash command came from. A run with nowhere to go is only logged.
+Runs that join a storm (`storm.Storms`) post no thread of their own unless they need a decision; the
+storm message speaks for them.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from engine.model import Runbook
 from engine.records import RunRecord
 from engine.run_store import RunStore
 from engine.templating import Templating
-from integrations.slack import digest, render
+from integrations.slack import digest, render, storm
 from integrations.slack.outbox import Message, Outbox
+from integrations.slack.storm import Storms
 
 log = logging.getLogger("runbook.slack")
 # (run, runbook, awaited step) -> safe mrkdwn saying who can approve it, or None.
@@ -45,22 +48,28 @@ class SlackSink:
 
     def __init__(self, store: RunStore, outbox: Outbox, router: Router,
                  wake: Callable[[], None] = lambda: None, outlook: Outlook | None = None,
-                 public_url: str | None = None) -> None:
+                 public_url: str | None = None, storms: Storms | None = None) -> None:
         self.store = store
         self.outbox = outbox
         self.router = router
         self.wake = wake
         self.outlook = outlook
         self.public_url = public_url.rstrip("/") if public_url else None
+        self.storms = storms
         self._runbooks: OrderedDict[str, Runbook] = OrderedDict()
 
     def emit(self, event: RunEvent) -> None:
         """Never raises for chat trouble: a sink must not fail a run."""
         try:
             run = event.run or self.store.get_run(event.run_id)  # the event's snapshot, when it carries one
-            messages = self._render(event, run, event.definition or self._runbook(run))
+            runbook = event.definition or self._runbook(run)
+            messages = self._render(event, run, runbook)
             if messages:
                 self.outbox.put(run.id, messages)
+            grouped = self._storm(event, run, runbook)
+            if grouped:
+                self.outbox.put(*grouped)
+            if messages or grouped:
                 self.wake()
         except (RunbookError, ValidationError, KeyError, TypeError, ValueError) as exc:
             log.error("could not queue the Slack message for %s of run %s: %s", event.kind, event.run_id, exc)
@@ -99,14 +108,20 @@ class SlackSink:
             return []
         parent = self._parent(run, runbook)
         update = Message("chat.update", parent, target="parent")
+        post_parent = Message("chat.postMessage", {"channel": channel, **parent}, remember="parent")
         data = event.data
+        in_storm = self.storms is not None and self.storms.anchor(run) is not None
+        if in_storm and event.kind != "approval_needed" and not any(s.proposal is not None for s in run.steps):
+            return []  # the storm message speaks for this run
         if event.kind == "run_started":
-            return [Message("chat.postMessage", {"channel": channel, **parent}, remember="parent")]
+            return [post_parent]
         if event.kind == "step_finished":  # the parent catches up at the next card, decision or the end
             reply = render.step_result(data)
             return [self._reply(channel, reply)] if reply else []
         if event.kind == "approval_needed":
-            return self._approval(run, runbook, channel, event.step, data, update)
+            first = not any(s.proposal is not None for s in run.steps if s.id != event.step)
+            own = [post_parent] if in_storm and first else []  # a decision needs a thread of its own
+            return [*own, *self._approval(run, runbook, channel, event.step, data, update)]
         if event.kind == "approval_decided":
             verb = "approved" if data.get("decision") == "approved" else "rejected"
             outcome = f"{verb} by {render.who(str(data.get('actor', '?')))}"
@@ -119,6 +134,26 @@ class SlackSink:
     def _parent(self, run: RunRecord, runbook: Runbook) -> dict[str, Any]:
         extra = tuple(run_links(runbook, run, Templating()))
         return digest.parent(run, runbook, page=self._page(run), extra_links=extra)
+
+    def _storm(self, event: RunEvent, run: RunRecord, runbook: Runbook) -> tuple[str, list[Message]] | None:
+        """The storm message: posted when a second run joins, updated as members finish or need a decision
+        (later joiners appear at the next update: one edit per start would double the calls)."""
+        if self.storms is None or event.kind not in ("run_started", "run_finished", "approval_needed"):
+            return None
+        anchor = self.storms.anchor(run)
+        if event.kind == "run_started" and anchor is None:
+            return None
+        members = self.storms.members(run)
+        channel = self.router.channel(runbook, run)
+        if len(members) < 2 or channel is None:
+            return None
+        body = storm.message(runbook, members, page=f"{self.public_url}/runs" if self.public_url else None)
+        conversation = storm.storm_id(members[0].id)
+        if event.kind == "run_started":
+            if members[1].id != run.id:
+                return None
+            return conversation, [Message("chat.postMessage", {"channel": channel, **body}, remember="parent")]
+        return conversation, [Message("chat.update", body, target="parent")]
 
     def _page(self, run: RunRecord) -> str | None:
         return f"{self.public_url}/runs/{run.id}" if self.public_url else None

@@ -91,7 +91,8 @@ CHANNEL = "C0INCIDENTS"
 def server_settings(db: str, slack_api_url: str | None = None, **overrides: Any) -> Settings:
     """Settings for a server talking to a `FakeSlack` (`slack_api_url`), with a webhook and a read token."""
     values: dict[str, Any] = {"db": db, "webhook_token": WEBHOOK_TOKEN, "read_token": READ_TOKEN, "workers": 2,
-                              "queue_size": 100, "runbook_path": ()}
+                              "queue_size": 100, "runbook_path": (),
+                              "storm_window": 0}  # one thread per run unless a test asks for storms
     if slack_api_url:
         values |= {"slack_bot_token": FakeSlack().token, "slack_signing_secret": SIGNING_SECRET,
                    "slack_api_url": slack_api_url, "slack_channel": CHANNEL}

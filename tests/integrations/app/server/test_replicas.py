@@ -61,7 +61,8 @@ class Cluster:
         self.config.write_text(yaml.safe_dump({
             "database_url": url, "runbook_path": [str(runbook)], "approvers": ["U0ALICE", "U0BOB"],
             "kubeconfig": str(sim.write_kubeconfig(tmp_path / "kubeconfig")), "slack_api_url": slack.url,
-            "slack_channel": CHANNEL, "workers": 2, "run_lease": 3}), encoding="utf-8")
+            "slack_channel": CHANNEL, "workers": 2, "run_lease": 3, "storm_window": 0}),  # a thread per run
+            encoding="utf-8")
         self.env = {"RUNBOOK_SLACK_BOT_TOKEN": slack.token, "RUNBOOK_SLACK_SIGNING_SECRET": SIGNING_SECRET,
                     "RUNBOOK_WEBHOOK_TOKEN": WEBHOOK_TOKEN}
         self.store = PostgresStore(url, "observer/0/test", migrate=True, pool_size=2)

@@ -1,0 +1,116 @@
+"""Storms as one thread: many runs of one runbook in quick succession (60 nodes NotReady in one zone)
+become one channel message listing the targets, updated as they finish, instead of 60 threads.
+
+A storm is a chain of runs of one runbook, each started within `window` seconds of the one before; its
+first run (started after a quiet spell) anchors it. The grouping is read from the run store each time
+(runbook and start times, which never change), so every replica draws the same storms; the storm message
+is an outbox conversation of its own (`storm:<anchor run id>`), delivered in order like a run's thread.
+The anchor keeps its own thread (nobody knew a storm was coming); any member keeps one only while it
+needs a decision, so its approval card has somewhere to live.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from typing import Any
+
+from engine.model import Runbook
+from engine.records import RunRecord
+from engine.run_store import RunStore
+from integrations.slack import digest
+from integrations.slack.render import status_label, text
+
+MAX_MEMBERS = 500  # runs of one runbook read per storm: a bigger storm is listed up to here
+SHOWN = 40  # targets listed on the storm message; the rest are counted
+
+
+class Storms:
+    """Which storm a run belongs to, from the store; remembers the answer per run (it cannot change)."""
+
+    def __init__(self, store: RunStore, window: float) -> None:
+        self.store = store
+        self.window = window
+        self._anchor: OrderedDict[str, str | None] = OrderedDict()  # run id -> storm anchor id, None: alone
+
+    def members(self, run: RunRecord) -> list[RunRecord]:
+        """The runs of `run`'s storm, oldest first (just `run` when it is alone or storms are off)."""
+        if self.window <= 0:
+            return [run]
+        runs = sorted(self.store.list_runs(runbook=run.runbook, limit=MAX_MEMBERS), key=lambda r: r.created_at)
+        if not any(r.id == run.id for r in runs):
+            return [run]
+        chain: list[RunRecord] = []
+        for r in runs:
+            if chain and r.created_at - chain[-1].created_at > self.window:
+                if any(c.id == run.id for c in chain):
+                    break
+                chain = []
+            chain.append(r)
+        return chain
+
+    def anchor(self, run: RunRecord) -> str | None:
+        """The id of the storm's first run when `run` joined a storm (an earlier run of its chain exists);
+        None for a run on its own or a storm's first run, which keep their own threads."""
+        if run.id not in self._anchor:
+            chain = self.members(run)
+            self._anchor[run.id] = chain[0].id if chain[0].id != run.id else None
+            while len(self._anchor) > 4096:
+                self._anchor.popitem(last=False)
+        return self._anchor[run.id]
+
+    def forget(self, run_id: str) -> None:
+        self._anchor.pop(run_id, None)
+
+
+def storm_id(anchor: str) -> str:
+    return f"storm:{anchor}"
+
+
+def target_of(run: RunRecord) -> str:
+    shown = [str(v) for v in run.params.values() if v not in (None, "", [], {})]
+    return ", ".join(shown) or run.id
+
+
+def member_line(run: RunRecord, own_thread: bool) -> str:
+    top = digest.verdict_line(run.findings) if run.findings else ""
+    thread = " · :raising_hand: _needs a decision: see its own thread_" if own_thread else ""
+    verdict = f" — {top}" if top and run.status.finished else ""
+    return f"• `{text(target_of(run), 120)}` {status_label(str(run.status))}{verdict}{thread}"
+
+
+def shared_cause(members: list[RunRecord]) -> str | None:
+    """The most common leading finding across the finished members, when more than one share it."""
+    tops = Counter(f.summary for r in members if r.status.finished and r.findings
+                   for f in r.findings[:1])
+    if not tops:
+        return None
+    summary, count = tops.most_common(1)[0]
+    return f"*Shared cause* ({count} of {len(members)}): {text(summary, 300)}" if count > 1 else None
+
+
+def message(runbook: Runbook, members: list[RunRecord], *, page: str | None = None) -> dict[str, Any]:
+    """The storm's one message, re-rendered from its members on every change."""
+    done = sum(r.status.finished for r in members)
+    head = (f":thunder_cloud_and_rain: *Storm: {text(runbook.metadata.title, 200)}* · `{text(runbook.name, 63)}`"
+            f" — {len(members)} targets, {done} finished")
+    blocks = [digest.section(head)]
+    cause = shared_cause(members)
+    if cause:
+        blocks.append(digest.section(cause))
+    lines = [member_line(r, any(s.proposal is not None for s in r.steps)) for r in members[:SHOWN]]
+    if len(members) > SHOWN:
+        lines.append(f"… and {len(members) - SHOWN} more")
+    chunk: list[str] = []
+    for line in lines:  # sections of whole lines, each under Slack's 3,000 characters
+        if chunk and len("\n".join([*chunk, line])) > digest.SECTION - 100:
+            blocks.append(digest.section("\n".join(chunk)))
+            chunk = []
+        chunk.append(line)
+    if chunk:
+        blocks.append(digest.section("\n".join(chunk)))
+    if page:
+        made = digest.link(f"{page}?runbook={runbook.name}", "All runs")
+        if made:
+            blocks.append(digest.context(made))
+    summary = f"Storm: {runbook.metadata.title} ({runbook.name}) — {len(members)} targets, {done} finished"
+    return {"text": text(summary, 300), "blocks": digest.fit(blocks)}

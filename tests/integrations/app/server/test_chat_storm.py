@@ -1,0 +1,85 @@
+"""Storms become one thread: runs of one runbook started close together are listed on one storm message
+updated as they finish; a run keeps its own thread only when it needs a decision (or came first)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from widgets import WIDGET
+
+from integrations.testing.server import CHANNEL, Harness, alert, wait_for
+from integrations.testing.slack_fake import FakeSlack, flatten
+
+ZONE = """
+apiVersion: runbook/v1
+kind: Runbook
+metadata: {name: node-down, title: Node down, severity: warning}
+params:
+  node: {type: string, required: true, pattern: "^[a-z0-9-]+$"}
+triggers:
+  alerts:
+    - match: {alertname: NodeDown}
+      params: {node: node}
+steps:
+  - id: look
+    title: Look at {{ params.node }}
+    action: finding
+    with:
+      id: zone-outage
+      severity: critical
+      summary: "zone eu-1a lost power"
+      evidence: [{object: "Node {{ params.node }}", field: status, value: NotReady}]
+"""
+
+
+def _settled(harness: Harness, run_ids: list[str], *statuses: str) -> bool:
+    slack = harness.slack
+    return (all(harness.run(r).status in statuses for r in run_ids)
+            and slack is not None and slack.outbox.pending() == 0)
+
+
+def _storm(fake: FakeSlack) -> str:
+    [message] = fake.find(lambda m: m.thread_ts is None and m.text.startswith("Storm:"))
+    return flatten(message)
+
+
+def test_a_storm_is_one_message_listing_its_targets(make_harness: Callable[..., Harness],
+                                                    fake_slack: FakeSlack) -> None:
+    harness = make_harness(runbooks=(ZONE,), storm_window=120)
+    nodes = [f"node-{i}" for i in range(6)]
+    started = harness.post_alerts([alert("NodeDown", {"node": n}) for n in nodes]).json()["started"]
+    run_ids = [s["run_id"] for s in started]
+    assert len(run_ids) == 6
+    wait_for(lambda: _settled(harness, run_ids, "succeeded") and "6 finished" in _storm(fake_slack),
+             what="every run finished and the storm message caught up")
+    parents = fake_slack.parents(CHANNEL)
+    assert len(parents) == 2  # the first run's own (no storm was known yet) and the storm's; not six
+    storm = _storm(fake_slack)
+    assert "Storm: Node down" in storm and "6 targets, 6 finished" in storm
+    assert "Shared cause* (6 of 6): zone eu-1a lost power" in storm
+    assert all(f"`{n}`" in storm for n in nodes)
+    assert sum(len(fake_slack.thread(p.ts)) for p in parents) == 1  # the first run's diagnosis only
+    assert fake_slack.find(lambda m: m.text.startswith("Storm:"))[0].edits >= 1
+
+
+def test_a_member_needing_a_decision_keeps_its_own_thread(make_harness: Callable[..., Harness],
+                                                          fake_slack: FakeSlack) -> None:
+    harness = make_harness(runbooks=(WIDGET,), storm_window=120)
+    started = harness.post_alerts([alert("WidgetDown", {"widget": w}) for w in ("w1", "w2")]).json()["started"]
+    run_ids = [s["run_id"] for s in started]
+    wait_for(lambda: _settled(harness, run_ids, "awaiting_approval"), what="both runs awaiting approval")
+    parents = fake_slack.parents(CHANNEL)
+    assert len(parents) == 3  # each run's own (each awaits a decision) and the storm message
+    own = [p for p in parents if not p.text.startswith("Storm:")]
+    for parent in own:  # the whole digest thread, as without a storm
+        assert [m.text.split(" ")[0] for m in fake_slack.thread(parent.ts)] == ["Diagnosis", "Approval"]
+    assert "needs a decision" in _storm(fake_slack)
+
+
+def test_storms_off_by_window_zero(make_harness: Callable[..., Harness], fake_slack: FakeSlack) -> None:
+    harness = make_harness(runbooks=(ZONE,), storm_window=0)
+    started = harness.post_alerts([alert("NodeDown", {"node": f"n{i}"}) for i in range(3)]).json()["started"]
+    run_ids = [s["run_id"] for s in started]
+    wait_for(lambda: _settled(harness, run_ids, "succeeded"), what="every run finished")
+    assert len(fake_slack.parents(CHANNEL)) == 3
+    assert not fake_slack.find(lambda m: m.text.startswith("Storm:"))
