@@ -7,7 +7,7 @@ import shutil
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -20,8 +20,9 @@ from engine.policy import Policy
 from engine.run_store import RunStore
 from engine.sqlstore.sqlite import SqliteStore
 from engine.verdict import Change
-from integrations.postgres import PostgresStore
-from integrations.testing.postgres import PostgresCluster, server_bin
+
+if TYPE_CHECKING:  # imported where used: the client tests also run in .venv-min, which has no psycopg
+    from integrations.testing.postgres import PostgresCluster
 
 
 class Toy:
@@ -113,6 +114,8 @@ def loader(registry: ActionRegistry) -> Loader:
 def postgres() -> Iterator[PostgresCluster]:
     """One throwaway PostgreSQL cluster for the session. Missing in CI is a broken set-up (the Makefile's
     `tools` installs it): fail. Elsewhere: skip, saying why."""
+    from integrations.testing.postgres import PostgresCluster, server_bin
+
     if server_bin() is None:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL is required in CI but /usr/lib/postgresql/*/bin/initdb was not found")
@@ -136,6 +139,8 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
         if url is None:
             store = SqliteStore(tmp_path / "runs.db", instance, **options)
         else:
+            from integrations.postgres import PostgresStore
+
             store = PostgresStore(url, instance, migrate=options.pop("migrate", True), pool_size=4, **options)
         opened.append(store)
         return store
