@@ -52,6 +52,11 @@ FIGURES: dict[int, tuple[str, str]] = {
     8: ("bench.fig8_loading", "Loading and hostile input: `Loader.load_file` of generated runbooks of 50-200 steps "
         "(each step's template refers to the one before), best of 3; then the time and peak-RSS growth to refuse a "
         "342-byte YAML alias bomb (9**9 values), a file past the 1 MiB cap and `{{ 7 ** (10 ** 9) }}`."),
+    9: ("bench.fig9_storm", "Storm in chat: 60 of 150 generated nodes NotReady in one zone (41% of workers: the "
+        "runbook's many-nodes cause, no proposal), fired at once into a real Alertmanager -> runbook serve "
+        "(Harness, node-not-ready) -> FakeSlack enforcing Slack's rate limits at real speed (chat.postMessage "
+        "1/s per channel, burst 5; chat.update 50/min); times from the first alert to the storm message and to "
+        "the last run's verdict visible in Slack; storm_window 120 s vs 0 (a thread per run)."),
 }
 
 

@@ -66,16 +66,23 @@ def storm_id(anchor: str) -> str:
     return f"storm:{anchor}"
 
 
-def target_of(run: RunRecord) -> str:
-    shown = [str(v) for v in run.params.values() if v not in (None, "", [], {})]
+def varying(members: list[RunRecord]) -> list[str]:
+    """The params that tell the members apart (`node`), not those they share (thresholds, defaults)."""
+    keys = list(dict.fromkeys(k for r in members for k in r.params))
+    differ = [k for k in keys if len({repr(r.params.get(k)) for r in members}) > 1]
+    return differ or keys[:1]
+
+
+def target_of(run: RunRecord, keys: list[str]) -> str:
+    shown = [str(run.params[k]) for k in keys if run.params.get(k) not in (None, "", [], {})]
     return ", ".join(shown) or run.id
 
 
-def member_line(run: RunRecord, own_thread: bool) -> str:
+def member_line(run: RunRecord, keys: list[str], own_thread: bool) -> str:
     top = digest.verdict_line(run.findings) if run.findings else ""
     thread = " · :raising_hand: _needs a decision: see its own thread_" if own_thread else ""
     verdict = f" — {top}" if top and run.status.finished else ""
-    return f"• `{text(target_of(run), 120)}` {status_label(str(run.status))}{verdict}{thread}"
+    return f"• `{text(target_of(run, keys), 120)}` {status_label(str(run.status))}{verdict}{thread}"
 
 
 def shared_cause(members: list[RunRecord]) -> str | None:
@@ -97,7 +104,8 @@ def message(runbook: Runbook, members: list[RunRecord], *, page: str | None = No
     cause = shared_cause(members)
     if cause:
         blocks.append(digest.section(cause))
-    lines = [member_line(r, any(s.proposal is not None for s in r.steps)) for r in members[:SHOWN]]
+    keys = varying(members)
+    lines = [member_line(r, keys, any(s.proposal is not None for s in r.steps)) for r in members[:SHOWN]]
     if len(members) > SHOWN:
         lines.append(f"… and {len(members) - SHOWN} more")
     chunk: list[str] = []
