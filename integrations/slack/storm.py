@@ -21,7 +21,7 @@ from integrations.slack import digest
 from integrations.slack.render import status_label, text
 
 MAX_MEMBERS = 500  # runs of one runbook read per storm: a bigger storm is listed up to here
-SHOWN = 40  # targets listed on the storm message; the rest are counted
+SHOWN = 100  # targets listed on the storm message (about 15,000 characters at most); the rest are counted
 
 
 class Storms:
@@ -78,21 +78,25 @@ def target_of(run: RunRecord, keys: list[str]) -> str:
     return ", ".join(shown) or run.id
 
 
-def member_line(run: RunRecord, keys: list[str], own_thread: bool) -> str:
-    top = digest.verdict_line(run.findings) if run.findings else ""
+def member_line(run: RunRecord, keys: list[str], own_thread: bool, shared: str | None) -> str:
+    """One target: its status and, when finished, its leading finding unless it is the shared cause."""
+    top = run.findings[0].summary if run.findings and run.status.finished else None
+    verdict = f" — {text(top, 150)}" if top and top != shared else ""
     thread = " · :raising_hand: _needs a decision: see its own thread_" if own_thread else ""
-    verdict = f" — {top}" if top and run.status.finished else ""
     return f"• `{text(target_of(run, keys), 120)}` {status_label(str(run.status))}{verdict}{thread}"
+
+
+def _common(members: list[RunRecord]) -> tuple[str, int] | None:
+    tops = Counter(r.findings[0].summary for r in members if r.status.finished and r.findings)
+    return tops.most_common(1)[0] if tops else None
 
 
 def shared_cause(members: list[RunRecord]) -> str | None:
     """The most common leading finding across the finished members, when more than one share it."""
-    tops = Counter(f.summary for r in members if r.status.finished and r.findings
-                   for f in r.findings[:1])
-    if not tops:
+    common = _common(members)
+    if common is None or common[1] < 2:
         return None
-    summary, count = tops.most_common(1)[0]
-    return f"*Shared cause* ({count} of {len(members)}): {text(summary, 300)}" if count > 1 else None
+    return f"*Shared cause* ({common[1]} of {len(members)}): {text(common[0], 300)}"
 
 
 def message(runbook: Runbook, members: list[RunRecord], *, page: str | None = None) -> dict[str, Any]:
@@ -105,7 +109,9 @@ def message(runbook: Runbook, members: list[RunRecord], *, page: str | None = No
     if cause:
         blocks.append(digest.section(cause))
     keys = varying(members)
-    lines = [member_line(r, keys, any(s.proposal is not None for s in r.steps)) for r in members[:SHOWN]]
+    common = _common(members)
+    shared = common[0] if common and common[1] > 1 else None
+    lines = [member_line(r, keys, any(s.proposal is not None for s in r.steps), shared) for r in members[:SHOWN]]
     if len(members) > SHOWN:
         lines.append(f"… and {len(members) - SHOWN} more")
     chunk: list[str] = []
