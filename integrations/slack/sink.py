@@ -29,6 +29,7 @@ from integrations.slack.storm import Storms
 log = logging.getLogger("runbook.slack")
 # (run, runbook, awaited step) -> safe mrkdwn saying who can approve it, or None.
 Outlook = Callable[[RunRecord, Runbook, str], str | None]
+STRIDES = 10  # storm message edits per storm as its members finish (plus the last): Tier 3 is 50 edits a minute
 
 
 class Router:
@@ -136,8 +137,9 @@ class SlackSink:
         return digest.parent(run, runbook, page=self._page(run), extra_links=extra)
 
     def _storm(self, event: RunEvent, run: RunRecord, runbook: Runbook) -> tuple[str, list[Message]] | None:
-        """The storm message: posted when a second run joins, updated as members finish or need a decision
-        (later joiners appear at the next update: one edit per start would double the calls)."""
+        """The storm message: posted when a second run joins, updated as members finish (about ten times
+        a storm, and always when its last member finishes: each run is stored finished before its event, so
+        the last one to emit sees them all) or need a decision; later joiners appear at the next update."""
         if self.storms is None or event.kind not in ("run_started", "run_finished", "approval_needed"):
             return None
         anchor = self.storms.anchor(run)
@@ -153,6 +155,9 @@ class SlackSink:
             if members[1].id != run.id:
                 return None
             return conversation, [Message("chat.postMessage", {"channel": channel, **body}, remember="parent")]
+        done = sum(r.status.finished for r in members)
+        if event.kind == "run_finished" and done < len(members) and done % max(1, len(members) // STRIDES):
+            return None  # progress every tenth of the storm: one edit per finish would queue behind Tier 3
         return conversation, [Message("chat.update", body, target="parent")]
 
     def _page(self, run: RunRecord) -> str | None:
