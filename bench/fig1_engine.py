@@ -60,6 +60,11 @@ def measure(steps: int = 1000) -> dict[str, dict[str, float]]:
     loader.load_text(noop_runbook(min(steps, MAX_STEPS)))  # the shape passes the loader's checks
     # past the loader's step cap: this figure measures the executor per step, not loading
     runbook = Runbook.model_validate(yaml.safe_load(noop_runbook(steps)))
+    for step in runbook.steps:  # compiled as loading compiles them (loading stops at MAX_STEPS steps)
+        if step.when:
+            loader.templating.compile_condition(step.when)
+        for value in step.with_.values():
+            loader.templating.compile(value)
     out: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         store = SqliteStore(Path(tmp) / "runs.db", instance="bench")

@@ -491,9 +491,17 @@ def _warnings(declared: Any, found: Any) -> tuple[str, ...]:
 
 
 def _replace_step(run: RunRecord, record: StepRecord) -> None:
-    """Keep the in-memory run in step with what was just stored, so nothing has to read it back."""
-    run.steps = [s for s in run.steps if s.index != record.index] + [record]
-    run.steps.sort(key=lambda s: s.index)
+    """Keep the in-memory run in step with what was just stored, so nothing has to read it back.
+
+    Steps are stored in order (each when it starts, then when it ends), so this is the last step or a new
+    one at the end: constant time. Rebuilding and sorting the list made a run quadratic in its steps."""
+    steps = run.steps
+    if steps and steps[-1].index == record.index:
+        steps[-1] = record
+    elif not steps or steps[-1].index < record.index:
+        steps.append(record)
+    else:
+        run.steps = sorted([s for s in steps if s.index != record.index] + [record], key=lambda s: s.index)
 
 
 def _with_status(proposal: Proposal | None, status: str) -> Proposal | None:
