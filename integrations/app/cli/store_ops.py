@@ -10,6 +10,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from engine.errors import RunbookError, SchemaError
+from engine.run_store import SchemaState
 from engine.settings import Settings
 from engine.version import ENGINE_VERSION
 from integrations.app.cli.console import escape, terminal
@@ -39,14 +40,7 @@ def _settings(config: Path | None) -> Settings:
 def migrate(config: ConfigOpt = None) -> None:
     """Create the schema or bring it up to this engine's version (safe to run from several replicas)."""
     settings = _settings(config)
-    try:
-        store = open_store(settings, migrate=True)
-        state = store.schema()
-        store.close()
-    except SchemaError as exc:
-        _fail(exc, 1)
-    except RunbookError as exc:
-        _fail(exc)
+    state = _schema_state(settings, migrate=True)
     out.print(f"{describe(settings)}: schema version {state.version}, serves engines {state.min_engine} and newer",
               markup=False)
 
@@ -58,14 +52,7 @@ def check(config: ConfigOpt = None) -> None:
     settings = _settings(config)
     if settings.database_url is None and not Path(settings.db).exists():
         _fail(f"no run store at {settings.db} (setting db / RUNBOOK_DB): run `runbook db migrate`", 1)
-    try:
-        store = open_store(settings, migrate=False)
-        state = store.schema()
-        store.close()
-    except SchemaError as exc:
-        _fail(exc, 1)
-    except RunbookError as exc:
-        _fail(exc)
+    state = _schema_state(settings, migrate=False)
     out.print(f"{describe(settings)}: schema version {state.version} serves engines {state.min_engine} and newer;"
               f" this engine is {ENGINE_VERSION}: ok", markup=False)
 
@@ -103,3 +90,17 @@ def prune(
 def register(app: typer.Typer) -> None:
     app.add_typer(db, name="db")
     app.command()(prune)
+
+
+def _schema_state(settings: Settings, *, migrate: bool) -> SchemaState:
+    """The store's schema state (after migrating, if asked); exit 1 for a schema this engine cannot use,
+    2 for anything else wrong with the store."""
+    try:
+        store = open_store(settings, migrate=migrate)
+        state = store.schema()
+        store.close()
+    except SchemaError as exc:
+        _fail(exc, 1)
+    except RunbookError as exc:
+        _fail(exc)
+    return state
