@@ -36,6 +36,10 @@ class Storms:
         """The runs of `run`'s storm, oldest first (just `run` when it is alone or storms are off)."""
         if self.window <= 0:
             return [run]
+        newest = self.store.list_runs(runbook=run.runbook, limit=2)  # the usual case, cheaply: no storm
+        if newest and newest[0].id == run.id and all(run.created_at - r.created_at > self.window
+                                                     for r in newest[1:]):
+            return [run]
         runs = sorted(self.store.list_runs(runbook=run.runbook, limit=MAX_MEMBERS), key=lambda r: r.created_at)
         if not any(r.id == run.id for r in runs):
             return [run]
