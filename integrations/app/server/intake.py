@@ -9,6 +9,7 @@ Alertmanager retries the whole payload, and the alerts already handled dedup ont
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,24 @@ class Summary:
                 "deferred": self.deferred}
 
 
+LOOKUP_BUDGET = 2.0  # seconds of owner lookups per webhook: the intake runs on the server's event loop
+
+
+class BudgetedLookup:
+    """Owner lookups for one webhook, together bounded in time: a slow API server defers the alerts left
+    (503 + Retry-After, Alertmanager re-sends them) instead of stalling every request the server handles.
+    At worst the budget plus one lookup's own deadline."""
+
+    def __init__(self, inner: OwnerLookup, deadline: float) -> None:
+        self.inner, self.deadline = inner, deadline
+
+    def owner_of(self, namespace: str, name: str, kind: str, of: str = "Pod") -> str | None:
+        if time.monotonic() > self.deadline:
+            raise TransientError(f"owner lookups for this webhook used their {LOOKUP_BUDGET:g} s budget; retry",
+                                 retry_after=5)
+        return self.inner.owner_of(namespace, name, kind, of)
+
+
 class Intake:
     def __init__(self, catalog: Catalog, executor: Executor, store: RunStore, pool: RunQueue, metrics: Metrics,
                  *, cooldown: float, note: Callable[[str, str], None], lookup: OwnerLookup | None = None,
@@ -66,10 +85,11 @@ class Intake:
         context = {"receiver": payload.receiver, "group_key": payload.group_key,
                    "external_url": payload.external_url}
         matched = []
+        lookup = BudgetedLookup(self.lookup, time.monotonic() + LOOKUP_BUDGET) if self.lookup else None
         for alert in payload.alerts:
             ref = {"alertname": alert.name, "fingerprint": alert.fingerprint}
             try:
-                match = match_alert(self.catalog.runbooks.values(), alert, self.lookup, self.scope)
+                match = match_alert(self.catalog.runbooks.values(), alert, lookup, self.scope)
             except TransientError as exc:  # an owner lookup could not reach the cluster: Alertmanager re-sends
                 summary.deferred.append({**ref, "reason": f"cannot resolve the alert's params now: {exc}"})
                 self.metrics.alerts.inc(status=alert.status, outcome="deferred")

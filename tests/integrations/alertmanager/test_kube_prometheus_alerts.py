@@ -14,7 +14,7 @@ import pytest
 from integrations.app.wiring import build_registry
 from integrations.kubernetes import Kube
 from integrations.kubesim import SimulatedCluster, load_scenario
-from integrations.testing.server import WEBHOOK_TOKEN, Harness, make_engine, server_settings, wait_for
+from integrations.testing.server import WEBHOOK_TOKEN, Harness, alert, make_engine, server_settings, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 KSM = {"job": "kube-state-metrics", "service": "kube-state-metrics", "endpoint": "http",
@@ -94,3 +94,18 @@ def test_each_alert_starts_the_runbook_that_owns_it(served: Harness, alertmanage
         assert run_cluster == cluster
     assert len(runs) == len(CASES)  # one runbook per alert: no deployment-rollback beside pod-crashloop
     assert [e.detail["reason"] for e in unmatched()] == ["other-cluster"]
+
+
+def test_a_slow_cluster_defers_owner_lookups_instead_of_stalling_the_server(served: Harness,
+                                                                            sim: SimulatedCluster) -> None:
+    """Owner lookups run on the server's event loop: one webhook's lookups share a small time budget, and the
+    alerts left when it is spent are deferred (503 + Retry-After), so Alertmanager re-sends them."""
+    sim.faults.add(path="/jobs/", method="GET", latency=1.0)  # every Job read takes a second
+    alerts = [alert("KubeJobFailed", {**KSM, "namespace": "billing", "job_name": "billing-monthly-29921850",
+                                      "pod": f"exporter-{i}"}) for i in range(6)]
+    response = served.post_alerts(alerts)
+    body = response.json()
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert body["started"] or body["deduplicated"]  # the first lookups fit in the budget
+    assert body["deferred"] and all("budget" in d["reason"] for d in body["deferred"])
+    assert len(body["started"]) + len(body["deduplicated"]) + len(body["deferred"]) == 6
