@@ -69,10 +69,15 @@ class NoMatch:
     detail: str
 
 
+def first_trigger(runbook: Runbook, labels: Mapping[str, str]) -> AlertTrigger | None:
+    """The runbook's first alert trigger matching the labels, if any."""
+    plain = dict(labels)
+    return next((t for t in runbook.triggers.alerts if t.matches(plain)), None)
+
+
 def candidates(runbooks: Iterable[Runbook], labels: Mapping[str, str]) -> list[tuple[Runbook, AlertTrigger]]:
     """Every (runbook, its first matching trigger), best first: priority, then specificity, then name."""
-    found = [(rb, next(t for t in rb.triggers.alerts if t.matches(dict(labels))))
-             for rb in runbooks if any(t.matches(dict(labels)) for t in rb.triggers.alerts)]
+    found = [(rb, trigger) for rb in runbooks if (trigger := first_trigger(rb, labels)) is not None]
     return sorted(found, key=lambda pair: (-pair[1].priority, -pair[1].specificity, pair[0].name))
 
 

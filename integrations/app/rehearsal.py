@@ -25,7 +25,7 @@ from engine.policy import Policy
 from engine.records import RunRecord
 from engine.sqlstore.sqlite import SqliteStore
 from engine.templating import Templating
-from engine.triggers import MappingError, OwnerLookup, resolve
+from engine.triggers import MappingError, OwnerLookup, first_trigger, resolve
 from integrations.app.clusters import SIM_TOKEN
 from integrations.app.wiring import build_registry
 
@@ -156,7 +156,7 @@ def _params(case: Case, lookup: OwnerLookup) -> dict[str, Any]:
     if case.test.alert is None:
         return dict(case.test.params)
     labels = case.test.alert.get("labels", {})
-    trigger = next((t for t in case.runbook.triggers.alerts if t.matches(labels)), None)
+    trigger = first_trigger(case.runbook, labels)
     if trigger is None:
         raise DefinitionError([Problem(case.test.name, 0, 0, "alert", "no trigger of the runbook matches the alert")])
     try:
