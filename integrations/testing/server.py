@@ -8,10 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import subprocess
 import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -244,3 +246,16 @@ def wait_for(probe: Callable[[], T | None], timeout: float = 30.0, what: str = "
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(interval)
+
+
+def wait_serving(url: str, process: subprocess.Popen[bytes], log: Path, path: str = "/readyz",
+                 timeout: float = 60.0) -> None:
+    """Wait until a `runbook serve` process answers `path` with 200; its log is the failure if it exits first."""
+    def answering() -> bool:
+        assert process.poll() is None, log.read_text()
+        try:
+            return httpx.get(f"{url}{path}", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(answering, timeout=timeout, what=f"the server to answer {path}")

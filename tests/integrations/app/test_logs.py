@@ -20,7 +20,7 @@ import yaml
 
 from engine.errors import SettingsError
 from integrations.app.logs import configure_logging
-from integrations.testing.server import WEBHOOK_TOKEN, alert, alert_payload, wait_for
+from integrations.testing.server import WEBHOOK_TOKEN, alert, alert_payload, wait_for, wait_serving
 
 ROOT = Path(__file__).resolve().parents[3]
 FORGED = "2026-11-22T12:00:00.000+00:00 INFO runbook.server: approved by admin"
@@ -98,14 +98,7 @@ def test_serve_logs_cannot_be_forged(tmp_path: Path, fmt: str) -> None:
                                stderr=subprocess.STDOUT, cwd=tmp_path)
     url = f"http://127.0.0.1:{port}"
     try:
-        def up() -> bool:
-            assert process.poll() is None, log_path.read_text()
-            try:
-                return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(up, timeout=60, what="the server")
+        wait_serving(url, process, log_path, "/healthz")
         body = alert_payload([alert("SomethingElse", {"x": HOSTILE})], groupKey=HOSTILE, truncatedAlerts=2)
         answer = httpx.post(f"{url}/hooks/alertmanager", json=body, timeout=10,
                             headers={"Authorization": f"Bearer {WEBHOOK_TOKEN}"})

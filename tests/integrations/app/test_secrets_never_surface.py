@@ -22,7 +22,15 @@ import yaml
 
 from integrations.kubesim import SimulatedCluster, load_scenario
 from integrations.kubesim.scenario import scenario_now
-from integrations.testing.server import READ_TOKEN, SIGNING_SECRET, WEBHOOK_TOKEN, alert, alert_payload, wait_for
+from integrations.testing.server import (
+    READ_TOKEN,
+    SIGNING_SECRET,
+    WEBHOOK_TOKEN,
+    alert,
+    alert_payload,
+    wait_for,
+    wait_serving,
+)
 from integrations.testing.slack_fake import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -150,14 +158,7 @@ def test_planted_secrets_never_surface(tmp_path: Path) -> None:
 
 def _drive(url: str, auth: dict[str, str], fake: FakeSlack, process: subprocess.Popen[bytes], log: Path) -> str:
     """Alert -> diagnosis -> proposal -> approval in Slack -> executed; the run's id."""
-    def ready() -> bool:
-        assert process.poll() is None, log.read_text()
-        try:
-            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    wait_for(ready, timeout=60, what="the server to be ready")
+    wait_serving(url, process, log)
     body = alert_payload([alert("BillingRunMissed", {"namespace": "billing", "cronjob": "billing-monthly",
                                                      "severity": "critical"})])
     hook = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}

@@ -14,7 +14,15 @@ import httpx
 import yaml
 
 from integrations.kubesim import SimulatedCluster, load_scenario
-from integrations.testing.server import READ_TOKEN, SIGNING_SECRET, WEBHOOK_TOKEN, alert, alert_payload, wait_for
+from integrations.testing.server import (
+    READ_TOKEN,
+    SIGNING_SECRET,
+    WEBHOOK_TOKEN,
+    alert,
+    alert_payload,
+    wait_for,
+    wait_serving,
+)
 from integrations.testing.slack_fake import FakeSlack
 
 ROOT = Path(__file__).resolve().parents[4]
@@ -45,13 +53,7 @@ def test_serve_process(tmp_path: Path) -> None:
                                    cwd=tmp_path)
         url = f"http://127.0.0.1:{port}"
         try:
-            def ready() -> bool:
-                assert process.poll() is None, (tmp_path / "serve.log").read_text()
-                try:
-                    return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-                except httpx.TransportError:
-                    return False
-            wait_for(ready, timeout=60, what="the server to be ready")
+            wait_serving(url, process, tmp_path / "serve.log")
             body = alert_payload([alert("KubeNodeNotReady", {"node": "worker-c", "severity": "critical"})])
             auth = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
             started = httpx.post(f"{url}/hooks/alertmanager", json=body, headers=auth, timeout=10).json()["started"]
