@@ -10,13 +10,13 @@ import re
 import time
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.verdict import Change, Evidence, Finding, Severity
+from engine.verdict import Change, ChangeOutcome, Evidence, Finding, Severity
 
 
 class ActionKind(StrEnum):
@@ -143,6 +143,21 @@ ActionFunc = Callable[[ActionContext, A], dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
+class ReadBack:
+    """What re-reading a change's target shows when the process sending it died before it could say:
+    `applied` (the target shows this run's change), `not applied` (it shows the state the dry-run
+    started from), `effect unknown` (the read failed, or the evidence points both ways)."""
+
+    outcome: ChangeOutcome
+    evidence: str
+
+
+# Re-reads, read-only, the target of an approved change (its dry-run `Change`s as proposed) with the
+# engine's own credentials. The context is a dry-run: a read-back never changes anything.
+ReadBackFunc = Callable[[ActionContext, A, tuple[Change, ...]], ReadBack]
+
+
+@dataclass(frozen=True)
 class ActionSpec(Generic[A]):
     """Everything an action declares about itself, kept on its function by `@action`."""
 
@@ -153,6 +168,7 @@ class ActionSpec(Generic[A]):
     permits: PermitFunc | None = None
     permits_doc: str = ""
     description: str = ""
+    read_back: ReadBackFunc[A] | None = None
 
 
 SPEC_ATTRIBUTE = "__runbook_action__"
@@ -167,18 +183,21 @@ def action(
     permits: PermitFunc | None = None,
     permits_doc: str = "",
     description: str = "",
+    read_back: Callable[..., ReadBack] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare an action in one place, on its function or method.
 
     `permissions` are the fixed RBAC rules it uses; `permits` computes them instead from the step's
-    arguments (a generic `kind`), with `permits_doc` saying how for `runbook actions`. The function's
+    arguments (a generic `kind`), with `permits_doc` saying how for `runbook actions`. `read_back` (a
+    remediation's; a method of the same class when the action is a method) tells whether an approved
+    change whose sender died took effect; without one such a change is reported `effect unknown`. The function's
     docstring is the documentation (its first line the summary). `ActionRegistry.add_declared` finds
     the declarations on an object, a module or a list of functions.
     """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         doc = description or (func.__doc__ or "").strip().split("\n")[0]
-        setattr(func, SPEC_ATTRIBUTE, ActionSpec(name, kind, args, permissions, permits, permits_doc, doc))
+        setattr(func, SPEC_ATTRIBUTE, ActionSpec(name, kind, args, permissions, permits, permits_doc, doc, read_back))
         return func
 
     return decorate
@@ -193,12 +212,22 @@ def declared(provider: object) -> Iterator[tuple[ActionSpec[Any], ActionFunc[Any
             if spec is not None:
                 yield spec, func
         return
-    owner = provider if isinstance(provider, types.ModuleType) else type(provider)
+    module = isinstance(provider, types.ModuleType)
+    owner = provider if module else type(provider)
     for attr in [n for n in dir(owner) if not n.startswith("__")]:
         raw = getattr(owner, attr, None)
         spec = getattr(raw, SPEC_ATTRIBUTE, None)
         if isinstance(spec, ActionSpec):
-            yield spec, getattr(provider, attr)
+            yield (spec if module else _bound(spec, provider)), getattr(provider, attr)
+
+
+def _bound(spec: ActionSpec[Any], instance: object) -> ActionSpec[Any]:
+    """The spec with its read-back bound to `instance` when that is a method of the instance's class."""
+    read_back = spec.read_back
+    name = getattr(read_back, "__name__", "")
+    if read_back is None or getattr(type(instance), name, None) is not read_back:
+        return spec
+    return replace(spec, read_back=getattr(instance, name))
 
 
 @dataclass(frozen=True)
@@ -213,11 +242,12 @@ class Action(Generic[A]):
     description: str = ""
     permits: PermitFunc | None = None
     permits_doc: str = ""
+    read_back: ReadBackFunc[A] | None = None
 
     @classmethod
     def from_spec(cls, spec: ActionSpec[A], func: ActionFunc[A]) -> Action[A]:
         return cls(spec.name, spec.kind, spec.args, func, spec.permissions, spec.description, spec.permits,
-                   spec.permits_doc)
+                   spec.permits_doc, spec.read_back)
 
     def needed(self, arguments: Mapping[str, Any]) -> tuple[Permission, ...]:
         """The RBAC rules a step with these arguments needs: the fixed ones plus those computed from its
@@ -284,11 +314,13 @@ class ActionRegistry:
         args: type[A],
         permissions: tuple[Permission, ...] = (),
         description: str = "",
+        read_back: ReadBackFunc[A] | None = None,
     ) -> Callable[[ActionFunc[A]], ActionFunc[A]]:
         """`@action` plus registration at once, for plain functions (the built-ins, tests)."""
 
         def decorate(func: ActionFunc[A]) -> ActionFunc[A]:
-            action(name, kind=kind, args=args, permissions=permissions, description=description)(func)
+            action(name, kind=kind, args=args, permissions=permissions, description=description,
+                   read_back=read_back)(func)
             self.add_declared([func])
             return func
 

@@ -18,6 +18,7 @@ from engine.actions import Action, ActionKind, ActionRegistry, Identity, Permiss
 from engine.approver_dry_run import ApproverDryRun
 from engine.errors import ApprovalError, RunbookError, RunStateError, StepError, StoreError
 from engine.events import EventSink, RunEvent, snapshot
+from engine.in_flight import LANDING_GRACE, decide, in_flight_step, landing_horizon, read_back, settled
 from engine.model import Runbook, Step
 from engine.params import coerce_params
 from engine.plan import Planner
@@ -64,6 +65,7 @@ class Executor:
         # With a heartbeat renewing the leases of `active_runs` (the server's), a short lease makes a dead
         # replica's runs move on quickly; without one (the CLI) a step's lease covers its whole timeout.
         self.lease: float | None = None
+        self.landing_grace = LANDING_GRACE  # how long a dead owner's request may still land (engine.in_flight)
         self._active: dict[str, int] = {}  # run id -> resumes of it in progress on this executor
         self._active_lock = threading.Lock()
         self._definitions: OrderedDict[str, Runbook] = OrderedDict()  # stored definition -> parsed runbook
@@ -284,6 +286,57 @@ class Executor:
         finished = self.store.get_run(run.id)
         self._emit("run_finished", finished, data=finished.to_dict())
         return finished
+
+    # a dead owner's change in flight --------------------------------------------------------------
+
+    def settle_in_flight(self, lease: float | None = None) -> list[str]:
+        """Claim the runs a dead process left sending a change, re-read their targets (never re-send) and
+        record what is true (engine.in_flight). Returns the runs whose change applied: the caller carries
+        them on from the next step. A run that cannot be decided yet is given back, to read again later."""
+        carry = []
+        for run_id in self.store.take_over_in_flight(lease=lease if lease is not None else self._claim_lease()):
+            run = self.store.get_run(run_id)
+            try:
+                if self._settle(run):
+                    carry.append(run_id)
+            except StoreError:
+                raise
+            except Exception as exc:  # an engine bug: say so on the run rather than claim it again and again
+                log.exception("engine error settling run %s", run_id)
+                self._finish(run, RunStatus.INTERRUPTED, f"engine error while re-reading the change in flight: "
+                             f"{type(exc).__name__}: {exc}; its effect is unknown, check the target before re-running")
+        return carry
+
+    def _settle(self, run: RunRecord) -> bool:
+        record = in_flight_step(run)
+        if record is None:  # settled meanwhile: carry it on like any run taken over
+            return True
+        runbook = self.definition(run)
+        step = runbook.steps[record.index]
+        action = self.registry.get(record.action) if record.action in self.registry else None
+        reading = read_back(action, run, record, self.steps.pool)
+        outcome = decide(reading, landing_horizon(record, step, self.landing_grace), time.time())
+        if outcome is None:
+            self.store.release(run.id)
+            log.info("run %s: %s not visible yet, but a request may still land; reading again later", run.id, step.id)
+            return False
+        done = settled(record, outcome, reading.evidence, self.store.instance)
+        if not self.store.save_step(run.id, done, cursor=record.index + 1):
+            return False  # claimed by another process meanwhile
+        _replace_step(run, done)
+        self.store.audit("engine", "run.taken_over", run.id, {"by": self.store.instance, "in_flight": step.id,
+                                                              "outcome": outcome, "evidence": reading.evidence})
+        sent = [c.model_dump(mode="json") for c in done.changes if not c.dry_run]
+        self.store.audit("engine", "remediation.executed" if outcome == "applied" else "remediation.failed", run.id,
+                         {"step": step.id, "changes": sent, "error": done.error, "read_back": reading.evidence})
+        self._emit("step_finished", run, step.id, done.to_dict())
+        if outcome == "effect unknown":
+            self._finish(run, RunStatus.INTERRUPTED, done.error)
+        elif outcome == "not applied" and step.on_failure == "abort":
+            self._finish(run, RunStatus.FAILED, f"step {step.id!r} failed: {done.error}")
+        else:
+            return True
+        return False
 
     # decisions ------------------------------------------------------------------------------------
 

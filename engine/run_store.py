@@ -150,13 +150,24 @@ class RunStore(ABC):
     @abstractmethod
     def recover_interrupted(self) -> list[str]:
         """Mark running runs whose owner's lease ran out (a process or replica that died) interrupted,
-        saying a step's effect is unknown (a change is never re-sent); runs awaiting approval keep
-        waiting. Call `take_over` first to carry on the ones that were not sending a change."""
+        except those it left sending a change (`take_over_in_flight` settles them); runs awaiting
+        approval keep waiting. Call `take_over` first to carry on the others instead."""
 
     @abstractmethod
     def take_over(self, limit: int | None = None, lease: float = 300.0) -> list[str]:
         """Claim (under a new epoch) up to `limit` running runs whose owner's lease ran out and that were
         not sending a change; the caller carries them on. Rows another process is claiming are skipped."""
+
+    @abstractmethod
+    def take_over_in_flight(self, limit: int | None = None, lease: float = 300.0) -> list[str]:
+        """Claim (under a new epoch) up to `limit` running runs whose owner's lease ran out while it was
+        sending an approved change: the caller re-reads the target (never re-sends) and records what is
+        true, or `release`s the run to read it again later. The claim fences the old owner out."""
+
+    @abstractmethod
+    def release(self, run_id: str) -> bool:
+        """Give up this process's lease on a running run at once (it stays running, for anyone to claim
+        again); False when this process no longer held it."""
 
     @abstractmethod
     def holds(self, run_id: str) -> bool:

@@ -49,6 +49,10 @@ class Settings(BaseModel):
                                      description="This replica's name in run ownership (default: the host name).")
     run_lease: float = Field(default=10.0, ge=3, le=600, description="Seconds a server's claim on a run lasts "
                              "between heartbeats: a dead replica's runs move on after about this long.")
+    change_landing_grace: float = Field(
+        default=60.0, ge=0, le=3600, description="Seconds after a dead replica's step timed out that a change it "
+        "sent may still reach the cluster (the API server's request timeout): until then an unchanged target is "
+        "not yet reported `not applied`.")
     kubeconfig: str | None = Field(default=None, description="kubeconfig path; default: in-cluster or ~/.kube/config.")
     context: str | None = Field(default=None, description="kubeconfig context.")
     in_cluster: bool = Field(default=False, description="Use the pod's service account.")

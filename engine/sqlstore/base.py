@@ -35,6 +35,8 @@ _RUN_FIELDS = frozenset({"status", "cursor", "awaiting_step", "approval_deadline
 # runs whose lease lapsed, or whose owner ran on this host (then `owner_is_gone` asks the OS): only these
 # rows are locked by a take-over, never the runs live replicas are carrying
 _LAPSED = "(r.lease_until IS NULL OR r.lease_until < ? OR r.owner LIKE ?)"
+# a run whose owner was sending an approved change: its step, started, carries the proposal
+_IN_FLIGHT = "EXISTS (SELECT 1 FROM steps s WHERE s.run_id = r.id AND s.status = ? AND s.proposal IS NOT NULL)"
 _MAX_EPOCHS = 10_000  # fencing tokens remembered for runs this process holds; finished runs drop out
 
 
@@ -202,8 +204,9 @@ class SqlStore(RunStore):
         now = time.time()
         with self._write() as db:
             candidates = db.execute(
-                f"SELECT r.id, r.owner, r.lease_until FROM runs r WHERE r.status = ? AND {_LAPSED} ORDER BY"
-                " r.created_at" + self.SKIP_LOCKED, (RunStatus.RUNNING, now, _same_host())).fetchall()
+                f"SELECT r.id, r.owner, r.lease_until FROM runs r WHERE r.status = ? AND {_LAPSED} AND NOT"
+                f" {_IN_FLIGHT} ORDER BY r.created_at" + self.SKIP_LOCKED,
+                (RunStatus.RUNNING, now, _same_host(), StepStatus.RUNNING)).fetchall()
             ids = [run_id for run_id, owner, lease in candidates
                    if lease is None or lease < now or owner_is_gone(owner)]
             for run_id in ids:
@@ -220,12 +223,17 @@ class SqlStore(RunStore):
         return ids
 
     def take_over(self, limit: int | None = None, lease: float = 300.0) -> list[str]:
+        return self._take_over(limit, lease, in_flight=False)
+
+    def take_over_in_flight(self, limit: int | None = None, lease: float = 300.0) -> list[str]:
+        return self._take_over(limit, lease, in_flight=True)
+
+    def _take_over(self, limit: int | None, lease: float, in_flight: bool) -> list[str]:
         now = time.time()
         with self._write() as db:
             candidates = db.execute(
-                f"SELECT r.id, r.owner, r.lease_until FROM runs r WHERE r.status = ? AND {_LAPSED} AND NOT EXISTS"
-                " (SELECT 1 FROM steps s WHERE s.run_id = r.id AND s.status = ? AND s.proposal IS NOT NULL)"
-                " ORDER BY r.created_at" + self.SKIP_LOCKED,
+                f"SELECT r.id, r.owner, r.lease_until FROM runs r WHERE r.status = ? AND {_LAPSED} AND"
+                f" {'' if in_flight else 'NOT '}{_IN_FLIGHT} ORDER BY r.created_at" + self.SKIP_LOCKED,
                 (RunStatus.RUNNING, now, _same_host(), StepStatus.RUNNING)).fetchall()
             taken: list[str] = []
             for run_id, owner, until in candidates:
@@ -235,9 +243,17 @@ class SqlStore(RunStore):
                 row = db.execute("UPDATE runs SET owner = ?, lease_until = ?, updated_at = ?, epoch = epoch + 1"
                                  " WHERE id = ? RETURNING epoch", (self.instance, now + lease, now, run_id)).fetchone()
                 self._hold(run_id, int(row[0]), RunStatus.RUNNING)
-                self._audit(db, "engine", "run.taken_over", run_id, {"from": owner, "by": self.instance})
+                if not in_flight:  # audited once its change is settled: a run may be claimed again while it waits
+                    self._audit(db, "engine", "run.taken_over", run_id, {"from": owner, "by": self.instance})
                 taken.append(run_id)
         return taken
+
+    def release(self, run_id: str) -> bool:
+        with self._write(durable=False) as db:  # lost in a crash, the lease lapses anyway
+            cur = db.execute("UPDATE runs SET lease_until = 0 WHERE id = ? AND status = ? AND owner = ? AND epoch = ?",
+                             (run_id, RunStatus.RUNNING, self.instance, self._epoch(run_id)))
+        self._epochs.pop(run_id, None)
+        return bool(cur.rowcount == 1)
 
     def heartbeat(self, run_ids: list[str], lease: float) -> list[str]:
         held = []

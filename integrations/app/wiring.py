@@ -79,6 +79,9 @@ def build(settings: Settings, *, kube: Any = None, sink: EventSink | None = None
         checker = AccessChecker(kube)
     executor = Executor(registry, store, sink=sink, checker=checker, templating=loader.templating,
                         policy=policy_from(settings))
+    executor.landing_grace = settings.change_landing_grace
+    for run_id in executor.settle_in_flight():  # a dead process's change in flight: re-read, never re-sent
+        store.release(run_id)  # applied: a server's sweeper carries it on at once (a CLI marks it interrupted)
     return Assembly(settings, registry, loader, catalog, store, executor, kube)
 
 

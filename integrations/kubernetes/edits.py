@@ -13,14 +13,16 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from engine.actions import ActionArgs, ActionContext, ActionKind, ArgumentProblem, Permission, action
+from engine.actions import ActionArgs, ActionContext, ActionKind, ArgumentProblem, Permission, ReadBack, action
 from engine.errors import PermanentError
+from engine.verdict import Change
 from integrations.kubernetes.base import KubeActions
 from integrations.kubernetes.change import Plan, apply, managed_warning, request_record
 from integrations.kubernetes.client import PATCH_TYPES, Kube
 from integrations.kubernetes.kinds import NEVER_DELETED, KindRef, KindResolver, kind_permits, literal_kind
 from integrations.kubernetes.objects import meta
 from integrations.kubernetes.once import with_run_id
+from integrations.kubernetes.readback import patch_read_back
 from integrations.kubernetes.remediations import force_delete_risks, pod_node
 
 R = ActionKind.REMEDIATE
@@ -149,7 +151,11 @@ class GenericEdits(KubeActions):
                     managed_warning(before, target))
         return apply(kube, ctx, plan)
 
-    @action("k8s.scale", kind=R, args=ScaleArgs, permits=_scale_permits,
+    def scaled(self, ctx: ActionContext, args: ScaleArgs, changes: tuple[Change, ...]) -> ReadBack:
+        """Read-back of a scale: are the proposed replicas and this run's annotation on the object?"""
+        return patch_read_back(self.kube_for(ctx), ctx, changes)
+
+    @action("k8s.scale", kind=R, args=ScaleArgs, permits=_scale_permits, read_back=scaled,
             permits_doc="<kind>:get, <kind>:patch, horizontalpodautoscalers.autoscaling:list")
     def scale(self, ctx: ActionContext, args: ScaleArgs) -> dict[str, Any]:
         """Set the replicas of a Deployment, StatefulSet or ReplicaSet. Warns when an HPA manages the count.

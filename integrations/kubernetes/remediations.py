@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from engine.actions import ActionArgs, ActionContext, ActionKind, action
+from engine.actions import ActionArgs, ActionContext, ActionKind, ReadBack, action
 from engine.errors import PermanentError
 from engine.verdict import Change
 from integrations.kubernetes.base import KubeActions
@@ -18,6 +18,7 @@ from integrations.kubernetes.nodes import ready_status
 from integrations.kubernetes.objects import controller_of, meta, path
 from integrations.kubernetes.once import deletion_reading, patch_spec, send_once
 from integrations.kubernetes.permissions import CRON_PATCH, NODE_GET, NODE_PATCH, perm
+from integrations.kubernetes.readback import delete_read_back, patch_read_back
 from integrations.kubernetes.report import Report, ev
 
 R = ActionKind.REMEDIATE
@@ -130,7 +131,15 @@ def force_delete_risks(ctx: ActionContext, pod: dict[str, Any], target: str, nod
 
 
 class RemediationActions(KubeActions):
-    @action("k8s.node.cordon", kind=R, args=NodeArgs, permissions=(NODE_GET, NODE_PATCH))
+    def patched(self, ctx: ActionContext, args: ActionArgs, changes: tuple[Change, ...]) -> ReadBack:
+        """Read-back of the field patches: are the proposed values and this run's annotation there?"""
+        return patch_read_back(self.kube_for(ctx), ctx, changes)
+
+    def deleted(self, ctx: ActionContext, args: ActionArgs, changes: tuple[Change, ...]) -> ReadBack:
+        """Read-back of the deletes: is the object the dry-run saw (by uid) gone or going?"""
+        return delete_read_back(self.kube_for(ctx), changes)
+
+    @action("k8s.node.cordon", kind=R, args=NodeArgs, permissions=(NODE_GET, NODE_PATCH), read_back=patched)
     def cordon(self, ctx: ActionContext, args: NodeArgs) -> dict[str, Any]:
         """Mark a node unschedulable (as `kubectl cordon`): strategic merge patch of spec.unschedulable=true.
 
@@ -141,13 +150,13 @@ class RemediationActions(KubeActions):
         return patch_field(self.kube_for(ctx), ctx, kind="Node", api_path=path("nodes", args.node),
                            target=f"Node {args.node}", field="spec.unschedulable", value=True)
 
-    @action("k8s.node.uncordon", kind=R, args=NodeArgs, permissions=(NODE_GET, NODE_PATCH))
+    @action("k8s.node.uncordon", kind=R, args=NodeArgs, permissions=(NODE_GET, NODE_PATCH), read_back=patched)
     def uncordon(self, ctx: ActionContext, args: NodeArgs) -> dict[str, Any]:
         """Make a node schedulable again (as `kubectl uncordon`). Output and findings as `k8s.node.cordon`."""
         return patch_field(self.kube_for(ctx), ctx, kind="Node", api_path=path("nodes", args.node),
                            target=f"Node {args.node}", field="spec.unschedulable", value=False)
 
-    @action("k8s.cronjob.suspend", kind=R, args=CronJobArgs, permissions=CRON_PATCH)
+    @action("k8s.cronjob.suspend", kind=R, args=CronJobArgs, permissions=CRON_PATCH, read_back=patched)
     def suspend_cronjob(self, ctx: ActionContext, args: CronJobArgs) -> dict[str, Any]:
         """Suspend a CronJob (spec.suspend=true); running Jobs are not affected.
 
@@ -158,7 +167,7 @@ class RemediationActions(KubeActions):
                            target=f"CronJob {args.namespace}/{args.cronjob}", field="spec.suspend", value=True,
                            patch_type="merge")
 
-    @action("k8s.cronjob.resume", kind=R, args=CronJobArgs, permissions=CRON_PATCH)
+    @action("k8s.cronjob.resume", kind=R, args=CronJobArgs, permissions=CRON_PATCH, read_back=patched)
     def resume_cronjob(self, ctx: ActionContext, args: CronJobArgs) -> dict[str, Any]:
         """Resume a suspended CronJob (spec.suspend=false). Output and findings as `k8s.cronjob.suspend`."""
         return patch_field(self.kube_for(ctx), ctx, kind="CronJob",
@@ -166,7 +175,8 @@ class RemediationActions(KubeActions):
                            target=f"CronJob {args.namespace}/{args.cronjob}", field="spec.suspend", value=False,
                            patch_type="merge")
 
-    @action("k8s.cronjob.set_concurrency_policy", kind=R, args=ConcurrencyArgs, permissions=CRON_PATCH)
+    @action("k8s.cronjob.set_concurrency_policy", kind=R, args=ConcurrencyArgs, permissions=CRON_PATCH,
+            read_back=patched)
     def set_concurrency_policy(self, ctx: ActionContext, args: ConcurrencyArgs) -> dict[str, Any]:
         """Set spec.concurrencyPolicy (Allow | Forbid | Replace); `Forbid` stops overlapping runs.
 
@@ -178,7 +188,7 @@ class RemediationActions(KubeActions):
                            value=args.policy, patch_type="merge")
 
     @action("k8s.pod.delete", kind=R, args=PodDeleteArgs,
-            permissions=(perm("pods", "get", ns=True), perm("pods", "delete", ns=True), NODE_GET))
+            permissions=(perm("pods", "get", ns=True), perm("pods", "delete", ns=True), NODE_GET), read_back=deleted)
     def delete_pod(self, ctx: ActionContext, args: PodDeleteArgs) -> dict[str, Any]:
         """Delete a pod; force (grace 0) only when asked. Warns when that risks two writers on one volume.
 
@@ -215,7 +225,7 @@ class RemediationActions(KubeActions):
             diff=(f"delete {target} on {node_name or 'no node'} ({how})", *(f"WARNING: {w}" for w in warnings),
                   *sent.notes),
             dry_run=ctx.dry_run, outcome=sent.outcome,
-            result={"deletionTimestamp": meta(sent.result()).get("deletionTimestamp")},
+            result={"deletionTimestamp": meta(sent.result()).get("deletionTimestamp"), "uid": uid},
         ))
         sent.raise_failure()
         report.output = {"target": target, "grace_period_seconds": grace, "force": args.force, "owner_kind": owner,
@@ -223,7 +233,8 @@ class RemediationActions(KubeActions):
         return report.emit(ctx)
 
     @action("k8s.job.delete", kind=R, args=JobDeleteArgs,
-            permissions=(perm("jobs", "get", "batch", ns=True), perm("jobs", "delete", "batch", ns=True)))
+            permissions=(perm("jobs", "get", "batch", ns=True), perm("jobs", "delete", "batch", ns=True)),
+            read_back=deleted)
     def delete_job(self, ctx: ActionContext, args: JobDeleteArgs) -> dict[str, Any]:
         """Delete a Job; Foreground propagation removes its pods before the Job disappears.
 
@@ -248,7 +259,7 @@ class RemediationActions(KubeActions):
             verb="delete", target=target, request=request_record("DELETE", api_path, body, ctx.dry_run),
             diff=(f"delete {target} and its pods ({active} active, propagation {args.propagation_policy})",
                   *sent.notes),
-            dry_run=ctx.dry_run, outcome=sent.outcome,
+            dry_run=ctx.dry_run, outcome=sent.outcome, result={"uid": uid},
         ))
         sent.raise_failure()
         return {"target": target, "propagation_policy": args.propagation_policy, "active": active,

@@ -107,7 +107,9 @@ def test_the_same_process_reclaiming_holds_only_the_newest_epoch(make_store: Sto
     assert a.save_step(run_id, StepRecord(0, "x", "toy.get", StepStatus.SUCCEEDED), cursor=0)
 
 
-def test_a_change_in_flight_is_never_taken_over_only_reported(make_store: StoreFactory) -> None:
+def test_a_change_in_flight_is_claimed_only_to_be_settled(make_store: StoreFactory) -> None:
+    """Never carried on like other runs, never declared unknown blindly: claimed (fencing the old owner out)
+    for the executor to re-read its target, and given back when that cannot decide yet."""
     a, b = make_store("pod-a/1/x"), make_store("pod-b/1/y")
     run_id = new_run(a)
     assert a.claim(run_id, RunStatus.PENDING, RunStatus.RUNNING, lease=-1)
@@ -116,11 +118,15 @@ def test_a_change_in_flight_is_never_taken_over_only_reported(make_store: StoreF
     sending = StepRecord(0, "fix", "toy.set", StepStatus.RUNNING, proposal=proposal, started_at=time.time())
     assert a.save_step(run_id, sending, cursor=0)  # the intent, committed before the change is sent
     assert b.take_over() == []
-    assert b.recover_interrupted() == [run_id]
-    run = b.get_run(run_id)
-    assert run.status == RunStatus.INTERRUPTED and "effect is unknown" in (run.error or "")
-    assert run.steps[0].status == StepStatus.INTERRUPTED
-    assert not a.update_run(run_id, status=RunStatus.SUCCEEDED)
+    assert b.recover_interrupted() == []
+    assert b.take_over_in_flight(lease=30) == [run_id]
+    assert not a.update_run(run_id, status=RunStatus.SUCCEEDED)  # the old owner is fenced out
+    assert a.take_over_in_flight(lease=30) == []  # b's lease is valid
+    assert b.release(run_id) and not b.holds(run_id)
+    assert not b.save_step(run_id, sending)  # given back: b writes no more until it claims again
+    assert a.take_over_in_flight(lease=30) == [run_id]  # anyone may claim it again at once
+    assert b.get_run(run_id).status == RunStatus.RUNNING
+    assert "run.taken_over" not in [e.action for e in b.audit_log(run_id)]  # audited with the verdict
 
 
 def test_two_replicas_claim_disjoint_outbox_messages_in_order(make_store: StoreFactory) -> None:
