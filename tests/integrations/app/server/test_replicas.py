@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -183,11 +182,9 @@ def test_kill_9_while_awaiting_approval_then_while_the_change_is_in_flight(clust
     wait_for(lambda: any(s.id == "cordon" and s.status == StepStatus.RUNNING for s in cluster.run(run_id).steps),
              what="the approved change to be under way")
     b.kill()
-    run = cluster.wait_status(run_id, "interrupted", timeout=60)
-    assert "effect is unknown" in (run.error or "") and run.steps[-1].status == StepStatus.INTERRUPTED
-    time.sleep(10)  # past the API server's delay and several sweeps of c
-    assert cluster.changes_sent("worker-b") <= 1  # sent at most once: c never re-sends it
-    assert RunStatus(run.status).finished
+    run = cluster.wait_status(run_id, "succeeded", timeout=60)  # c re-read the node once the held cordon landed
+    assert [c.outcome for c in run.mutations] == ["applied"]  # (test_replica_takeover.py: applied / not applied)
+    assert cluster.changes_sent("worker-b") == 1  # sent once: c never re-sends it
 
 
 def test_a_rolling_restart_during_a_burst_loses_nothing_and_posts_nothing_twice(cluster: Cluster) -> None:
