@@ -12,11 +12,14 @@ import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from engine.verdict import Change, ChangeOutcome, Evidence, Finding, Severity
+
+if TYPE_CHECKING:
+    from engine.proposal_scope import SharedReads
 
 
 class ActionKind(StrEnum):
@@ -119,6 +122,8 @@ class ActionContext:
     identity: Identity | None = None
     findings: list[Finding] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
+    # Set only for the dry-runs that build one proposal: reads the other dry-runs of it may reuse.
+    reads: SharedReads | None = None
 
     def remaining(self) -> float:
         """Seconds left before the step's timeout; integrations bound their calls by it."""

@@ -23,6 +23,7 @@ from engine.model import Runbook, Step
 from engine.params import coerce_params
 from engine.plan import Planner
 from engine.policy import Outlook, Policy
+from engine.proposal_scope import ProposalScope
 from engine.records import Decision, Freeze, RunRecord, RunStatus, StepRecord, StepStatus
 from engine.run_store import RunStore
 from engine.step_runner import StepRunner
@@ -201,13 +202,16 @@ class Executor:
         step = runbook.steps[index]
         action = self.registry.get(step.action)
         remediation = action.kind == ActionKind.REMEDIATE
-        as_approver = self._approver_dry_run(runbook, action) if remediation else None
+        # A remediation here is only dry-run, building its proposal: its dry-run and the plan's previews share
+        # one scope (each access review and object read asked once); executing it later asks afresh.
+        scope = ProposalScope.open(self.checker) if remediation else None
+        as_approver = self._approver_dry_run(runbook, action, scope) if scope else None
         record = self.steps.execute(run, index, step, context, dry_run=run.dry_run or remediation,
-                                    checker=self.checker, on_start=self._on_step_start,
-                                    choose_identity=as_approver)
-        if remediation and record.status == StepStatus.SUCCEEDED:
+                                    checker=scope.checker if scope else self.checker, on_start=self._on_step_start,
+                                    choose_identity=as_approver, reads=scope.reads if scope else None)
+        if scope and record.status == StepStatus.SUCCEEDED:
             try:
-                record.proposal = self._proposal(run, runbook, step, record, context,
+                record.proposal = self._proposal(run, runbook, step, record, context, scope,
                                                  as_approver.chosen if as_approver else None)
                 record.status = StepStatus.PROPOSED
             except StepError as exc:  # a proposal nobody can read must not be approved
@@ -488,15 +492,15 @@ class Executor:
         return [{"id": r.id, "status": str(r.status), "requester": r.requester, "created_at": r.created_at}
                 for r in others]
 
-    def _approver_dry_run(self, runbook: Runbook, action: Action[Any]) -> ApproverDryRun | None:
+    def _approver_dry_run(self, runbook: Runbook, action: Action[Any], scope: ProposalScope) -> ApproverDryRun | None:
         """When approvals act as the approver, the dry-run does too (None: the engine's own identity does)."""
         identities = self.policy.identities
         if identities is None or runbook.policy.fallback_to_engine:
             return None
-        return ApproverDryRun(identities, self.checker, action, self.policy.approvers_of(runbook))
+        return ApproverDryRun(identities, scope.checker, action, self.policy.approvers_of(runbook))
 
     def _proposal(self, run: RunRecord, runbook: Runbook, step: Step, record: StepRecord,
-                  context: dict[str, Any], dry_run_as: Identity | None = None) -> Proposal:
+                  context: dict[str, Any], scope: ProposalScope, dry_run_as: Identity | None = None) -> Proposal:
         spec = step.proposal
         rendered = self.templating.render_value(spec.model_dump(), context) if spec else {}
         action = self.registry.get(step.action)
@@ -509,7 +513,7 @@ class Executor:
             risk=rendered.get("risk", "medium"), dry_run=tuple(record.changes),
             warnings=(*warnings, f"an approval will be refused now: {waits}") if waits else warnings,
             dry_run_as=str(dry_run_as) if dry_run_as else None,
-            planned=self.planner.after(run.id, runbook, record.index, context),
+            planned=self.planner.after(run.id, runbook, record.index, context, scope=scope),
         )
 
     def _on_step_start(self, run: RunRecord, record: StepRecord, timeout: float) -> None:

@@ -19,6 +19,7 @@ from engine.actions import ActionContext, ActionKind, ActionRegistry, Permission
 from engine.errors import StepError
 from engine.foreach import bind_item
 from engine.model import Runbook, Step
+from engine.proposal_scope import ProposalScope
 from engine.redaction import redact
 from engine.step_runner import (
     call_with_timeout,
@@ -41,8 +42,10 @@ class Planner:
         self.registry, self.templating, self.pool, self.checker = registry, templating, pool, checker
 
     def after(self, run_id: str, runbook: Runbook, index: int, context: dict[str, Any],
-              preview: bool = True) -> tuple[PlanItem, ...]:
-        """The remediations after step `index`, assuming it and each planned one before them succeed."""
+              preview: bool = True, scope: ProposalScope | None = None) -> tuple[PlanItem, ...]:
+        """The remediations after step `index`, assuming it and each planned one before them succeed.
+        The previews ask and read through `scope`, the proposal's (a fresh one when None)."""
+        scope = scope or ProposalScope.open(self.checker)
         hypothesis = copy.deepcopy(context)
         _assume_succeeded(hypothesis, runbook.steps[index].id)
         previous, items = runbook.steps[index].id, []
@@ -59,7 +62,7 @@ class Planner:
             known, holds = self._condition(step, hypothesis)
             if known and not holds:
                 continue
-            items.append(self._item(run_id, step, later, hypothesis, previous, known, preview))
+            items.append(self._item(run_id, step, later, hypothesis, previous, known, preview, scope))
             _assume_succeeded(hypothesis, step.id)
             previous = step.id
         return tuple(items)
@@ -74,14 +77,14 @@ class Planner:
             return False, False
 
     def _item(self, run_id: str, step: Step, index: int, context: dict[str, Any], previous: str, known: bool,
-              preview: bool) -> PlanItem:
+              preview: bool, scope: ProposalScope) -> PlanItem:
         condition = f"after {previous} is approved and succeeds"
         if not known:
             condition += f", and only if {_one_line(step.when or '')}"
         changes: tuple[Change, ...] = ()
         note = "" if known else "decided when the earlier steps have run"
         if known and preview:
-            changes, note = self._preview(run_id, step, context)
+            changes, note = self._preview(run_id, step, context, scope)
         return PlanItem(step=step.id, index=index, action=step.action, summary=self._summary(step, context),
                         status="planned", condition=condition, preview=changes, note=note)
 
@@ -92,16 +95,18 @@ class Planner:
         except StepError:
             return step.title
 
-    def _preview(self, run_id: str, step: Step, context: dict[str, Any]) -> tuple[tuple[Change, ...], str]:
+    def _preview(self, run_id: str, step: Step, context: dict[str, Any],
+                 scope: ProposalScope) -> tuple[tuple[Change, ...], str]:
         """The step's dry-run now, by the engine's identity; ((), why not) when it cannot be made."""
         action = self.registry.get(step.action)
         try:
             inputs = self.templating.render_value(step.with_, context)
             refuse_redacted(action, inputs)
             args = validate_args(action, inputs)
-            if self.checker is not None and missing_permissions(self.checker, action, inputs, None):
+            if scope.checker is not None and missing_permissions(scope.checker, action, inputs, None):
                 return (), "no preview: the engine's own identity may not dry-run this step"
-            ctx = ActionContext(run_id, step.id, True, time.monotonic() + min(step.timeout, PREVIEW_TIMEOUT))
+            ctx = ActionContext(run_id, step.id, True, time.monotonic() + min(step.timeout, PREVIEW_TIMEOUT),
+                                reads=scope.reads)
             call_with_timeout(self.pool, action, ctx, args, min(step.timeout, PREVIEW_TIMEOUT))
         except StepError as exc:
             return (), f"no preview: {redact(str(exc))}"

@@ -29,6 +29,7 @@ from engine.errors import (
 )
 from engine.foreach import bind_item
 from engine.model import Step
+from engine.proposal_scope import SharedReads
 from engine.records import RunRecord, StepRecord, StepStatus
 from engine.redaction import find_marker, redact, redact_data, redact_evidence
 from engine.templating import Templating
@@ -69,13 +70,15 @@ class StepRunner:
         approved: StepRecord | None = None,
         identity: Identity | None = None,
         choose_identity: IdentityChoice | None = None,
+        reads: SharedReads | None = None,
     ) -> StepRecord:
         """Run `step` and return its record; never raises for the step's own failures.
 
         `approved` is the proposal record of a remediation being executed after its approval: the run
         starts from it (same inputs, findings and dry-run), so even a crash mid-change leaves on record
         what was approved and where. `choose_identity` replaces `identity` when who may act depends on
-        the rendered arguments (their namespace); it does the permission check itself."""
+        the rendered arguments (their namespace); it does the permission check itself. `reads` (the
+        proposal's shared reads) reaches the action only under dry-run."""
         action = self.registry.get(step.action)
         record = StepRecord(index, step.id, step.action, StepStatus.RUNNING, title=self._title(step, context),
                             started_at=time.time())
@@ -105,7 +108,7 @@ class StepRunner:
                 identity = choose_identity(record.inputs)
             elif checker is not None and action.kind == ActionKind.REMEDIATE:
                 _check_permissions(checker, action, record.inputs, identity)
-            self._attempts(run, step, action, args, record, dry_run, identity)
+            self._attempts(run, step, action, args, record, dry_run, identity, reads if dry_run else None)
         except StepError as exc:
             _fail(record, exc)
         record.finished_at = time.time()
@@ -119,12 +122,12 @@ class StepRunner:
             return step.title
 
     def _attempts(self, run: RunRecord, step: Step, action: Action[Any], args: ActionArgs, record: StepRecord,
-                  dry_run: bool, identity: Identity | None) -> None:
+                  dry_run: bool, identity: Identity | None, reads: SharedReads | None) -> None:
         delay = step.retry.backoff
         changing = action.kind == ActionKind.REMEDIATE and not dry_run
         for attempt in range(1, step.retry.attempts + 1):
             record.attempts = attempt
-            ctx = ActionContext(run.id, step.id, dry_run, time.monotonic() + step.timeout, identity)
+            ctx = ActionContext(run.id, step.id, dry_run, time.monotonic() + step.timeout, identity, reads=reads)
             try:
                 output = call_with_timeout(self.pool, action, ctx, args, step.timeout)
             except StepError as exc:

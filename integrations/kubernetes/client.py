@@ -26,6 +26,7 @@ from urllib3 import HTTPHeaderDict
 
 from engine.actions import Identity
 from engine.errors import PermanentError, StepTimeout, TransientError
+from engine.proposal_scope import SharedReads
 from integrations.kubernetes import credentials, errors
 from integrations.kubernetes.credentials import Refresh
 from integrations.kubernetes.objects import path as api_path
@@ -45,8 +46,10 @@ _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 class HasDeadline(Protocol):
+    step: str
     deadline: float
     identity: Identity | None
+    reads: SharedReads | None
 
 
 class Kube:
@@ -67,6 +70,7 @@ class Kube:
         clock: ServerClock | None = None,
         sleep: Callable[[float], None] = time.sleep,
         refresh: Refresh | None = None,
+        shared: tuple[SharedReads, str] | None = None,
     ) -> None:
         self.api = api
         self.policy = policy or Policy()
@@ -76,6 +80,7 @@ class Kube:
         self._clock = clock or ServerClock()
         self._sleep = sleep
         self._refresh = refresh  # fresh credentials after a 401 (see credentials.py)
+        self._shared = shared  # one proposal's object reads, and which step reads (see `_read`)
 
     # -- construction -------------------------------------------------------------------------------
 
@@ -119,6 +124,7 @@ class Kube:
             "clock": self._clock,
             "sleep": self._sleep,
             "refresh": self._refresh,
+            "shared": self._shared,
         }
         values.update(changes)
         return Kube(self.api, **values)
@@ -134,8 +140,9 @@ class Kube:
         return self._view(policy=replace(self.policy, **changes))
 
     def for_context(self, ctx: HasDeadline) -> Kube:
-        """The view an action uses: bounded by the step deadline, impersonating `ctx.identity` if set."""
-        view = self.with_deadline(ctx.deadline)
+        """The view an action uses: bounded by the step deadline, impersonating `ctx.identity` if set, and
+        sharing single-object reads with the other dry-runs of one proposal when `ctx.reads` is set."""
+        view = self._view(deadline=ctx.deadline, shared=(ctx.reads, ctx.step) if ctx.reads is not None else None)
         return view.as_user(ctx.identity.user, ctx.identity.groups) if ctx.identity else view
 
     def close(self) -> None:
@@ -162,12 +169,27 @@ class Kube:
     # -- generic verbs ------------------------------------------------------------------------------
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        return self.request("GET", path, params=params).json()
+        return (self._read(path) if params is None else self.request("GET", path, params=params)).json()
 
     def get_or_none(self, path: str) -> dict[str, Any] | None:
         """GET that answers None for 404, for objects whose absence is itself a finding."""
-        response = self.request("GET", path, allow=(404,))
+        response = self._read(path, allow=(404,))
         return None if response.status == 404 else response.json()
+
+    def _read(self, path: str, allow: tuple[int, ...] = ()) -> Response:
+        """GET one object. Within one proposal's dry-runs, an object another step already read (as the same
+        user, on this server) is not asked again; the answer's bytes are kept, so each caller parses its own."""
+        if self._shared is None:
+            return self.request("GET", path, allow=allow)
+        reads, step = self._shared
+        key = (self.server, self.impersonate, path)
+        data = reads.get(key, step)
+        if isinstance(data, bytes):
+            return Response(200, {}, data)
+        response = self.request("GET", path, allow=allow)
+        if response.status == 200:
+            reads.put(key, step, response.data)
+        return response
 
     def get_metadata(self, path: str) -> dict[str, Any] | None:
         """Metadata only (None when absent): for Secrets, values must never be read, logged or shown."""

@@ -21,7 +21,7 @@ from integrations.app.identities import MappedIdentities, impersonation_targets
 from integrations.app.rbac import generate
 from integrations.app.rehearsal import RBAC_TOKEN
 from integrations.app.wiring import build_registry, policy_from
-from integrations.kubernetes.access import AccessChecker
+from integrations.kubernetes.access import SAR, AccessChecker
 from integrations.kubernetes.client import Kube
 from integrations.kubesim import SimulatedCluster
 from integrations.slack.render import outlook as render_outlook
@@ -152,3 +152,18 @@ def test_through_the_server_slack_says_who_can_approve_and_clicks_execute_as_the
 def test_identities_can_come_from_the_environment() -> None:
     settings = Settings.load(environ={"RUNBOOK_IDENTITIES": "U1=alice@corp.example,U2=bob@corp.example"})
     assert MappedIdentities(settings.identities).resolve("U2", frozenset()) == Identity("bob@corp.example")
+
+
+def test_the_approvers_access_is_reviewed_again_at_approval(
+        cluster: tuple[SimulatedCluster, Executor, RunRecord]) -> None:
+    """The proposal's dry-run as alice asked the cluster about her; her approval asks again, right before acting."""
+    sim, executor, run = cluster
+    sim.reset_requests()
+    with pytest.raises(ApprovalError):  # bob cannot: nothing executes, so this is the approval check alone
+        executor.decide(run.id, True, "UBOB", step="cordon")
+    assert sim.requests[("POST", SAR)] == 2  # nodes get, patch as bob (patch missing)
+    sim.reset_requests()
+    executor.decide(run.id, True, "UALICE", step="cordon")
+    # alice's nodes get+patch at the approval and again right before executing (2 + 2), then the force-delete's
+    # proposal asks about alice and bob (pods get+delete, nodes get: 6)
+    assert sim.requests[("POST", SAR)] == 2 + 2 + 6
