@@ -12,9 +12,12 @@ by this table (first match wins):
     not applied        yes                                               none yet: read again at the next sweep
 
 An action without a read-back always reads `effect unknown` (the safe default). "May still land": the
-dead owner's requests were bounded by the step's timeout (per attempt), and an API server finishes or
-abandons a request it received within its own request timeout (`landing_grace`, kube-apiserver's
-`--request-timeout` defaults to 1m); until both have passed, an unchanged target proves nothing.
+owner's client sends nothing after the step's deadline (its timeout, per attempt), and an API server
+finishes or abandons a request it received within its own request timeout (`landing_grace`;
+kube-apiserver's `--request-timeout` defaults to 1m); until both have passed, an unchanged target proves
+nothing. The same bound covers an owner that only stalled (paused, partitioned) past its lease: once the
+step's deadline passed, its client refuses to send (the Kubernetes client checks the deadline before
+every request), whatever it believes it holds.
 """
 
 from __future__ import annotations
