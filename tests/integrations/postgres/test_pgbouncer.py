@@ -48,7 +48,7 @@ MULTI_REPLICA: list[Callable[[StoreFactory], None]] = [
     test_store.test_replicas_receiving_the_same_alert_start_one_run,
     test_store.test_a_double_click_on_two_replicas_is_one_decision,
     test_store.test_a_replica_that_lost_its_lease_can_no_longer_write,
-    test_store.test_a_change_in_flight_is_never_taken_over_only_reported,
+    test_store.test_a_change_in_flight_is_claimed_only_to_be_settled,
     test_store.test_two_replicas_claim_disjoint_outbox_messages_in_order,
     test_store.test_a_claimed_message_goes_to_no_one_else_until_released_or_lapsed,
     test_store.test_a_signed_request_is_accepted_once_per_window,
