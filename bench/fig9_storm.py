@@ -72,7 +72,7 @@ def visible_at(recorded: list[Recorded], nodes: list[str]) -> tuple[dict[str, fl
 def measure(storm_window: float, down: int = 60, nodes: int = 150, timeout: float = 300.0) -> dict[str, Any]:
     objects, targets = zoned_cluster(nodes, down)
     with tempfile.TemporaryDirectory() as name, SimulatedCluster(objects=objects) as sim, \
-            FakeSlack(rate_limits=True) as fake:
+            FakeSlack(rate_limits=True, time_scale=1.0) as fake:  # Slack's own pace
         tmp = Path(name)
         kube = Kube.from_url(sim.url, SIM_TOKEN)
         registry = register_builtins(ActionRegistry())

@@ -268,10 +268,20 @@ class RunStore(ABC):
         """Mark `item` sent and, in the same commit, keep the (channel, ts) it created."""
 
     @abstractmethod
+    def outbox_superseded(self, item: OutboxItem) -> bool:
+        """When `item` edits a message (`target`) that a later pending item of its run edits again, mark it
+        done without sending and return True: the later edit shows a newer state (edits are Tier 3)."""
+
+    @abstractmethod
     def outbox_retry(self, item: OutboxItem, at: float, error: str) -> None: ...
 
     @abstractmethod
     def outbox_give_up(self, item: OutboxItem, error: str) -> None: ...
+
+    @abstractmethod
+    def outbox_pause(self, scope: str, until: float) -> None:
+        """Hold every message of `scope` (a chat method whose rate limit covers the whole workspace) until
+        `until`: no replica claims one before then (a later pause only extends it)."""
 
     @abstractmethod
     def outbox_release(self) -> None:

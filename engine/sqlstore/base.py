@@ -419,6 +419,12 @@ class SqlStore(RunStore):
         with self._write() as db:
             chat.delivered(db, item, remember, time.time())
 
+    def outbox_superseded(self, item: OutboxItem) -> bool:
+        if not item.message.target:
+            return False
+        with self._write(durable=False) as db:  # lost in a crash: the edit is merely sent once more
+            return chat.superseded(db, item, time.time())
+
     def outbox_retry(self, item: OutboxItem, at: float, error: str) -> None:
         with self._write() as db:
             chat.retry(db, item, at, error)
@@ -426,6 +432,10 @@ class SqlStore(RunStore):
     def outbox_give_up(self, item: OutboxItem, error: str) -> None:
         with self._write() as db:
             chat.give_up(db, item, error)
+
+    def outbox_pause(self, scope: str, until: float) -> None:
+        with self._write(durable=False) as db:  # lost in a crash: a sender may draw one more 429
+            chat.pause(db, scope, until, time.time())
 
     def outbox_release(self) -> None:
         with self._write() as db:

@@ -31,12 +31,14 @@ def put(db: Db, run_id: str, messages: list[OutboxMessage], now: float) -> None:
 
 
 def claim(db: Db, owner: str, now: float, lease: float, limit: int, skip_locked: str) -> list[OutboxItem]:
-    """Claim due heads of runs (oldest first) whose channel this sender holds or can take."""
+    """Claim due heads of runs (oldest first) whose channel this sender holds or can take, except those of a
+    method that is paused for the whole workspace (`pause`)."""
     heads = db.execute(
         f"SELECT {_HEAD_COLUMNS}, {_LANE} FROM chat_outbox o WHERE o.id IN (SELECT MIN(id) FROM chat_outbox"
         " WHERE state = 'pending' GROUP BY run_id) AND o.next_at <= ?"
+        " AND o.method NOT IN (SELECT scope FROM chat_pauses WHERE until > ?)"
         " AND (o.claimed_until IS NULL OR o.claimed_until < ? OR o.claimed_by = ?) ORDER BY o.id LIMIT ?"
-        + skip_locked, (now, now, owner, limit)).fetchall()
+        + skip_locked, (now, now, now, owner, limit)).fetchall()
     lanes: dict[str, bool] = {}
     items = []
     for row in heads:
@@ -65,6 +67,16 @@ def delivered(db: Db, item: OutboxItem, remember: tuple[str, str] | None, now: f
                    (item.run_id, item.message.remember, *remember))
 
 
+def superseded(db: Db, item: OutboxItem, now: float) -> bool:
+    """Skip an edit that a later pending edit of the same message (same run and target) replaces."""
+    return bool(db.execute(
+        "UPDATE chat_outbox SET state = 'superseded', sent_at = ?, claimed_by = NULL, claimed_until = NULL"
+        " WHERE id = ? AND method = ? AND EXISTS (SELECT 1 FROM chat_outbox l WHERE l.run_id = ? AND l.target = ?"
+        " AND l.method = ? AND l.state = 'pending' AND l.id > ?)",
+        (now, item.id, item.message.method, item.run_id, item.message.target, item.message.method, item.id),
+    ).rowcount > 0)
+
+
 def retry(db: Db, item: OutboxItem, at: float, error: str) -> None:
     db.execute("UPDATE chat_outbox SET attempts = attempts + 1, next_at = ?, error = ?, claimed_by = NULL,"
                " claimed_until = NULL WHERE id = ?", (at, error, item.id))
@@ -73,6 +85,13 @@ def retry(db: Db, item: OutboxItem, at: float, error: str) -> None:
 def give_up(db: Db, item: OutboxItem, error: str) -> None:
     db.execute("UPDATE chat_outbox SET state = 'dead', attempts = attempts + 1, error = ?, claimed_by = NULL,"
                " claimed_until = NULL WHERE id = ?", (error, item.id))
+
+
+def pause(db: Db, scope: str, until: float, now: float) -> None:
+    db.execute("DELETE FROM chat_pauses WHERE until < ?", (now,))
+    db.execute("INSERT INTO chat_pauses (scope, until) VALUES (?, ?) ON CONFLICT (scope) DO UPDATE SET until ="
+               " CASE WHEN excluded.until > chat_pauses.until THEN excluded.until ELSE chat_pauses.until END",
+               (scope, until))
 
 
 def release(db: Db, owner: str) -> None:

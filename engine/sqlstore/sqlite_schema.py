@@ -81,7 +81,8 @@ V4 = (
     "INSERT INTO refusal_budget (id, started, audited, left_out) VALUES (1, 0, 0, 0)",
     "CREATE TABLE probes (instance TEXT PRIMARY KEY, at REAL NOT NULL)",
 )
-STEPS = {1: V1 + AUDIT_GUARDS, 2: V2, 3: V3, 4: V4}
+V5 = ("CREATE TABLE chat_pauses (scope TEXT PRIMARY KEY, until REAL NOT NULL)",)
+STEPS = {1: V1 + AUDIT_GUARDS, 2: V2, 3: V3, 4: V4, 5: V5}
 
 
 def tables(db: sqlite3.Connection) -> set[str]:

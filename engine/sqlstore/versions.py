@@ -27,6 +27,7 @@ MIGRATIONS = (
                           "remembered request signatures, schema info"),
     Migration(3, "0.2.0", "the global change freeze"),
     Migration(4, "0.2.0", "rate-limited auditing of refused requests, commit probes"),
+    Migration(5, "0.2.0", "chat pauses every replica honours (a rate limit on a workspace-wide chat method)"),
 )
 LATEST = MIGRATIONS[-1].version
 

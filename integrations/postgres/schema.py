@@ -76,7 +76,8 @@ V4 = (
     "INSERT INTO refusal_budget (id, started, audited, left_out) VALUES (1, 0, 0, 0)",
     "CREATE TABLE probes (instance TEXT PRIMARY KEY, at DOUBLE PRECISION NOT NULL)",
 )
-STEPS = {1: V1, 2: V2, 3: V3, 4: V4}
+V5 = ("CREATE TABLE chat_pauses (scope TEXT PRIMARY KEY, until DOUBLE PRECISION NOT NULL)",)
+STEPS = {1: V1, 2: V2, 3: V3, 4: V4, 5: V5}
 _MIGRATION_LOCK = 0x72756E62  # one migrator at a time (a transaction-scoped lock: released at commit)
 
 

@@ -44,8 +44,16 @@ class Outbox:
         """Mark `item` sent and, in the same commit, keep the (channel, ts) it created."""
         self.store.outbox_delivered(item, remember)
 
+    def superseded(self, item: Item) -> bool:
+        """True (and `item` is done) when a later queued edit of the same message replaces this one."""
+        return self.store.outbox_superseded(item)
+
     def retry_later(self, item: Item, delay: float, error: str) -> None:
         self.store.outbox_retry(item, self.clock() + delay, error)
+
+    def pause(self, method: str, delay: float) -> None:
+        """Hold `method` for every channel and replica for `delay` seconds (its limit is per workspace)."""
+        self.store.outbox_pause(method, self.clock() + delay)
 
     def give_up(self, item: Item, error: str) -> None:
         """Slack refused the call for good (e.g. channel_not_found); later items of the run still go."""

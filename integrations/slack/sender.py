@@ -3,11 +3,14 @@ never holding up another.
 
 Messages are grouped by lane (the channel they go to) and each lane is sent by its own task on a small
 pool, so a call that hangs (up to the client's per-call timeout) or a channel that is rate-limited
-delays only that channel's messages. A 429 pauses its lane for the `Retry-After` Slack names (capped;
-hammering makes limits longer); 5xx, timeouts and connection errors back off per run, exponentially up
-to `max_backoff`; errors Slack will repeat forever (`channel_not_found`, bad blocks) mark that one item
-dead so the rest of the thread still arrives. Pauses are this replica's own pacing (in memory): the
-paused message itself waits in the store, so no replica sends it before its time.
+delays only that channel's messages. A 429 pauses what Slack's limit covers for the `Retry-After` it
+names (capped; hammering makes limits longer): `chat.postMessage` is limited per channel, so its lane;
+every other method (`chat.update` is Tier 3) per workspace, so that method in every channel, and the
+pause is kept in the store so every replica holds it. 5xx, timeouts and connection errors back off per
+run, exponentially up to `max_backoff`; errors Slack will repeat forever (`channel_not_found`, bad
+blocks) mark that one item dead so the rest of the thread still arrives. A channel's pause is this
+replica's own pacing (in memory; no other replica sends to a channel this one holds), and the paused
+message itself waits in the store, so no replica sends it before its time.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ PERMANENT = frozenset({
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, SlackClientError, http.client.HTTPException)
 
 
+# Slack's limits are per method per workspace, except chat.postMessage's, which is per channel
+# (https://api.slack.com/docs/rate-limits).
+PER_CHANNEL = frozenset({"chat.postMessage"})
 MAX_RETRY_AFTER = 300.0  # a Retry-After beyond this (or `inf`) is a bad header, not a reason to stop for good
 
 
@@ -55,8 +61,10 @@ class OutboxSender:
         poll: float = 1.0,
         lanes: int = 4,
         clock: Callable[[], float] = time.time,
+        refresh: Callable[[Item], dict[str, Any] | None] = lambda item: None,
     ) -> None:
         self.outbox = outbox
+        self.refresh = refresh  # a message's body as of now, for messages that show a changing state (storms)
         self.client = client
         self.on_error = on_error
         self.backoff = backoff
@@ -64,7 +72,7 @@ class OutboxSender:
         self.poll = poll
         self.lanes = lanes
         self.clock = clock
-        self.paused: dict[str, float] = {}  # lane -> until when it is rate-limited
+        self.paused: dict[str, float] = {}  # lane, or workspace-wide method -> until when it is rate-limited
         self._busy: set[str] = set()  # lanes a task is sending right now
         self._tasks: set[Future[int]] = set()
         self._lock = threading.Lock()
@@ -151,7 +159,7 @@ class OutboxSender:
         with self._lock:
             self.paused = {lane: until for lane, until in self.paused.items() if until > now}
             for item in due:
-                if item.lane not in self._busy and item.lane not in sending and item.lane not in self.paused:
+                if item.lane not in self._busy and item.lane not in sending and not self._held(item, now):
                     lanes.setdefault(item.lane, []).append(item)
             self._busy.update(lanes)
             if lanes and self._pool is None:
@@ -174,9 +182,10 @@ class OutboxSender:
         sent = 0
         try:
             for item in items:
-                if self._stop.is_set() or self.paused.get(lane, 0.0) > self.clock():
+                if self._stop.is_set():
                     break
-                sent += self._deliver(item)
+                if not self._held(item, self.clock()):  # a 429 meanwhile paused its channel or its method
+                    sent += self._deliver(item)
         except RunbookError as exc:
             log.warning("slack delivery to %s could not reach the store: %s", lane, exc)
         finally:
@@ -185,9 +194,14 @@ class OutboxSender:
             self._wake.set()
         return sent
 
+    def _held(self, item: Item, now: float) -> bool:
+        return self.paused.get(_scope(item), 0.0) > now
+
     def _deliver(self, item: Item) -> bool:
         message = item.message
-        payload = dict(message.payload)
+        if self.outbox.superseded(item):  # a later edit of the same message is queued: it alone goes
+            return False
+        payload = {**message.payload, **(self.refresh(item) or {})}
         if message.target:
             where = self.outbox.message(item.run_id, message.target)
             if where is None:  # the message to edit was never posted (Slack refused it for good)
@@ -220,11 +234,14 @@ class OutboxSender:
             error = str(response.data.get("error", ""))
         if status == 429 or error == "ratelimited":
             delay = _retry_after(getattr(response, "headers", {}) or {}, default=self.backoff)
+            scope = _scope(item)
             with self._lock:
-                self.paused[item.lane] = max(self.paused.get(item.lane, 0.0), self.clock() + delay)
+                self.paused[scope] = max(self.paused.get(scope, 0.0), self.clock() + delay)
             self.on_error("ratelimited")
-            log.info("slack rate-limited %s in %s; pausing that channel %.0fs", item.message.method, item.lane,
-                     delay)
+            if scope == item.message.method:
+                self.outbox.pause(scope, delay)
+            log.info("slack rate-limited %s in %s; pausing %s %.0fs", item.message.method, item.lane,
+                     "that channel" if scope == item.lane else f"{scope} in every channel", delay)
             self.outbox.retry_later(item, delay, "ratelimited")
         elif error in PERMANENT:
             self.on_error(error)
@@ -240,6 +257,11 @@ class OutboxSender:
         log.warning("slack %s for run %s failed (%s); retrying in %.1fs", item.message.method, item.run_id,
                     error, delay)
         self.outbox.retry_later(item, delay, error)
+
+
+def _scope(item: Item) -> str:
+    """What one of Slack's rate limits covers: the channel (lane) for chat.postMessage, else the method."""
+    return item.lane if item.message.method in PER_CHANNEL else item.message.method
 
 
 def _retry_after(headers: Any, default: float) -> float:

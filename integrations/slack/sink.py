@@ -23,7 +23,7 @@ from engine.records import RunRecord
 from engine.run_store import RunStore
 from engine.templating import Templating
 from integrations.slack import digest, render, storm
-from integrations.slack.outbox import Message, Outbox
+from integrations.slack.outbox import Item, Message, Outbox
 from integrations.slack.storm import Storms
 
 log = logging.getLogger("runbook.slack")
@@ -74,6 +74,21 @@ class SlackSink:
                 self.wake()
         except (RunbookError, ValidationError, KeyError, TypeError, ValueError) as exc:
             log.error("could not queue the Slack message for %s of run %s: %s", event.kind, event.run_id, exc)
+
+    def fresh(self, item: Item) -> dict[str, Any] | None:
+        """The storm message as its members stand now, rendered when it is sent rather than when queued:
+        two members finishing at once (on two threads or replicas) may queue their edits in the other order,
+        and a 429 may hold an edit back while members finish; whichever edit goes last shows the latest state."""
+        if self.storms is None or not item.run_id.startswith("storm:") or "parent" not in (
+                item.message.target, item.message.remember):
+            return None
+        try:
+            anchor = self.store.get_run(item.run_id.removeprefix("storm:"))
+            runbook = self._runbook(anchor)
+            return storm.message(runbook, self.storms.members(anchor), page=self._runs_page())
+        except (RunbookError, ValidationError, KeyError, TypeError, ValueError) as exc:
+            log.warning("could not render the storm message %s afresh (sending it as queued): %s", item.run_id, exc)
+            return None
 
     # chat-only messages from the server -----------------------------------------------------------
 
@@ -149,7 +164,7 @@ class SlackSink:
         channel = self.router.channel(runbook, run)
         if len(members) < 2 or channel is None:
             return None
-        body = storm.message(runbook, members, page=f"{self.public_url}/runs" if self.public_url else None)
+        body = storm.message(runbook, members, page=self._runs_page())
         conversation = storm.storm_id(members[0].id)
         if event.kind == "run_started":
             if members[1].id != run.id:
@@ -159,6 +174,9 @@ class SlackSink:
         if event.kind == "run_finished" and done < len(members) and done % max(1, len(members) // STRIDES):
             return None  # progress every tenth of the storm: one edit per finish would queue behind Tier 3
         return conversation, [Message("chat.update", body, target="parent")]
+
+    def _runs_page(self) -> str | None:
+        return f"{self.public_url}/runs" if self.public_url else None
 
     def _page(self, run: RunRecord) -> str | None:
         return f"{self.public_url}/runs/{run.id}" if self.public_url else None

@@ -3,9 +3,14 @@
 Implements `chat.postMessage`, `chat.update`, `chat.postEphemeral`, `usergroups.users.list`,
 `usergroups.list` and `auth.test` closely enough for `slack_sdk.WebClient(base_url=fake.url)`; records
 every request; can answer `ratelimited` (429 + Retry-After), 500, hang, or go down (connection refused)
-on demand, for every call or for one channel's only; enforces Slack's documented rate limits when asked
-(`rate_limits=True`, see `slack_limits`; off by default so the suite is not slowed); and renders the
-channels and threads as a readable transcript.
+on demand, for every call or for one channel's only; enforces Slack's documented rate limits (see
+`slack_limits`); and renders the channels and threads as a readable transcript.
+
+The limits are on by default, everywhere, at `SUITE_TIME_SCALE` (0.02: buckets refill and `Retry-After`
+elapses 50x faster than at Slack, so `chat.postMessage` allows 50 a second per channel after a burst of 5),
+so every test that talks to the fake lives within Slack's tiers without waiting for them. The bench
+and the dedicated rate-limit tests pass `time_scale=1.0` (real Slack speed); a test whose point needs
+no limits at all passes `rate_limits=False` and says why.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from integrations.testing.slack_limits import RateLimits, retry_after_header
+
+SUITE_TIME_SCALE = 0.02  # the fake's default pace: Slack's tiers 50x faster (see the module docstring)
 
 
 @dataclass
@@ -45,10 +52,11 @@ class Posted:
 
 class FakeSlack:
     def __init__(self, token: str = "xoxb-test-token", usergroups: dict[str, Iterable[str]] | None = None,
-                 handles: dict[str, str] | None = None, rate_limits: bool | RateLimits = False,
-                 time_scale: float = 1.0) -> None:
-        """`rate_limits=True` enforces Slack's tiers (`slack_limits.SLACK_TIERS`) at `time_scale` (1.0: real
-        speed; 0.01: buckets refill and `Retry-After` elapses 100x faster); a `RateLimits` sets its own."""
+                 handles: dict[str, str] | None = None, rate_limits: bool | RateLimits = True,
+                 time_scale: float = SUITE_TIME_SCALE) -> None:
+        """`rate_limits=True` (the default) enforces Slack's tiers (`slack_limits.SLACK_TIERS`) at `time_scale`
+        (1.0: real speed; the default `SUITE_TIME_SCALE`: 50x faster); a `RateLimits` sets its own tiers;
+        `False` turns them off."""
         self.token = token
         self.usergroups = {k: list(v) for k, v in (usergroups or {}).items()}
         self.handles = dict(handles or {})  # handle (without @) -> group id
@@ -60,7 +68,8 @@ class FakeSlack:
             rate_limits if isinstance(rate_limits, RateLimits)
             else RateLimits(time_scale=time_scale) if rate_limits else None)
         self.ratelimited = 0  # 429s answered, by the limits or an injected fault
-        self._faults: list[tuple[str, float, str | None]] = []  # (mode, retry_after, channel or None: any)
+        # (mode, retry_after, channel or None: any, which calls or None: any)
+        self._faults: list[tuple[str, float, str | None, Callable[[dict[str, Any]], bool] | None]] = []
         self._lock = threading.RLock()
         self._ts = itertools.count(1)
         self._release = threading.Event()
@@ -105,12 +114,13 @@ class FakeSlack:
 
     # faults ---------------------------------------------------------------------------------------
 
-    def fail(self, mode: str, times: int = 1, retry_after: float = 1.0, channel: str | None = None) -> None:
-        """Answer the next `times` calls (to `channel` only, if given) with `ratelimited` (429), `error500`
-        or `hang` (until released)."""
+    def fail(self, mode: str, times: int = 1, retry_after: float = 1.0, channel: str | None = None,
+             when: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        """Answer the next `times` calls (to `channel` only, and only those whose params satisfy `when`, if
+        given) with `ratelimited` (429), `error500` or `hang` (until released)."""
         assert mode in ("ratelimited", "error500", "hang"), mode
         with self._lock:
-            self._faults.extend([(mode, retry_after, channel)] * times)
+            self._faults.extend([(mode, retry_after, channel, when)] * times)
 
     def release(self) -> None:
         """Let hung requests answer (with a 500, as a proxy timing out would)."""
@@ -119,8 +129,8 @@ class FakeSlack:
     def _next_fault(self, params: dict[str, Any]) -> tuple[str, float] | None:
         channel = str(params.get("channel") or "")
         with self._lock:
-            for i, (mode, retry_after, only) in enumerate(self._faults):
-                if only is None or only == channel:
+            for i, (mode, retry_after, only, when) in enumerate(self._faults):
+                if only in (None, channel) and (when is None or when(params)):
                     del self._faults[i]
                     return mode, retry_after
         return None

@@ -14,7 +14,7 @@ from engine.run_store import RunStore
 from integrations.slack.outbox import Message, Outbox
 from integrations.slack.sender import OutboxSender
 from integrations.testing.server import wait_for
-from integrations.testing.slack_fake import FakeSlack
+from integrations.testing.slack_fake import SUITE_TIME_SCALE, FakeSlack
 from integrations.testing.slack_limits import RateLimits
 
 
@@ -52,7 +52,7 @@ def test_update_is_tier_3_across_channels_and_time_scale_shortens_waits() -> Non
 
 
 def test_the_fake_answers_429_with_retry_after_and_counts_them() -> None:
-    with FakeSlack(rate_limits=True) as fake:  # real speed: the sixth call comes well within a second
+    with FakeSlack(time_scale=1.0) as fake:  # real speed: the sixth call comes well within a second
         client = WebClient(token=fake.token, base_url=fake.url, timeout=2, retry_handlers=[])
         for i in range(5):
             client.chat_postMessage(channel="C1", text=f"m{i}")
@@ -63,8 +63,17 @@ def test_the_fake_answers_429_with_retry_after_and_counts_them() -> None:
         assert fake.ratelimited == 1 and len(fake.messages) == 5
 
 
-def test_unlimited_by_default() -> None:
-    with FakeSlack() as fake:
+def test_limited_by_default_at_the_suite_time_scale_and_unlimited_only_when_asked() -> None:
+    with FakeSlack() as fake:  # the suite's default: Slack's tiers at SUITE_TIME_SCALE
+        assert fake.limits is not None and fake.limits.time_scale == SUITE_TIME_SCALE
+        auth = f"Bearer {fake.token}"
+        # in-process, so the calls come far faster than the scaled refill (50 a second) however loaded the machine
+        answers = [fake.handle("chat.postMessage", {"channel": "C1", "text": f"m{i}"}, auth) for i in range(30)]
+        refused = [headers["Retry-After"] for status, _, headers in answers if status == 429]
+        assert [status for status, _, _ in answers[:5]] == [200] * 5 and refused  # the burst, then 429s
+        assert fake.ratelimited == len(refused) and len(fake.messages) == 30 - len(refused)
+        assert float(refused[0]) == pytest.approx(SUITE_TIME_SCALE)  # one Slack second, scaled
+    with FakeSlack(rate_limits=False) as fake:  # the opt-out, for tests whose point is not Slack's pace
         client = WebClient(token=fake.token, base_url=fake.url, timeout=2, retry_handlers=[])
         for i in range(20):
             client.chat_postMessage(channel="C1", text=f"m{i}")
@@ -81,8 +90,8 @@ def run_thread(run: str, channel: str, replies: int) -> list[Message]:
 
 def test_sender_loses_nothing_and_honours_every_429_against_real_limits(store: RunStore) -> None:
     """A storm's worth of runs in one channel (and a quiet second one) through the limited fake: every
-    message arrives once, each run's thread in order, the fake did rate-limit, and the sender never came
-    back before the `Retry-After` it was given."""
+    message arrives once, each run's thread in order, the fake did rate-limit, the sender never came
+    back before the `Retry-After` it was given, and edits superseded by a later one were not sent."""
     runs = {f"r{i}": ("C1" if i < 8 else "C2") for i in range(10)}
     with FakeSlack(rate_limits=True, time_scale=0.05) as fake:  # 20 posts/s per channel: far below our pace
         outbox = Outbox(store)
@@ -103,5 +112,6 @@ def test_sender_loses_nothing_and_honours_every_429_against_real_limits(store: R
     assert len(fake.parents()) == len(runs) and len(fake.messages) == len(runs) * 5
     for run, channel in runs.items():
         [parent] = fake.find(lambda m, run=run: m.thread_ts is None and m.text.startswith(f"{run} "))
-        assert parent.channel == channel and parent.text == f"{run} parent v2" and parent.edits == 3
+        # its three queued edits of the parent went out as one: the last (the earlier two were superseded)
+        assert parent.channel == channel and parent.text == f"{run} parent v2" and parent.edits == 1
         assert [m.text for m in fake.thread(parent.ts)] == [f"{run} reply {i}" for i in range(4)]

@@ -4,11 +4,16 @@ updated as they finish; a run keeps its own thread only when it needs a decision
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from widgets import WIDGET
 
-from integrations.testing.server import CHANNEL, Harness, alert, wait_for
+from engine.actions import ActionRegistry
+from engine.builtins import register_builtins
+from integrations.slack.outbox import Message
+from integrations.testing.server import CHANNEL, Harness, alert, make_engine, server_settings, wait_for
 from integrations.testing.slack_fake import FakeSlack, flatten
+from integrations.testing.slack_limits import SLACK_TIERS, RateLimits, Tier
 
 ZONE = """
 apiVersion: runbook/v1
@@ -83,3 +88,49 @@ def test_storms_off_by_window_zero(make_harness: Callable[..., Harness], fake_sl
     wait_for(lambda: _settled(harness, run_ids, "succeeded"), what="every run finished")
     assert len(fake_slack.parents(CHANNEL)) == 3
     assert not fake_slack.find(lambda m: m.text.startswith("Storm:"))
+
+
+def _is_storm(params: dict[str, object]) -> bool:
+    return str(params.get("text", "")).startswith("Storm:")
+
+
+def test_the_storm_message_reaches_its_final_state_after_429s(tmp_path: Path) -> None:
+    """Edits at two a second for the whole workspace (a very tight Tier 3, at Slack's own pace) and the storm
+    message's first three calls refused outright: its edits wait out each `Retry-After` while members finish,
+    and it still ends listing every target finished."""
+    tight = RateLimits({**SLACK_TIERS, "chat.update": Tier(per_second=2.0, burst=1, scope="workspace")})
+    with FakeSlack(rate_limits=tight) as fake:
+        fake.fail("ratelimited", times=3, retry_after=0.2, when=_is_storm)
+        settings = server_settings(str(tmp_path / "runs.db"), fake.url, storm_window=120)
+        harness = Harness(make_engine(settings, register_builtins(ActionRegistry()), (ZONE,)), fake).start()
+        try:
+            nodes = [f"node-{i}" for i in range(8)]
+            started = harness.post_alerts([alert("NodeDown", {"node": n}) for n in nodes]).json()["started"]
+            run_ids = [s["run_id"] for s in started]
+            wait_for(lambda: _settled(harness, run_ids, "succeeded") and "8 finished" in _storm(fake), timeout=60,
+                     what="the storm message to catch up after its 429s")
+        finally:
+            harness.close()
+    storm = _storm(fake)
+    assert "8 targets, 8 finished" in storm and all(f"`{n}` :white_check_mark: succeeded" in storm for n in nodes)
+    assert sum(r.status == 429 and _is_storm(r.params) for r in fake.requests) >= 3
+    assert fake.retried_too_soon == 0
+
+
+def test_a_stale_storm_edit_sent_last_cannot_turn_the_message_back(make_harness: Callable[..., Harness],
+                                                                     fake_slack: FakeSlack) -> None:
+    """Two members finishing at once may queue their edits in the other order (each rendered from what it
+    read): the storm message is rendered when sent, so an edit that goes last shows the latest state."""
+    harness = make_harness(runbooks=(ZONE,), storm_window=120)
+    started = harness.post_alerts([alert("NodeDown", {"node": f"n{i}"}) for i in range(3)]).json()["started"]
+    run_ids = [s["run_id"] for s in started]
+    wait_for(lambda: _settled(harness, run_ids, "succeeded") and "3 finished" in _storm(fake_slack),
+             what="the storm settled")
+    assert harness.slack is not None
+    anchor = min((harness.run(r) for r in run_ids), key=lambda r: r.created_at)
+    stale = {"text": "Storm: Node down (node-down) — 3 targets, 0 finished", "blocks": []}
+    edits = fake_slack.find(lambda m: m.text.startswith("Storm:"))[0].edits
+    harness.slack.outbox.put(f"storm:{anchor.id}", [Message("chat.update", stale, target="parent")])
+    harness.slack.sender.wake()
+    wait_for(lambda: fake_slack.find(lambda m: m.text.startswith("Storm:"))[0].edits > edits, what="the late edit")
+    assert "3 targets, 3 finished" in _storm(fake_slack)
