@@ -45,6 +45,7 @@ NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, SlackClientError, ht
 # (https://api.slack.com/docs/rate-limits).
 PER_CHANNEL = frozenset({"chat.postMessage"})
 MAX_RETRY_AFTER = 300.0  # a Retry-After beyond this (or `inf`) is a bad header, not a reason to stop for good
+PARENT_WAITS = 10  # tries for a reply whose parent lives in another conversation, then it goes to the channel
 
 
 class OutboxSender:
@@ -194,6 +195,12 @@ class OutboxSender:
             self._wake.set()
         return sent
 
+    def _parent(self, item: Item, thread: str) -> tuple[str, str] | None:
+        """(channel, ts) to reply under: `key` in the item's own conversation, or for `key|conversation`
+        that key if the run has it, else the other conversation's parent (a storm member's note)."""
+        key, _, other = thread.partition("|")
+        return self.outbox.message(item.run_id, key) or (self.outbox.message(other, "parent") if other else None)
+
     def _held(self, item: Item, now: float) -> bool:
         return self.paused.get(_scope(item), 0.0) > now
 
@@ -209,9 +216,12 @@ class OutboxSender:
                 return False
             payload["channel"], payload["ts"] = where
         if message.thread:
-            parent = self.outbox.message(item.run_id, message.thread)
+            parent = self._parent(item, message.thread)
             if parent is not None:
                 payload["channel"], payload["thread_ts"] = parent
+            elif "|" in message.thread and item.attempts < PARENT_WAITS:  # the other conversation's parent is
+                self.outbox.retry_later(item, self.backoff, "thread parent not posted yet")  # still queued
+                return False
         try:
             response = self.client.api_call(message.method, json=payload)
         except SlackApiError as exc:

@@ -2,8 +2,9 @@
 
 Routing: the runbook's `chat.channel`, else `severity_channels[metadata.severity]`, else
 `slack_channel`, else the channel a slash command came from. A run with nowhere to go is only logged.
-Runs that join a storm (`storm.Storms`) post no thread of their own unless they need a decision; the
-storm message speaks for them.
+Runs that join a storm (`storm.Storms`) post no thread of their own unless they need a decision or
+finish with a different cause than the storm's (`storm.stands_apart`); the storm message speaks for
+them, and their notes (an alert resolved) go to the storm message's thread.
 """
 
 from __future__ import annotations
@@ -93,8 +94,21 @@ class SlackSink:
     # chat-only messages from the server -----------------------------------------------------------
 
     def note(self, run_id: str, body: str) -> None:
-        """A reply in the run's thread (alert resolved, approval refused, ...); `body` is safe mrkdwn."""
-        self.outbox.put(run_id, [Message("chat.postMessage", render.note(body), thread="parent")])
+        """A reply in the run's thread (alert resolved, approval refused, ...); `body` is safe mrkdwn. A storm
+        member without a thread of its own when the note is sent gets it in the storm's thread, naming it."""
+        message = Message("chat.postMessage", render.note(body), thread="parent")
+        try:
+            run = self.store.get_run(run_id)
+            anchor = self.storms.anchor(run) if self.storms is not None else None
+            channel = self.router.channel(self._runbook(run), run) if anchor else None
+            if anchor and channel and self.storms is not None:
+                target = storm.target_of(run, storm.varying(self.storms.members(run)))
+                message = Message("chat.postMessage", render.note(f"`{render.text(target, 120)}`: {body}"),
+                                  thread=f"parent|{storm.storm_id(anchor)}", channel=channel)
+        except (RunbookError, ValidationError, KeyError, TypeError, ValueError) as exc:
+            log.warning("could not tell whether run %s is in a storm (its note goes to its own thread): %s",
+                        run_id, exc)
+        self.outbox.put(run_id, [message])
         self.wake()
 
     def ephemeral(self, channel: str, user: str, body: str, run_id: str = "") -> None:
@@ -128,6 +142,9 @@ class SlackSink:
         data = event.data
         in_storm = self.storms is not None and self.storms.anchor(run) is not None
         if in_storm and event.kind != "approval_needed" and not any(s.proposal is not None for s in run.steps):
+            if event.kind == "run_finished" and self.storms is not None and storm.stands_apart(
+                    run, self.storms.members(run)):  # another incident: a thread of its own, as without a storm
+                return [post_parent, *self._finished(run, channel, data, update)[:-1]]
             return []  # the storm message speaks for this run
         if event.kind == "run_started":
             return [post_parent]

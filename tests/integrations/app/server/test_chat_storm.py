@@ -134,3 +134,49 @@ def test_a_stale_storm_edit_sent_last_cannot_turn_the_message_back(make_harness:
     harness.slack.sender.wake()
     wait_for(lambda: fake_slack.find(lambda m: m.text.startswith("Storm:"))[0].edits > edits, what="the late edit")
     assert "3 targets, 3 finished" in _storm(fake_slack)
+
+
+MIXED = ZONE.replace(  # one node of five has another problem
+    '''      id: zone-outage
+      severity: critical
+      summary: "zone eu-1a lost power"''',
+    '''      id: "{{ 'disk-full' if params.node == 'node-odd' else 'zone-outage' }}"
+      severity: critical
+      summary: "{{ 'disk full on /var' if params.node == 'node-odd' else 'zone eu-1a lost power' }}"''')
+
+
+def _reply_texts(fake: FakeSlack, parent_ts: str) -> list[str]:
+    return [flatten(m) for m in fake.thread(parent_ts)]
+
+
+def test_a_member_with_a_different_cause_gets_its_own_thread_and_notes_find_their_thread(
+        make_harness: Callable[..., Harness], fake_slack: FakeSlack) -> None:
+    """Four nodes lost to a zone outage and, in the same minute, a fifth with a full disk: the storm lists the
+    fifth first, under its own cause, and it gets a thread of its own like any run outside a storm; an alert
+    resolved for a member without a thread is said in the storm's thread, naming the member."""
+    assert "disk-full" in MIXED
+    harness = make_harness(runbooks=(MIXED,), storm_window=120)
+    started = harness.post_alerts([alert("NodeDown", {"node": f"node-{i}"}) for i in range(4)]).json()["started"]
+    run_ids = [s["run_id"] for s in started]
+    wait_for(lambda: _settled(harness, run_ids, "succeeded") and "4 finished" in _storm(fake_slack),
+             what="the zone's four runs")  # the storm's cause is established before the odd one finishes
+    [odd] = harness.post_alerts([alert("NodeDown", {"node": "node-odd"})]).json()["started"]
+    wait_for(lambda: _settled(harness, [odd["run_id"]], "succeeded") and "5 finished" in _storm(fake_slack),
+             what="the odd run and the storm message")
+    storm = _storm(fake_slack)
+    apart, _, rest = storm.partition("`node-0`")
+    assert "Shared cause* (4 of 5): zone eu-1a lost power" in storm
+    assert "Different cause* (1)" in apart and "`node-odd` :white_check_mark: succeeded — disk full on /var" in apart
+    assert "node-odd" not in rest
+    assert len(fake_slack.parents(CHANNEL)) == 3  # the anchor's own, the storm's and the odd run's; none for 1-3
+    [own] = [p for p in fake_slack.parents(CHANNEL) if "node-odd" in flatten(p) and not p.text.startswith("Storm:")]
+    [diagnosis] = fake_slack.thread(own.ts)  # as a run outside a storm that succeeded: its diagnosis
+    assert diagnosis.text.startswith("Diagnosis") and "disk full on /var" in flatten(diagnosis)
+
+    harness.post_alerts([alert("NodeDown", {"node": n}, status="resolved") for n in ("node-2", "node-odd")])
+    [storm_parent] = fake_slack.find(lambda m: m.thread_ts is None and m.text.startswith("Storm:"))
+    wait_for(lambda: any("resolved" in t for t in _reply_texts(fake_slack, storm_parent.ts))
+             and any("resolved" in t for t in _reply_texts(fake_slack, own.ts)), what="both notes")
+    [in_storm] = [t for t in _reply_texts(fake_slack, storm_parent.ts) if "resolved" in t]
+    assert in_storm.startswith("`node-2`: ") and "Alert *NodeDown* resolved" in in_storm
+    assert not any("node-2" in t for t in _reply_texts(fake_slack, own.ts))
