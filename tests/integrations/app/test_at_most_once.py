@@ -25,6 +25,7 @@ from integrations.kubesim import SimulatedCluster
 from integrations.slack.outbox import Outbox
 from integrations.slack.sender import OutboxSender
 from integrations.slack.sink import Router, SlackSink
+from integrations.testing.server import wait_for
 from integrations.testing.slack_fake import FakeSlack, flatten
 
 # The client gives up on an answer after 0.5 s; the simulator applies the change and answers after 1.5 s.
@@ -69,9 +70,11 @@ def chat_thread(store: RunStore) -> str:
     """The run's Slack thread, as delivered to the Slack fake by the real sender."""
     with FakeSlack() as fake:
         client = WebClient(token=fake.token, base_url=fake.url, timeout=2, retry_handlers=[])
-        sender = OutboxSender(Outbox(store), client)
-        while sender.deliver_due():
-            pass
+        outbox = Outbox(store)
+        sender = OutboxSender(outbox, client)
+        # pass after pass until nothing waits: a pass may send nothing while a 429's Retry-After runs out
+        wait_for(lambda: sender.deliver_due() >= 0 and outbox.pending() == 0, timeout=20, interval=0.01,
+                 what="the outbox delivered")
         (parent,) = fake.parents("#ops")
         return "\n".join(flatten(reply) for reply in fake.thread(parent.ts))
 
