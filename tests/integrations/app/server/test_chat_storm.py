@@ -128,7 +128,8 @@ def test_a_stale_storm_edit_sent_last_cannot_turn_the_message_back(make_harness:
              what="the storm settled")
     assert harness.slack is not None
     anchor = min((harness.run(r) for r in run_ids), key=lambda r: r.created_at)
-    stale = {"text": "Storm: Node down (node-down) — 3 targets, 0 finished", "blocks": []}
+    said = "Storm: Node down (node-down) — 3 targets, 0 finished"  # as rendered before any member finished
+    stale = {"text": said, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": said}}]}
     edits = fake_slack.find(lambda m: m.text.startswith("Storm:"))[0].edits
     harness.slack.outbox.put(f"storm:{anchor.id}", [Message("chat.update", stale, target="parent")])
     harness.slack.sender.wake()
