@@ -59,6 +59,11 @@ _KEYED: list[re.Pattern[str]] = [re.compile(p) for p in (
     r"(?P<key>\b[a-z][a-z0-9+.-]{0,30}://)(?P<value>[A-Za-z0-9_-]{16,1024})(?=@)",  # token@ in URLs (Sentry DSNs)
 )]
 _CANDIDATE = re.compile(r"[A-Za-z0-9+/=_.~-]{20,}")
+# What every pattern above needs, in one cheap scan: a secret-ish word, `xox` (Slack), a URL scheme, or a run
+# of 18+ token characters (the shortest token format, `sk_test_` + 10, and every candidate). Text without any
+# of these (most label values: "node-00012", "warning", "10.0.3.4:9100") cannot match, so it is returned as is.
+_MAYBE = re.compile(r"(?i)pass|pwd|secret|token|key|credential|auth|dsn|webhook|bearer|basic|cookie|xox|://"
+                    r"|[A-Za-z0-9+/=_.~-]{18,}")
 
 
 def marker(value: str) -> str:
@@ -72,6 +77,10 @@ def is_marker(value: str) -> bool:
 
 def redact(text: str) -> str:
     """Replace everything in `text` that looks like a credential, keeping the surrounding text readable."""
+    return _scrub(text) if _MAYBE.search(text) else text
+
+
+def _scrub(text: str) -> str:
     for pattern in _TOKENS:
         text = pattern.sub(lambda m: _hide(m.group(0)), text)
     for pattern in _KEYED:
