@@ -84,6 +84,8 @@ class RunStore(ABC):
 
     LEASE_GRACE = 60.0  # seconds a run's owner may overrun its step's timeout before others give up on it
     backend = "abstract"
+    # its calls wait on a database server: a caller on an event loop hands them to a thread instead
+    remote = False
     instance: str
 
     # lifecycle ------------------------------------------------------------------------------------
@@ -120,8 +122,13 @@ class RunStore(ABC):
         `cooldown` seconds ago (the rule `create_run` deduplicates by)."""
 
     @abstractmethod
-    def find_by_dedup_keys(self, keys: list[str], cooldown: float) -> dict[str, str]:
-        """`find_by_dedup_key` for many keys at once (a webhook's alerts): key -> run id, found ones only."""
+    def attach_by_dedup_keys(self, alerts: list[tuple[str, str, str, dict[str, Any]]],
+                             cooldown: float) -> dict[str, str]:
+        """A webhook's (dedup_key, fingerprint, status, alert) rows: each alert whose key has a run by the rule
+        of `find_by_dedup_key` is kept with that run, all in one unsynced write; returns key -> run id for
+        those keys. The other alerts are not kept: their runs are started by `create_run`, which decides
+        races, and the caller attaches them there. One write, because on a database server every round
+        trip of a webhook is time the whole alert storm waits."""
 
     @abstractmethod
     def get_run(self, run_id: str) -> RunRecord: ...

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,9 +21,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from engine.errors import SchemaError, StoreError
 from engine.run_store import SchemaState
-from engine.sqlstore.base import Db, SqlStore, default_instance
+from engine.sqlstore.base import ACTIVE, Db, SqlStore, default_instance
 from engine.sqlstore.versions import check, serves
 from engine.version import ENGINE_VERSION
+from integrations.postgres import alerts as attached
 from integrations.postgres import schema
 
 log = logging.getLogger("runbook.postgres")
@@ -56,6 +58,7 @@ def redacted(url: str) -> str:
 
 class PostgresStore(SqlStore):
     backend = "postgresql"
+    remote = True
     FOR_UPDATE = " FOR UPDATE"
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 
@@ -145,6 +148,23 @@ class PostgresStore(SqlStore):
                 conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    # a webhook's alerts: one statement, one round trip each (see alerts.py)
+
+    def attach_by_dedup_keys(self, alerts: list[tuple[str, str, str, dict[str, Any]]],
+                             cooldown: float) -> dict[str, str]:
+        if not alerts:
+            return {}
+        args = {**attached.columns(alerts), "active": [status.value for status in ACTIVE],
+                "since": time.time() - cooldown}
+        with self._conn() as conn:
+            rows = conn.execute(attached.ATTACH_BY_KEYS, args).fetchall()
+        return {str(key): str(run_id) for key, run_id in rows}
+
+    def attach_alerts(self, alerts: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+        if alerts:
+            with self._conn() as conn:
+                conn.execute(attached.ATTACH, attached.columns(alerts))
 
     def _delete_audit(self, db: Db, before: float) -> int:
         db.execute("SET LOCAL runbook.prune_audit = 'on'")

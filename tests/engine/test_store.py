@@ -228,17 +228,57 @@ def test_an_engine_older_than_the_schema_serves_refuses_to_start(make_store: Sto
     make_store("new/1/x", engine_version="0.3.0")  # a newer replica on this schema is fine (rolling upgrade)
 
 
-def test_a_webhooks_alerts_are_looked_up_and_kept_together(store: RunStore) -> None:
-    active, done = new_run(store, "k-active"), new_run(store, "k-done")
+def test_a_webhooks_alerts_join_their_open_runs_in_one_write(store: RunStore) -> None:
+    active, waiting, done = new_run(store, "k-active"), new_run(store, "k-waiting"), new_run(store, "k-done")
+    assert store.claim(waiting, RunStatus.PENDING, RunStatus.AWAITING_APPROVAL, awaiting_step="fix")
     assert store.claim(done, RunStatus.PENDING, RunStatus.SUCCEEDED)
-    assert store.find_by_dedup_keys([], 60) == {}
-    assert store.find_by_dedup_keys(["k-active", "k-done", "k-none", "k-active"], 60) == {
-        "k-active": active, "k-done": done}
-    assert store.find_by_dedup_keys(["k-active", "k-done"], 0) == {"k-active": active}  # cooldown over
-    store.attach_alerts([(active, f"fp{i}", "firing", {"i": i}) for i in range(150)] +
-                        [(done, "fp", "resolved", {"i": -1})])
-    assert [a["alert"]["i"] for a in store.alerts(active)] == list(range(150))
-    assert [(a["fingerprint"], a["status"]) for a in store.alerts(done)] == [("fp", "resolved")]
+    assert store.attach_by_dedup_keys([], 60) == {}
+    payload = [("k-active", "fp-a", "firing", {"n": 0}), ("k-none", "fp-n", "firing", {"n": 1}),
+               ("k-waiting", "fp-w", "firing", {"n": 2}), ("k-done", "fp-d", "firing", {"n": 3}),
+               ("k-active", "fp-a", "firing", {"n": 4})]  # the same alert twice in one payload: kept twice
+    assert store.attach_by_dedup_keys(payload, 60) == {"k-active": active, "k-waiting": waiting, "k-done": done}
+    assert [(a["fingerprint"], a["alert"]["n"]) for a in store.alerts(active)] == [("fp-a", 0), ("fp-a", 4)]
+    assert [a["alert"]["n"] for a in store.alerts(waiting)] == [2]
+    assert [a["alert"]["n"] for a in store.alerts(done)] == [3]  # finished within its cooldown: still absorbs
+    assert store.attach_by_dedup_keys([("k-done", "fp-d", "firing", {"n": 5})], 0) == {}  # cooldown over
+    assert [a["alert"]["n"] for a in store.alerts(done)] == [3]  # and the alert was not kept anywhere
+
+
+def test_the_newest_open_run_of_a_key_gets_its_alerts_in_payload_order(store: RunStore) -> None:
+    old = new_run(store, "k")
+    assert store.claim(old, RunStatus.PENDING, RunStatus.SUCCEEDED)
+    newer, created = store.create_run("rb", "{}", {}, "am", dedup_key="k", cooldown=0)
+    assert created
+    assert store.attach_by_dedup_keys([("k", f"fp{i}", "firing", {"i": i}) for i in range(150)], 60) == {"k": newer}
+    assert [a["alert"]["i"] for a in store.alerts(newer)] == list(range(150))
+    assert store.alerts(old) == []
+    store.attach_alerts([])  # nothing to keep: no write, no error
+    store.attach_alerts([(old, "fp", "resolved", {"i": -1}), (newer, "fp", "resolved", {"i": 150})])
+    assert [(a["fingerprint"], a["status"]) for a in store.alerts(old)] == [("fp", "resolved")]
+    assert store.alerts(newer)[-1]["alert"] == {"i": 150}
+
+
+def test_replicas_racing_on_one_dedup_key_keep_every_alert_with_one_run(make_store: StoreFactory) -> None:
+    """What each replica's intake does with the same new alert: look up and attach; on a miss start the run
+    (the unique constraint decides) and attach there. One run, and every replica's alert on it."""
+    replicas = [make_store(f"pod-{i}/1/x") for i in range(4)]
+    for attempt in range(5):
+        key = f"alert-{attempt}"
+
+        def receive(i: int, key: str = key) -> tuple[str, bool]:
+            alert = (key, "fp", "firing", {"replica": i})
+            found = replicas[i].attach_by_dedup_keys([alert], 60)
+            if key in found:
+                return found[key], False
+            run_id, created = replicas[i].create_run("rb", "{}", {}, "am", dedup_key=key, cooldown=60)
+            replicas[i].attach_alerts([(run_id, *alert[1:])])
+            return run_id, created
+
+        results = race(4, receive)
+        assert sum(created for _, created in results) == 1
+        assert len({run_id for run_id, _ in results}) == 1
+        run_id = results[0][0]
+        assert sorted(a["alert"]["replica"] for a in replicas[0].alerts(run_id)) == [0, 1, 2, 3]
 
 
 def _refusals_counted(store: RunStore) -> int:

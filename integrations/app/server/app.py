@@ -16,6 +16,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -36,6 +38,7 @@ from integrations.app.wiring import Assembly
 
 log = logging.getLogger("runbook.server")
 RETRY_AFTER = "5"
+REMOTE_INTAKES = 4  # webhooks handled at once on a database server: half its default pool, the rest is for runs
 
 
 def create_app(assembly: Assembly, *, chat: ChatBackend | None = None, metrics: Metrics | None = None,
@@ -53,6 +56,7 @@ def create_app(assembly: Assembly, *, chat: ChatBackend | None = None, metrics: 
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     services: Services = app.state.services
+    app.state.intakes = anyio.CapacityLimiter(REMOTE_INTAKES)  # made here: it belongs to this event loop
     await run_in_threadpool(services.start)
     try:
         yield
@@ -73,10 +77,16 @@ async def alertmanager(request: Request) -> Response:
     try:
         await _authenticate(request, audit=True)
         payload = parse_payload(await read_body(request, services.settings.max_body_bytes))
-        # On the event loop, not a worker thread: the intake is a few hundred microseconds of SQLite (reads
-        # on this thread's own connection, repeats attached without an fsync), and handing it to a
-        # thread costs more than doing it; an alert storm is thousands of these.
-        summary = services.intake.process(payload)
+        # SQLite: on the event loop, not a worker thread: the intake is a few hundred microseconds of SQLite
+        # (reads on this thread's own connection, repeats attached without an fsync), and handing it to a
+        # thread costs more than doing it; an alert storm is thousands of these. A database server: most
+        # of a webhook is waiting for its answer, so on the loop every other request would wait too; in a
+        # thread, a few webhooks overlap their round trips (bounded, so runs keep pool connections).
+        if services.store.remote:
+            summary = await anyio.to_thread.run_sync(services.intake.process, payload,
+                                                     limiter=request.app.state.intakes)
+        else:
+            summary = services.intake.process(payload)
         body = summary.to_dict(len(payload.alerts))
         if summary.deferred:
             body["error"] = "deferred alerts (see their reasons) were not processed; retry later"

@@ -39,7 +39,8 @@ class Summary:
     deferred: list[dict[str, Any]] = field(default_factory=list)
     # alerts to keep with their runs, written together once the payload is handled (one commit, not one each)
     attach: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
-    known: dict[str, str] = field(default_factory=dict)  # dedup key -> active run, read once per payload
+    known: dict[str, str] = field(default_factory=dict)  # dedup key -> its run (open before, or started now)
+    kept: set[str] = field(default_factory=set)  # keys whose alerts the store kept with their open run already
 
     def to_dict(self, received: int) -> dict[str, Any]:
         return {"received": received, "started": self.started, "deduplicated": self.deduplicated,
@@ -47,7 +48,7 @@ class Summary:
                 "deferred": self.deferred}
 
 
-LOOKUP_BUDGET = 2.0  # seconds of owner lookups per webhook: the intake runs on the server's event loop
+LOOKUP_BUDGET = 2.0  # seconds of owner lookups per webhook: on SQLite the intake runs on the server's event loop
 
 
 class BudgetedLookup:
@@ -98,9 +99,12 @@ class Intake:
                 self._unmatched(alert, match, ref, summary)
                 continue
             matched.append((alert, match))
-        # the runs these alerts may join, in one query; a miss is settled by `start`, which deduplicates atomically
-        summary.known = self.store.find_by_dedup_keys(
-            [key_for(m, a) for a, m in matched if a.status != "resolved"], self.cooldown)
+        # alerts joining an open run are kept with it by one write; a miss is settled by `start`, which
+        # deduplicates atomically (another replica may be starting the same run right now)
+        summary.known = self.store.attach_by_dedup_keys(
+            [(key_for(m, a), a.fingerprint, a.status, a.record()) for a, m in matched if a.status != "resolved"],
+            self.cooldown)
+        summary.kept = set(summary.known)
         for alert, match in matched:
             outcome = (self._resolved(alert, match, summary) if alert.status == "resolved"
                        else self._firing(alert, match, {**context, "cluster": self.scope.of(alert.labels)}, summary))
@@ -127,7 +131,7 @@ class Intake:
         ref = {"alertname": alert.name, "fingerprint": alert.fingerprint, "runbook": runbook.name}
         existing = summary.known.get(key)
         if existing is not None:
-            return self._attach(existing, alert, ref, summary)
+            return self._attach(existing, alert, ref, summary, kept=key in summary.kept)
         if not self.pool.reserve():
             summary.deferred.append({**ref, "reason": "the run queue is full; retry later"})
             return "deferred"
@@ -156,8 +160,9 @@ class Intake:
         summary.started.append({**ref, "run_id": run_id})
         return "started"
 
-    def _attach(self, run_id: str, alert: Alert, ref: dict[str, Any], summary: Summary) -> str:
-        summary.attach.append((run_id, alert.fingerprint, alert.status, alert.record()))
+    def _attach(self, run_id: str, alert: Alert, ref: dict[str, Any], summary: Summary, kept: bool = False) -> str:
+        if not kept:  # else the store kept it already, with the lookup
+            summary.attach.append((run_id, alert.fingerprint, alert.status, alert.record()))
         self.metrics.dedup_hits.inc(runbook=ref["runbook"])
         summary.deduplicated.append({**ref, "run_id": run_id})
         return "deduplicated"

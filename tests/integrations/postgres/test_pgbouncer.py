@@ -46,6 +46,7 @@ def through_bouncer(postgres: PostgresCluster, bouncer: PgBouncer) -> Iterator[S
 
 MULTI_REPLICA: list[Callable[[StoreFactory], None]] = [
     test_store.test_replicas_receiving_the_same_alert_start_one_run,
+    test_store.test_replicas_racing_on_one_dedup_key_keep_every_alert_with_one_run,
     test_store.test_a_double_click_on_two_replicas_is_one_decision,
     test_store.test_a_replica_that_lost_its_lease_can_no_longer_write,
     test_store.test_a_change_in_flight_is_claimed_only_to_be_settled,
@@ -56,6 +57,7 @@ MULTI_REPLICA: list[Callable[[StoreFactory], None]] = [
 ]
 ONE_STORE: list[Callable[[RunStore], None]] = [
     test_store.test_a_finished_run_absorbs_repeats_only_for_its_cooldown,
+    test_store.test_a_webhooks_alerts_join_their_open_runs_in_one_write,
     test_store.test_outbox_retry_give_up_and_the_message_map,
     test_store.test_prune_deletes_old_finished_runs_and_keeps_the_audit_unless_asked,
 ]
