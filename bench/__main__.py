@@ -48,7 +48,7 @@ FIGURES: dict[int, tuple[str, str]] = {
         "vs SQLite; then "
         "2 `runbook serve` processes on one PostgreSQL, kill -9 of the replica owning a run mid-step, 10 times; "
         "failover = kill to the other replica's run.taken_over audit entry; each run is then approved and its "
-        "cordons counted at the simulator."),
+        "cordons counted at the simulator. RUNBOOK_BENCH_FIG7_SKIP_FAILOVER=1 measures the ingestion part only."),
     8: ("bench.fig8_loading", "Loading and hostile input: `Loader.load_file` of generated runbooks of 50-200 steps "
         "(each step's template refers to the one before), best of 3; then the time and peak-RSS growth to refuse a "
         "342-byte YAML alias bomb (9**9 values), a file past the 1 MiB cap and `{{ 7 ** (10 ** 9) }}`."),
