@@ -25,6 +25,7 @@ from engine.plan import Planner
 from engine.policy import Outlook, Policy
 from engine.proposal_scope import ProposalScope
 from engine.records import Decision, Freeze, RunRecord, RunStatus, StepRecord, StepStatus
+from engine.redaction import redact
 from engine.run_store import RunStore
 from engine.step_runner import StepRunner
 from engine.templating import Templating
@@ -157,7 +158,7 @@ class Executor:
         return self.lease if self.lease is not None else 300.0
 
     def _crashed(self, run_id: str, exc: Exception) -> RunRecord:
-        reason = f"engine error: {type(exc).__name__}: {exc}"
+        reason = redact(f"engine error: {type(exc).__name__}: {exc}")  # messages can carry URLs, headers
         run = self.store.get_run(run_id)
         for record in run.steps:
             if record.status == StepStatus.RUNNING:
@@ -215,7 +216,7 @@ class Executor:
                                                  as_approver.chosen if as_approver else None)
                 record.status = StepStatus.PROPOSED
             except StepError as exc:  # a proposal nobody can read must not be approved
-                record.status, record.error = StepStatus.FAILED, f"cannot present the proposal: {exc}"
+                record.status, record.error = StepStatus.FAILED, redact(f"cannot present the proposal: {exc}")
         self.store.save_step(run.id, record, cursor=index, durable=False)  # read-only or a dry-run
         _replace_step(run, record)
         self._emit("step_finished", run, step.id, record.to_dict())
@@ -354,7 +355,7 @@ class Executor:
         decide (NotAllowed) or no change may go out now (Blocked), RunStateError when nothing awaits this
         decision, and the cluster's error when it could not be asked about the approver's permissions.
         """
-        run = self.store.get_run(run_id)
+        run, reason = self.store.get_run(run_id), redact(reason)  # typed by a person: may paste a token
         verb = "approve" if approve else "reject"
         try:
             runbook = self.definition(run)
@@ -419,13 +420,13 @@ class Executor:
 
     def freeze(self, actor: str, reason: str) -> Freeze:
         """Freeze changes everywhere (every replica shares the store): approvals are refused, diagnoses go on."""
-        freeze = Freeze(reason, actor, time.time())
+        freeze = Freeze(redact(reason), actor, time.time())
         self.store.freeze_on(freeze)
         return freeze
 
     def unfreeze(self, actor: str, reason: str = "") -> Freeze | None:
         """End the freeze; the one that was on (None: there was none)."""
-        return self.store.freeze_off(actor, reason)
+        return self.store.freeze_off(actor, redact(reason))
 
     def expire(self, run_id: str) -> RunRecord:
         """Time out a run whose approval window closed without a decision (a decision made meanwhile wins)."""
@@ -438,7 +439,7 @@ class Executor:
 
     def cancel(self, run_id: str, actor: str, reason: str = "") -> RunRecord:
         """Abort a pending run, or one waiting for approval unless someone decided first."""
-        run = self.store.get_run(run_id)
+        run, reason = self.store.get_run(run_id), redact(reason)
         if run.status == RunStatus.AWAITING_APPROVAL:
             if self.store.record_decision(Decision(run_id, run.awaiting_step or "", "cancelled", actor, time.time(),
                                                    reason)):

@@ -88,6 +88,19 @@ def _scrub(text: str) -> str:
     return _CANDIDATE.sub(lambda m: _entropic(m, text), text)
 
 
+def redact_values(value: Any) -> Any:
+    """`redact` on every string inside `value` (dicts, lists), by value and format only: for what people and
+    alerts hand in (params typed on the CLI or in chat, alert labels, audit details), where a key named
+    `secret` names a Secret rather than holding one."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_values(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_values(v) for v in value]
+    return value
+
+
 def _hide(value: str) -> str:
     if is_marker(value) or MARKER_PREFIX in value:
         return value

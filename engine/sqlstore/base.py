@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from engine.errors import UnknownRunError
 from engine.records import AuditEntry, Decision, Freeze, RunRecord, RunStatus, StepRecord, StepStatus
+from engine.redaction import redact_values
 from engine.run_store import REFUSAL_LIMITS, OutboxItem, OutboxMessage, RefusalLimits, RefusedRequest, RunStore
 from engine.sqlstore import blast, chat, refusals
 from engine.sqlstore.codec import decode_identity, dumps, owner_is_gone, run_from_row, step_from_row
@@ -359,8 +360,10 @@ class SqlStore(RunStore):
 
     @staticmethod
     def _audit(db: Db, actor: str, action: str, run_id: str | None, detail: dict[str, Any]) -> None:
+        """Details carry reasons and error texts (an exception's message may hold a URL with credentials):
+        redacted here, where every audit entry is recorded, whoever built them."""
         db.execute("INSERT INTO audit (at, actor, action, run_id, detail) VALUES (?,?,?,?,?)",
-                   (time.time(), actor, action, run_id, dumps(detail)))
+                   (time.time(), actor, action, run_id, dumps(redact_values(detail))))
 
     def audit_log(self, run_id: str | None = None, limit: int = 1000) -> list[AuditEntry]:
         query = "SELECT id, at, actor, action, run_id, detail FROM audit"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from engine.redaction import redact
 from engine.run_store import OutboxItem, OutboxMessage
 
 if TYPE_CHECKING:
@@ -78,11 +79,14 @@ def superseded(db: Db, item: OutboxItem, now: float) -> bool:
 
 
 def retry(db: Db, item: OutboxItem, at: float, error: str) -> None:
+    """`error` is the chat backend's exception text, which may quote a token: stored redacted."""
+    error = redact(error)
     db.execute("UPDATE chat_outbox SET attempts = attempts + 1, next_at = ?, error = ?, claimed_by = NULL,"
                " claimed_until = NULL WHERE id = ?", (at, error, item.id))
 
 
 def give_up(db: Db, item: OutboxItem, error: str) -> None:
+    error = redact(error)
     db.execute("UPDATE chat_outbox SET state = 'dead', attempts = attempts + 1, error = ?, claimed_by = NULL,"
                " claimed_until = NULL WHERE id = ?", (error, item.id))
 

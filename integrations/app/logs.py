@@ -3,7 +3,8 @@
 `RUNBOOK_LOG_FORMAT` (`text`, the default, or `json`) and `RUNBOOK_LOG_LEVEL` (`debug`, `info`, `warning`,
 `error`) choose. Messages carry outside data (alert labels, group keys, object names), so in text every
 control character is escaped (`\\n`, `\\x1b`): a CR/LF in a label cannot forge a log line, and a traceback
-is indented under its record. JSON lines escape by construction, for log collectors.
+is indented under its record. JSON lines escape by construction, for log collectors. Messages and tracebacks
+are redacted here, where every line is written: an exception's text may quote a URL with credentials.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any, TextIO
 
 from engine.errors import SettingsError
+from engine.redaction import redact, redact_values
 from engine.text import escape_controls
 
 FORMATS = ("text", "json")
@@ -30,9 +32,9 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         when = dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds")
-        line = f"{when} {record.levelname} {record.name}: {escape_controls(record.getMessage())}"
+        line = f"{when} {record.levelname} {record.name}: {escape_controls(redact(record.getMessage()))}"
         if record.exc_info:
-            trace = self.formatException(record.exc_info)
+            trace = redact(self.formatException(record.exc_info))
             line += "\n" + "\n".join("    " + escape_controls(part) for part in trace.splitlines())
         return line
 
@@ -43,11 +45,12 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
+            "level": record.levelname.lower(), "logger": record.name, "message": redact(record.getMessage()),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
+        entry.update({k: redact_values(v) for k, v in vars(record).items()
+                      if k not in _STANDARD and not k.startswith("_")})
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 

@@ -26,6 +26,7 @@ from engine.errors import (
 from engine.model import Runbook
 from engine.params import coerce_params
 from engine.records import RunRecord, RunStatus
+from engine.redaction import redact
 from engine.run_store import RunStore
 from engine.schema import json_schema
 from engine.settings import Settings
@@ -92,12 +93,14 @@ def _engine(settings: Settings, kube: Any = None, quiet: bool = False) -> Assemb
 
 
 def _parse_params(pairs: list[str] | None) -> dict[str, str]:
+    """`-p key=value` pairs, values redacted as they enter (like alert labels): a token typed here never
+    reaches the store, `show` or the terminal; a remediation refuses a param that held one."""
     params: dict[str, str] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            _fail(f"--param expects key=value, got {pair!r}")
-        params[key.strip()] = value
+            _fail(f"--param expects key=value, got {redact(pair)!r}")
+        params[key.strip()] = redact(value)
     return params
 
 

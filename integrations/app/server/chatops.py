@@ -19,6 +19,7 @@ from engine.executor import Executor
 from engine.model import Runbook
 from engine.policy import NotAllowed
 from engine.records import RunRecord
+from engine.redaction import redact
 from integrations.app.server.metrics import Metrics
 from integrations.app.server.workers import RunQueue
 
@@ -100,7 +101,7 @@ class ChatOps:
             return Reply("The server is busy (run queue full); try again in a minute.", ok=False)
         try:
             run_id, _ = self.executor.start(runbook, params, requester=user, dry_run=dry_run, trigger={
-                "kind": self.source, "user": user, "channel": channel, "command": line})
+                "kind": self.source, "user": user, "channel": channel, "command": redact(line)})
         except ParamError as exc:
             self.queue.release()
             return Reply(f"{self.m.data(exc, 1000)}\nParams of {self.m.bold(runbook.name)}: {self._signature(runbook)}",
@@ -115,13 +116,15 @@ class ChatOps:
                      f"{' (dry-run)' if dry_run else ''}{where}.", run_id=run_id)
 
     def _params(self, runbook: Runbook, args: list[str]) -> tuple[dict[str, Any], str | None]:
+        """`key=value` words, values redacted as they enter (like alert labels): a token typed in chat is
+        not stored or echoed; a remediation refuses a param that held one."""
         params: dict[str, Any] = {}
         for arg in args:
             key, sep, value = arg.partition("=")
             if not sep or not key:
                 return {}, (f"{self.m.code(self.m.data(arg, 100))} is not {self.m.code('key=value')}; params of "
                             f"{runbook.name}: {self._signature(runbook)}")
-            params[key] = value
+            params[key] = redact(value)
         return params, None
 
     def list(self) -> Reply:

@@ -68,6 +68,24 @@ def test_json_logs_one_object_per_line(restore_logging: None) -> None:
     assert "ValueError: bad" in records[2]["exception"]
 
 
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_messages_and_tracebacks_are_redacted(restore_logging: None, fmt: str) -> None:
+    """An exception's text is logged as it is (with its traceback): a URL with credentials or a token in
+    it is replaced where the line is written, whoever logged it."""
+    password, token = "Kq8vZ2pL9xW4rT7m", "ghp_Q4w8E2r6T0y3U7i1O5p9A2s6D0f4G8h2J6k0"
+    stream = io.StringIO()
+    configure_logging(stream, {"RUNBOOK_LOG_FORMAT": fmt})
+    log = logging.getLogger("runbook.engine")
+    try:
+        raise ConnectionError(f"POST https://admin:{password}@10.0.0.1/apis failed")
+    except ConnectionError as exc:
+        log.exception("engine error in run r1: %s", exc, extra={"header": f"Authorization: token {token}"})
+    text = stream.getvalue()
+    assert password not in text and token not in text
+    assert "engine error in run r1: POST https://admin:[REDACTED:" in text
+    assert "ConnectionError: POST https://admin:[REDACTED:" in text  # the traceback's last line
+
+
 @pytest.mark.parametrize("env", [{"RUNBOOK_LOG_FORMAT": "xml"}, {"RUNBOOK_LOG_LEVEL": "loud"}])
 def test_bad_settings_are_named(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError, match=next(iter(env))):
