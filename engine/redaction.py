@@ -5,17 +5,22 @@ can list in advance (`STRIPE_KEY`, `NPM_AUTH`, `SENTRY_DSN`). So besides values 
 keys, `redact` replaces known token formats and high-entropy strings next to secret-ish words, and
 `redact_data` replaces every env value and container argument in an object body (image references, names,
 uids and resourceVersions stay readable). A secret becomes `[REDACTED:<hash>]`: the short hash lets an
-approver see that a value changes, or that two values are equal, without seeing it. The engine applies this
-where outside data enters a run record; redacted values are never sent back to the cluster (see
-`find_marker`).
+approver see that a value changes, or that two values are equal, without seeing it. The hash is keyed
+(HMAC-SHA256) with the installation's key, so whoever sees a marker cannot test guessed passwords against
+it offline; the process adopts that key once at start (`use_installation_key`: the `redaction_key` setting,
+else the key the run store generated), so every replica and restart marks a secret alike. The engine
+applies this where outside data enters a run record; redacted values are never sent back to the cluster
+(see `find_marker`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import math
 import re
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -66,9 +71,25 @@ _MAYBE = re.compile(r"(?i)pass|pwd|secret|token|key|credential|auth|dsn|webhook|
                     r"|[A-Za-z0-9+/=_.~-]{18,}")
 
 
-def marker(value: str) -> str:
-    """`[REDACTED:<8 hex>]` for `value`: equal values get equal markers, so a diff still shows change."""
-    return f"{MARKER_PREFIX}{hashlib.sha256(b'runbook-redaction/v1:' + value.encode()).hexdigest()[:8]}]"
+# The one piece of process-wide state here, set once at start-up like the logging configuration: every
+# redaction site (deep in client error paths too) must mark alike. Until set, a key of this process only:
+# markers then link values within this process but can never be matched against guesses.
+_KEY: list[bytes] = [secrets.token_bytes(32)]
+MIN_KEY_BYTES = 16
+
+
+def use_installation_key(key: bytes) -> None:
+    """Mark secrets with `key` from now on (the installation's: the same on every replica and restart)."""
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"a redaction key needs at least {MIN_KEY_BYTES} bytes, got {len(key)}")
+    _KEY[0] = key
+
+
+def marker(value: str, key: bytes | None = None) -> str:
+    """`[REDACTED:<8 hex>]` for `value`: equal values get equal markers, so a diff still shows change.
+    `key`: the installation's key by default."""
+    digest = hmac.new(key or _KEY[0], b"runbook-redaction/v2:" + value.encode(), hashlib.sha256).hexdigest()
+    return f"{MARKER_PREFIX}{digest[:8]}]"
 
 
 def is_marker(value: str) -> bool:

@@ -106,6 +106,11 @@ class RunStore(ABC):
     def hint_work(self) -> None:
         """Tell the other processes on this database that there is new work (best effort)."""
 
+    @abstractmethod
+    def redaction_key(self) -> bytes:
+        """The installation's key for redaction markers: made at random by the first process that asks,
+        then the same for every replica and restart on this database (and different on any other)."""
+
     # runs -----------------------------------------------------------------------------------------
 
     @abstractmethod

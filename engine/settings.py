@@ -45,6 +45,9 @@ class Settings(BaseModel):
     database_url: SecretStr | None = Field(
         default=None, description="postgresql://user:password@host/db: keep runs in PostgreSQL (several replicas) "
         "instead of SQLite at `db`.")
+    redaction_key: SecretStr | None = Field(
+        default=None, min_length=16, description="Key of the hashes in [REDACTED:<hash>] markers (16+ characters; "
+        "the same on every replica). Default: a key the run store generates once.")
     replica_name: str | None = Field(default=None, max_length=200, pattern=r"^[^/\s]+$",
                                      description="This replica's name in run ownership (default: the host name).")
     run_lease: float = Field(default=10.0, ge=3, le=600, description="Seconds a server's claim on a run lasts "

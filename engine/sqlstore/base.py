@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import time
 import uuid
@@ -309,6 +310,17 @@ class SqlStore(RunStore):
             db.execute(f"INSERT INTO steps ({STEP_COLUMNS}) VALUES ({','.join('?' * 15)})"
                        f" ON CONFLICT (run_id, idx) DO UPDATE SET {updates}", values)
         return True
+
+    def redaction_key(self) -> bytes:
+        query = "SELECT redaction_key FROM installation WHERE id = 1"
+        with self._read() as db:
+            row = db.execute(query).fetchone()
+        if row is None:  # the first process to ask makes it; racing ones keep whichever was stored first
+            with self._write() as db:
+                db.execute("INSERT INTO installation (id, redaction_key) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
+                           (secrets.token_hex(32),))
+                row = db.execute(query).fetchone()
+        return bytes.fromhex(str(row[0]))
 
     # decisions, alerts, audit ---------------------------------------------------------------------
 

@@ -82,7 +82,8 @@ V4 = (
     "CREATE TABLE probes (instance TEXT PRIMARY KEY, at REAL NOT NULL)",
 )
 V5 = ("CREATE TABLE chat_pauses (scope TEXT PRIMARY KEY, until REAL NOT NULL)",)
-STEPS = {1: V1 + AUDIT_GUARDS, 2: V2, 3: V3, 4: V4, 5: V5}
+V6 = ("CREATE TABLE installation (id INTEGER PRIMARY KEY CHECK (id = 1), redaction_key TEXT NOT NULL)",)
+STEPS = {1: V1 + AUDIT_GUARDS, 2: V2, 3: V3, 4: V4, 5: V5, 6: V6}
 
 
 def tables(db: sqlite3.Connection) -> set[str]:

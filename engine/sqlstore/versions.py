@@ -28,6 +28,7 @@ MIGRATIONS = (
     Migration(3, "0.2.0", "the global change freeze"),
     Migration(4, "0.2.0", "rate-limited auditing of refused requests, commit probes"),
     Migration(5, "0.2.0", "chat pauses every replica honours (a rate limit on a workspace-wide chat method)"),
+    Migration(6, "0.2.0", "the installation's redaction key, generated once and shared by every replica"),
 )
 LATEST = MIGRATIONS[-1].version
 

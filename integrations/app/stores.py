@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.errors import SettingsError
+from engine.redaction import use_installation_key
 from engine.run_store import RunStore
 from engine.settings import Settings
 from engine.sqlstore.base import default_instance
@@ -24,6 +25,14 @@ def open_store(settings: Settings, *, instance: str | None = None, migrate: bool
 
         return PostgresStore(url, instance, migrate=bool(migrate))
     return SqliteStore(settings.db, instance, migrate=migrate is not False, max_bytes=settings.db_max_bytes)
+
+
+def adopt_redaction_key(settings: Settings, store: RunStore) -> None:
+    """Key this process's redaction markers for the installation: the `redaction_key` setting, else the key
+    the store generated once. Every replica and restart then marks a secret alike (an operator can tell two
+    markers of one secret), another installation differently, and nobody can test guesses against them."""
+    configured = settings.redaction_key
+    use_installation_key(configured.get_secret_value().encode() if configured else store.redaction_key())
 
 
 def describe(settings: Settings) -> str:

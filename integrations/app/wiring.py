@@ -20,7 +20,7 @@ from engine.run_store import RunStore
 from engine.settings import Settings
 from engine.templating import Templating
 from integrations.app.plugins import load_named
-from integrations.app.stores import open_store
+from integrations.app.stores import adopt_redaction_key, open_store
 
 
 @dataclass
@@ -72,6 +72,7 @@ def build(settings: Settings, *, kube: Any = None, sink: EventSink | None = None
     loader = Loader(registry, templating, check_tests=False)
     catalog = Catalog.load(settings.runbook_path, loader)
     store = open_store(settings)
+    adopt_redaction_key(settings, store)
     store.recover_interrupted()  # runs a dead process left mid-step say so instead of showing `running`
     if checker is None and kube is not None:
         from integrations.kubernetes.access import AccessChecker

@@ -77,7 +77,8 @@ V4 = (
     "CREATE TABLE probes (instance TEXT PRIMARY KEY, at DOUBLE PRECISION NOT NULL)",
 )
 V5 = ("CREATE TABLE chat_pauses (scope TEXT PRIMARY KEY, until DOUBLE PRECISION NOT NULL)",)
-STEPS = {1: V1, 2: V2, 3: V3, 4: V4, 5: V5}
+V6 = ("CREATE TABLE installation (id INTEGER PRIMARY KEY CHECK (id = 1), redaction_key TEXT NOT NULL)",)
+STEPS = {1: V1, 2: V2, 3: V3, 4: V4, 5: V5, 6: V6}
 _MIGRATION_LOCK = 0x72756E62  # one migrator at a time (a transaction-scoped lock: released at commit)
 
 

@@ -30,7 +30,7 @@ from engine.records import RunRecord
 from engine.settings import Settings
 from integrations.app.server import Services, create_app
 from integrations.app.server.metrics import Metrics
-from integrations.app.stores import open_store
+from integrations.app.stores import adopt_redaction_key, open_store
 from integrations.app.wiring import Assembly, policy_from
 from integrations.slack import Slack, sign
 from integrations.slack.render import APPROVE, REJECT
@@ -113,6 +113,7 @@ def make_engine(settings: Settings, registry: ActionRegistry, runbooks: Iterable
         runbook = loader.load_text(textwrap.dedent(item)) if isinstance(item, str) else item
         catalog.runbooks[runbook.name] = runbook
     store = open_store(settings, instance="test")
+    adopt_redaction_key(settings, store)
     executor = Executor(registry, store, checker=checker, templating=loader.templating, policy=policy_from(settings))
     return Assembly(settings, registry, loader, catalog, store, executor, kube)
 

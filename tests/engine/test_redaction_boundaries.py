@@ -1,13 +1,16 @@
 """Text the engine itself records is redacted where it is recorded: an unexpected exception's message (the
-"engine error" a run fails with), reasons people type (reject, cancel, freeze) and every audit detail.
+"engine error" a run fails with), reasons people type (reject, cancel, freeze) and every audit detail; and
+markers are keyed with the installation's key.
 
 The exceptions come from a permission checker standing in for a cluster whose client fails unexpectedly
 (its message quoting a URL with credentials and a header, as HTTP libraries do)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,9 @@ from engine.executor import Executor
 from engine.loader import Loader
 from engine.policy import Policy
 from engine.records import RunRecord, RunStatus, StepStatus
+from engine.redaction import marker, redact, use_installation_key
 from engine.run_store import RunStore
+from engine.sqlstore.sqlite import SqliteStore
 from tests.conftest import TEAM
 
 Write = Callable[[str, str], Path]
@@ -92,3 +97,34 @@ def test_a_freeze_reason_is_redacted(executor: Executor, store: RunStore) -> Non
     frozen: Any = [store.freeze_state(), [e.__dict__ for e in store.audit_log()]]
     recorded = json.dumps(frozen, default=str)
     assert PASSWORD not in recorded and TOKEN not in recorded and "incident" in recorded
+
+
+def test_markers_are_keyed_per_installation(make_store: Callable[..., RunStore]) -> None:
+    """Replicas and restarts on one database share its key (markers of one secret match); another key gives
+    other markers; without the key a marker cannot be recomputed from a guess (no plain hash of it)."""
+    one, restarted = make_store("replica-a"), make_store("replica-b")
+    key = one.redaction_key()
+    assert len(key) == 32 and restarted.redaction_key() == key
+    assert marker("hunter2", key) == marker("hunter2", restarted.redaction_key())
+    other = secrets.token_bytes(32)
+    assert marker("hunter2", key) != marker("hunter2", other)
+    plain = [hashlib.sha256(prefix + b"hunter2").hexdigest()[:8] for prefix in (b"", b"runbook-redaction/v1:",
+                                                                                  b"runbook-redaction/v2:")]
+    assert not any(h in marker("hunter2", key) for h in plain)
+
+
+def test_another_installation_has_another_key(tmp_path: Path) -> None:
+    first, second = SqliteStore(tmp_path / "a.db"), SqliteStore(tmp_path / "b.db")
+    try:
+        assert first.redaction_key() != second.redaction_key()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_the_process_marks_with_the_installation_key(store: RunStore) -> None:
+    key = store.redaction_key()
+    use_installation_key(key)
+    assert redact(f"token {TOKEN}") == f"token {marker(TOKEN, key)}"
+    with pytest.raises(ValueError, match="at least 16 bytes"):
+        use_installation_key(b"short")

@@ -26,7 +26,7 @@ from engine.errors import (
 from engine.model import Runbook
 from engine.params import coerce_params
 from engine.records import RunRecord, RunStatus
-from engine.redaction import redact
+from engine.redaction import redact, redact_values
 from engine.run_store import RunStore
 from engine.schema import json_schema
 from engine.settings import Settings
@@ -93,14 +93,13 @@ def _engine(settings: Settings, kube: Any = None, quiet: bool = False) -> Assemb
 
 
 def _parse_params(pairs: list[str] | None) -> dict[str, str]:
-    """`-p key=value` pairs, values redacted as they enter (like alert labels): a token typed here never
-    reaches the store, `show` or the terminal; a remediation refuses a param that held one."""
+    """`-p key=value` pairs as typed: `run` redacts the values (a mistyped pair is shown redacted)."""
     params: dict[str, str] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             _fail(f"--param expects key=value, got {redact(pair)!r}")
-        params[key.strip()] = redact(value)
+        params[key.strip()] = value
     return params
 
 
@@ -131,7 +130,9 @@ def _report(run: RunRecord, output: str) -> None:
 @app.command()
 def run(
     name: Annotated[str, typer.Argument(help="Runbook name (metadata.name).")],
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=value (repeatable).")] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="key=value (repeatable); a value that looks like a secret is kept as [REDACTED:<hash>].")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Diagnose and propose; never pause or mutate.")] = False,
     auto_approve: Annotated[bool, typer.Option("--auto-approve", help="Execute remediations without asking.")] = False,
     output: OutputOpt = "text",
@@ -143,16 +144,20 @@ def run(
     config: ConfigOpt = None,
     runbooks: RunbooksOpt = None,
 ) -> None:
-    """Run a runbook now, streaming progress; stops at the first remediation that needs approval."""
+    """Run a runbook now, streaming progress; stops at the first remediation that needs approval.
+
+    Param values are redacted as they enter, like alert labels: a token typed here reaches neither the store
+    nor the terminal, and a remediation refuses a param that held one. They are redacted again once the
+    engine holds the installation's key, so its markers match those of the server."""
     settings = _settings(config, runbooks)
-    params = _parse_params(param)
+    typed = _parse_params(param)
     try:
-        coerce_params(load_catalog(settings).get(name), params)  # before any cluster is contacted
+        coerce_params(load_catalog(settings).get(name), redact_values(typed))  # before any cluster is contacted
         with open_cluster(settings, scenario, kubeconfig, context) as kube:
             engine = _engine(settings, kube, quiet)
             runbook = engine.catalog.get(name)
             trigger = {"source": "cli", **({"scenario": str(scenario.resolve())} if scenario else {})}
-            record = engine.executor.run(runbook, params, requester=as_ or settings.user,
+            record = engine.executor.run(runbook, redact_values(typed), requester=as_ or settings.user,
                                          trigger=trigger, auto_approve=auto_approve, dry_run=dry_run)
     except KeyError as exc:
         _fail(str(exc.args[0]))

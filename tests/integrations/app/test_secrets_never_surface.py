@@ -1,6 +1,8 @@
-"""Secrets planted in a cluster (a CronJob's env values and container arguments, a failed pod's log) never
-surface anywhere a value can: what is sent to Slack, the server log, `runbook show` (text and JSON),
-`GET /runs/{id}`, the audit log (`runbook audit`), and the bytes of the run store's files.
+"""Secrets planted in a cluster (a CronJob's env values and container arguments, a failed pod's log) or typed
+by people (params of `/runbook run` and `runbook run -p`, a freeze reason) never surface anywhere a value can:
+what is sent to Slack, the server log, the CLI's output, `runbook show` (text and JSON), `GET /runs/{id}`, the
+audit log (`runbook audit`), and the bytes of the run store's files. Markers are keyed per installation:
+the serve process and the CLI (two processes on one store) mark a secret alike.
 
 The whole path runs for real: `serve()` in its own process, the billing runbook diagnosing a failed run,
 proposing a recovery Job built from the CronJob (whose body carries the env), approved in Slack, executed.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -67,7 +70,22 @@ LOG = [  # (line, the secret in it)
     ("FATAL: password authentication failed: DATABASE_URL=postgres://billing:LOGdbpass99@db:5432/billing",
      "LOGdbpass99"),
 ]
-SECRETS = [*ENV.values(), *(a.split("=", 1)[-1] for a in ARGS[1:]), "eyJzdWIiOiJiaWxsaW5nIn0", *(s for _, s in LOG)]
+TYPED = "sk_live_TYPEDq8Wz3Xr5Ty7Uv9Ab1Cd"  # one token typed as a param in chat and on the CLI
+TYPED_REFUSED = "ghp_TYPEDr3fus3dQ4w8E2r6T0y3U7i1O5p9A2"  # typed where the param's pattern refuses it
+FREEZE_PASSWORD = "FRZpw9Kd2xQ7"
+TYPED_SECRETS = [TYPED, TYPED_REFUSED, FREEZE_PASSWORD]
+NOTE_RUNBOOK = """
+apiVersion: runbook/v1
+kind: Runbook
+metadata: {name: echo-note, title: Echo a note}
+params:
+  note: {type: string, required: true}
+steps:
+  - {id: keep, title: Keep the note, action: noop, with: {value: "{{ params.note }}"}}
+  - {id: tell, title: Tell the channel, action: notify, with: {text: "note: {{ params.note }}"}}
+"""
+SECRETS = [*TYPED_SECRETS, *ENV.values(), *(a.split("=", 1)[-1] for a in ARGS[1:]), "eyJzdWIiOiJiaWxsaW5nIn0",
+           *(s for _, s in LOG)]
 
 
 def _plant(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -99,8 +117,10 @@ def test_planted_secrets_never_surface(tmp_path: Path) -> None:
     objects = _plant(load_scenario(SCENARIO))
     with SimulatedCluster(objects=objects, now=scenario_now(SCENARIO.read_text())) as sim, FakeSlack() as fake:
         config = tmp_path / "runbook.yaml"
+        (tmp_path / "note.yaml").write_text(NOTE_RUNBOOK, encoding="utf-8")
         config.write_text(yaml.safe_dump({
-            "db": str(tmp_path / "runs.db"), "runbook_path": [str(ROOT / "runbooks" / "billing-cronjob-failed.yaml")],
+            "db": str(tmp_path / "runs.db"),
+            "runbook_path": [str(ROOT / "runbooks" / "billing-cronjob-failed.yaml"), str(tmp_path / "note.yaml")],
             "kubeconfig": str(sim.write_kubeconfig(tmp_path / "kubeconfig")), "slack_api_url": fake.url,
             "slack_channel": "C0OPS", "workers": 2, "approvers": [APPROVER]}), encoding="utf-8")
         env = {**os.environ, "RUNBOOK_CONFIG": str(config), "RUNBOOK_SLACK_BOT_TOKEN": fake.token,
@@ -115,9 +135,12 @@ def test_planted_secrets_never_surface(tmp_path: Path) -> None:
         url, auth = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {READ_TOKEN}"}
         try:
             run_id = _drive(url, auth, fake, process, log_path)
+            typed_ids, typed_output = _type_secrets(url, auth, config)
             from_api = httpx.get(f"{url}/runs/{run_id}", headers={**auth, "Accept": "application/json"}, timeout=10)
             page = httpx.get(f"{url}/runs/{run_id}", headers={**auth, "Accept": "text/html"}, timeout=10)
             assert from_api.status_code == page.status_code == 200, (from_api.text, page.text)
+            typed_pages = [httpx.get(f"{url}/runs/{i}", headers={**auth, "Accept": accept}, timeout=10).text
+                           for i in typed_ids for accept in ("application/json", "text/html")]
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -141,6 +164,9 @@ def test_planted_secrets_never_surface(tmp_path: Path) -> None:
         "show --output json": _cli(config, "show", run_id, "--output", "json"),
         "GET /runs (JSON)": from_api.text,
         "GET /runs (page)": page.text,
+        "CLI run and its refusal": typed_output,
+        "show (typed params)": "".join(_cli(config, "show", i, *o) for i in typed_ids for o in ((), ("-o", "json"))),
+        "GET /runs (typed params)": "".join(typed_pages),
         "audit": _cli(config, "audit"),
         "run store files": b"".join(p.read_bytes() for p in tmp_path.glob("runs.db*")).decode("latin-1"),
     }
@@ -152,8 +178,53 @@ def test_planted_secrets_never_surface(tmp_path: Path) -> None:
         assert "[REDACTED:" in surfaces[where], where
     shown = json.loads(surfaces["show --output json"])
     executed = shown["mutations"][0]["request"]["body"]["spec"]["template"]["spec"]["containers"][0]
+    # one secret typed in chat (the serve process) and on the CLI (another process) gets one marker
+    typed_params = [json.loads(_cli(config, "show", i, "--output", "json"))["params"]["note"] for i in typed_ids]
+    assert typed_params[0] == typed_params[1] and re.fullmatch(r"the token \[REDACTED:[0-9a-f]{8}\]", typed_params[0])
     assert executed["image"] == "registry.example.com/billing/runner:2026.11.2" and executed["name"] == "runner"
     assert all(e.get("value", "[REDACTED:").startswith("[REDACTED:") for e in executed["env"])
+
+
+def _slash(url: str, text: str) -> str:
+    """`/runbook <text>` from the approver, as Slack sends it; the reply's text."""
+    from urllib.parse import urlencode
+
+    from integrations.slack import sign
+    form = urlencode({"command": "/runbook", "text": text, "user_id": APPROVER, "user_name": "approver",
+                      "channel_id": "C0OPS", "team_id": "T0FAKE", "response_url": "http://127.0.0.1:9/x"}).encode()
+    answer = httpx.post(f"{url}/slack/commands", content=form, timeout=10,
+                        headers={"Content-Type": "application/x-www-form-urlencoded", **sign(SIGNING_SECRET, form)})
+    assert answer.status_code == 200, answer.text
+    return str(answer.json().get("text", ""))
+
+
+def _type_secrets(url: str, auth: dict[str, str], config: Path) -> tuple[list[str], str]:
+    """Type secrets where people type: a param in chat and on the CLI (the same token: its runs' ids), a param
+    whose pattern refuses it (chat and CLI), a freeze reason. Returns the runs' ids and the replies and CLI
+    output."""
+    started = _slash(url, f"run echo-note note='the token {TYPED}'")
+    match = re.search(r"Started run `?([0-9a-z-]+)", started)
+    assert match, started
+    refused = _slash(url, f"run billing-cronjob-failed cronjob={TYPED_REFUSED}")
+    assert "does not match the pattern" in refused and "[REDACTED:" in refused, refused
+    froze = _slash(url, f"freeze on bridge at https://oncall:{FREEZE_PASSWORD}@bridge.example/room")
+    froze += _slash(url, "freeze off")
+    cli_run = subprocess.run([sys.executable, "-m", "integrations.app.cli", "run", "echo-note", "-p",
+                              f"note=the token {TYPED}", "--config", str(config), "--output", "json"],
+                             capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert cli_run.returncode == 0, cli_run.stderr
+    cli_refused = subprocess.run([sys.executable, "-m", "integrations.app.cli", "run", "billing-cronjob-failed",
+                                  "-p", f"cronjob={TYPED_REFUSED}", "--config", str(config)],
+                                 capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert cli_refused.returncode == 2 and "does not match the pattern" in cli_refused.stderr, cli_refused.stderr
+
+    def finished(run_id: str) -> bool:
+        answer = httpx.get(f"{url}/runs/{run_id}", headers={**auth, "Accept": "application/json"}, timeout=5)
+        return str(answer.json()["status"]) == "succeeded"
+
+    wait_for(lambda: finished(match.group(1)), timeout=60, what="the run started from chat")
+    ids = [match.group(1), json.loads(cli_run.stdout)["run_id"]]
+    return ids, started + refused + froze + cli_run.stdout + cli_run.stderr + cli_refused.stdout + cli_refused.stderr
 
 
 def _drive(url: str, auth: dict[str, str], fake: FakeSlack, process: subprocess.Popen[bytes], log: Path) -> str:
