@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.actions import ActionArgs, ActionContext, ActionKind, action
@@ -87,6 +86,7 @@ class SilenceActions:
         return {"checked": True, "silenced": bool(rows), "silences": rows}
 
     def _silences(self, ctx: ActionContext) -> list[dict[str, Any]]:
+        import httpx  # here, not at module level: httpx pulls in its CLI (rich, click: ~10 MB) on import
         assert self.settings is not None
         headers = {}
         if self.settings.bearer_token_file:

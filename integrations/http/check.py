@@ -10,16 +10,18 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin, urlsplit
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.actions import ActionArgs, ActionContext, ActionKind, action
 from engine.errors import PermanentError, SettingsError, TransientError
 from engine.model import Duration
 from engine.redaction import redact
+
+if TYPE_CHECKING:
+    import httpx
 
 MAX_BODY = 256 * 1024
 MAX_REDIRECTS = 5
@@ -83,6 +85,7 @@ class HttpActions:
         return {"status": status, "ok": not reason, "elapsed_ms": elapsed, "reason": reason, "url": redact(final)}
 
     def _fetch(self, args: CheckArgs, timeout: float) -> tuple[int, str, str]:
+        import httpx  # here, not at module level: httpx pulls in its CLI (rich, click: ~10 MB) on import
         url = args.url
         try:
             with httpx.Client(timeout=timeout, follow_redirects=False, transport=self.transport) as http:

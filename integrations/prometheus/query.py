@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import Field, model_validator
 
 from engine.actions import ActionArgs, ActionContext, ActionKind, action
 from engine.errors import ForbiddenError, PermanentError, SettingsError, TransientError
 from engine.model import Duration
 from integrations.prometheus.settings import PrometheusSettings, Source
+
+if TYPE_CHECKING:
+    import httpx
 
 MAX_BYTES = 4 * 1024 * 1024
 MAX_SERIES = 500
@@ -98,6 +100,7 @@ class PrometheusActions:
 
     def _get(self, source: Source, api_path: str, params: dict[str, Any], timeout: float,
              credentials: tuple[tuple[str, str] | None, dict[str, str]]) -> dict[str, Any]:
+        import httpx  # here, not at module level: httpx pulls in its CLI (rich, click: ~10 MB) on import
         url = source.url.rstrip("/") + api_path
         auth, headers = credentials
         try:
