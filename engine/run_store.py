@@ -108,8 +108,9 @@ class RunStore(ABC):
 
     @abstractmethod
     def redaction_key(self) -> bytes:
-        """The installation's key for redaction markers: made at random by the first process that asks,
-        then the same for every replica and restart on this database (and different on any other)."""
+        """The installation's key for redaction markers: made at random when the schema is created (so
+        reading it needs no write), the same for every replica and restart on this database, and different
+        on any other."""
 
     # runs -----------------------------------------------------------------------------------------
 

@@ -315,7 +315,7 @@ class SqlStore(RunStore):
         query = "SELECT redaction_key FROM installation WHERE id = 1"
         with self._read() as db:
             row = db.execute(query).fetchone()
-        if row is None:  # the first process to ask makes it; racing ones keep whichever was stored first
+        if row is None:  # the migration made one; if that row was lost, the first to ask makes another
             with self._write() as db:
                 db.execute("INSERT INTO installation (id, redaction_key) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
                            (secrets.token_hex(32),))

@@ -82,7 +82,10 @@ V4 = (
     "CREATE TABLE probes (instance TEXT PRIMARY KEY, at REAL NOT NULL)",
 )
 V5 = ("CREATE TABLE chat_pauses (scope TEXT PRIMARY KEY, until REAL NOT NULL)",)
-V6 = ("CREATE TABLE installation (id INTEGER PRIMARY KEY CHECK (id = 1), redaction_key TEXT NOT NULL)",)
+V6 = (  # the redaction key is made here, so a replica never has to write to learn it (randomblob: OS entropy)
+    "CREATE TABLE installation (id INTEGER PRIMARY KEY CHECK (id = 1), redaction_key TEXT NOT NULL)",
+    "INSERT INTO installation (id, redaction_key) VALUES (1, lower(hex(randomblob(32))))",
+)
 STEPS = {1: V1 + AUDIT_GUARDS, 2: V2, 3: V3, 4: V4, 5: V5, 6: V6}
 
 

@@ -77,7 +77,11 @@ V4 = (
     "CREATE TABLE probes (instance TEXT PRIMARY KEY, at DOUBLE PRECISION NOT NULL)",
 )
 V5 = ("CREATE TABLE chat_pauses (scope TEXT PRIMARY KEY, until DOUBLE PRECISION NOT NULL)",)
-V6 = ("CREATE TABLE installation (id INTEGER PRIMARY KEY CHECK (id = 1), redaction_key TEXT NOT NULL)",)
+V6 = (  # the redaction key is made here, so a replica never has to write to learn it (two v4 UUIDs: 244 random bits)
+    "CREATE TABLE installation (id INTEGER PRIMARY KEY CHECK (id = 1), redaction_key TEXT NOT NULL)",
+    "INSERT INTO installation (id, redaction_key)"
+    " VALUES (1, replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''))",
+)
 STEPS = {1: V1, 2: V2, 3: V3, 4: V4, 5: V5, 6: V6}
 _MIGRATION_LOCK = 0x72756E62  # one migrator at a time (a transaction-scoped lock: released at commit)
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import secrets
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,9 @@ def test_markers_are_keyed_per_installation(make_store: Callable[..., RunStore])
 def test_another_installation_has_another_key(tmp_path: Path) -> None:
     first, second = SqliteStore(tmp_path / "a.db"), SqliteStore(tmp_path / "b.db")
     try:
-        assert first.redaction_key() != second.redaction_key()
+        with sqlite3.connect(tmp_path / "a.db") as db:  # made with the schema: reading it never has to write
+            (made,) = db.execute("SELECT redaction_key FROM installation").fetchone()
+        assert first.redaction_key() == bytes.fromhex(made) != second.redaction_key()
     finally:
         first.close()
         second.close()
