@@ -181,6 +181,8 @@ class Executor:
                                                  "trigger": run.trigger, "dry_run": run.dry_run})
         elif run.status != RunStatus.RUNNING or not self.store.holds(run.id) or self._carried_elsewhere(run.id):
             return run  # finished, or someone else carries it (this one carries on the runs it took over)
+        elif in_flight_step(run) is not None and not self._settle(run):  # taken over from one that died sending
+            return self.store.get_run(run.id)
         return self._advance(run, runbook)
 
     def _advance(self, run: RunRecord, runbook: Runbook) -> RunRecord:
@@ -297,7 +299,9 @@ class Executor:
     def settle_in_flight(self, lease: float | None = None) -> list[str]:
         """Claim the runs a dead process left sending a change, re-read their targets (never re-send) and
         record what is true (engine.in_flight). Returns the runs whose change applied: the caller carries
-        them on from the next step. A run that cannot be decided yet is given back, to read again later."""
+        them on from the next step. A run that cannot be decided yet is given back, to read again later.
+        (A server instead claims them with `take_over_in_flight` and `resume`s them on its workers, which
+        settle them the same way under the heartbeat.)"""
         carry = []
         for run_id in self.store.take_over_in_flight(lease=lease if lease is not None else self._claim_lease()):
             run = self.store.get_run(run_id)
@@ -329,6 +333,7 @@ class Executor:
         if not self.store.save_step(run.id, done, cursor=record.index + 1):
             return False  # claimed by another process meanwhile
         _replace_step(run, done)
+        run.cursor = record.index + 1
         self.store.audit("engine", "run.taken_over", run.id, {"by": self.store.instance, "in_flight": step.id,
                                                               "outcome": outcome, "evidence": reading.evidence})
         sent = [c.model_dump(mode="json") for c in done.changes if not c.dry_run]

@@ -175,3 +175,20 @@ def test_a_live_owner_is_left_alone(registry: ActionRegistry, loader: Loader, wr
     assert alive.claim(run_id, RunStatus.RUNNING, RunStatus.RUNNING, lease=30)  # its lease is valid
     assert next_owner(registry, make_store).settle_in_flight(lease=30) == []
     assert alive.holds(run_id)
+
+
+def test_a_server_worker_resuming_a_claimed_run_settles_it(registry: ActionRegistry, loader: Loader, write: Write,
+                                                          make_store: StoreFactory, toy: Toy,
+                                                          put: dict[str, str]) -> None:
+    """The server's path: the sweeper only claims; a worker's `resume` re-reads, under the heartbeat."""
+    dead = make_store("pod-a/1/x")
+    run_id = died_sending(registry, loader, write, dead)
+    b = next_owner(registry, make_store, grace=60)
+    assert b.store.take_over_in_flight(lease=30) == [run_id]
+    waiting = b.resume(run_id)  # unchanged and a request may still land: given back, still running
+    assert waiting.status == RunStatus.RUNNING and not b.store.holds(run_id)
+    toy.values["a"], put["a"] = "ok", run_id  # the held request lands
+    assert b.store.take_over_in_flight(lease=30) == [run_id]
+    run = b.resume(run_id)
+    assert run.status == RunStatus.SUCCEEDED and [c.outcome for c in run.mutations] == ["applied"]
+    assert toy.calls.get("put", 0) == 0

@@ -1,7 +1,8 @@
 """Periodic housekeeping: renew the leases of the runs this process carries (the heartbeat), take over
 the runs of a dead process or replica once their lease ran out (those it left sending a change are
-re-read, never re-sent: `Executor.settle_in_flight`), time out runs whose approval window closed, pick up pending runs
-nobody queued (a crash between creating and queueing), and replace dead workers.
+re-read by a worker, never re-sent: `Executor.resume` settles them), time out runs whose approval window
+closed, pick up pending runs nobody queued (a crash between creating and queueing), and replace dead
+workers.
 
 Expiry emits `run_finished` like any other end, so the timeout appears in the run's thread.
 """
@@ -58,9 +59,8 @@ class Sweeper:
         for run_id in self.store.take_over(lease=self.lease):
             log.warning("run %s taken over: the process carrying it stopped renewing its lease", run_id)
             self.pool.submit(run_id, force=True)
-        for run_id in self.executor.settle_in_flight(self.lease):
-            log.warning("run %s taken over: the change its dead owner was sending shows applied; carrying it on",
-                        run_id)
+        for run_id in self.store.take_over_in_flight(lease=self.lease):  # a worker re-reads it (Executor._settle)
+            log.info("run %s taken over: its process stopped while sending a change; re-reading the target", run_id)
             self.pool.submit(run_id, force=True)
         for run_id in self.store.approvals_due(self.clock()):
             try:
