@@ -142,10 +142,7 @@ class SlackSink:
         data = event.data
         in_storm = self.storms is not None and self.storms.anchor(run) is not None
         if in_storm and event.kind != "approval_needed" and not any(s.proposal is not None for s in run.steps):
-            if event.kind == "run_finished" and self.storms is not None and storm.stands_apart(
-                    run, self.storms.members(run)):  # another incident: a thread of its own, as without a storm
-                return [post_parent, *self._finished(run, channel, data, update)[:-1]]
-            return []  # the storm message speaks for this run
+            return self._member(event, run, channel, post_parent, update)
         if event.kind == "run_started":
             return [post_parent]
         if event.kind == "step_finished":  # the parent catches up at the next card, decision or the end
@@ -162,6 +159,15 @@ class SlackSink:
                     self._reply(channel, render.decision(data, event.step)), update]
         if event.kind == "run_finished":
             return self._finished(run, channel, data, update)
+        return []
+
+    def _member(self, event: RunEvent, run: RunRecord, channel: str, post_parent: Message,
+                update: Message) -> list[Message]:
+        """A storm member that needs no decision: the storm message speaks for it, unless it finishes with
+        another problem than the storm's (another incident), which gets a thread as if there were no storm."""
+        if event.kind == "run_finished" and self.storms is not None and storm.stands_apart(
+                run, self.storms.members(run)):
+            return [post_parent, *self._finished(run, channel, event.data, update)[:-1]]
         return []
 
     def _parent(self, run: RunRecord, runbook: Runbook) -> dict[str, Any]:
