@@ -130,7 +130,13 @@ class GenericEdits(KubeActions):
     def _resolve(self, kube: Kube, kind: str, api_version: str | None = None) -> KindRef:
         return KindResolver(kube).resolve(kind, api_version)
 
-    @action("k8s.patch", kind=R, args=PatchArgs, permits=_patch_permits, permits_doc="<kind>:get, <kind>:patch")
+    def patched(self, ctx: ActionContext, args: ActionArgs, changes: tuple[Change, ...]) -> ReadBack:
+        """Read-back of a patch or scale: are the values it sets and this run's annotation on the object?
+        (A json patch, or one with lists, cannot be compared: effect unknown.)"""
+        return patch_read_back(self.kube_for(ctx), ctx, changes)
+
+    @action("k8s.patch", kind=R, args=PatchArgs, permits=_patch_permits, permits_doc="<kind>:get, <kind>:patch",
+            read_back=patched)
     def patch(self, ctx: ActionContext, args: PatchArgs) -> dict[str, Any]:
         """Patch any object (merge, strategic or json patch). Output: `outcome`, `diff`, `object`.
 
@@ -151,11 +157,8 @@ class GenericEdits(KubeActions):
                     managed_warning(before, target))
         return apply(kube, ctx, plan)
 
-    def scaled(self, ctx: ActionContext, args: ScaleArgs, changes: tuple[Change, ...]) -> ReadBack:
-        """Read-back of a scale: are the proposed replicas and this run's annotation on the object?"""
-        return patch_read_back(self.kube_for(ctx), ctx, changes)
 
-    @action("k8s.scale", kind=R, args=ScaleArgs, permits=_scale_permits, read_back=scaled,
+    @action("k8s.scale", kind=R, args=ScaleArgs, permits=_scale_permits, read_back=patched,
             permits_doc="<kind>:get, <kind>:patch, horizontalpodautoscalers.autoscaling:list")
     def scale(self, ctx: ActionContext, args: ScaleArgs) -> dict[str, Any]:
         """Set the replicas of a Deployment, StatefulSet or ReplicaSet. Warns when an HPA manages the count.

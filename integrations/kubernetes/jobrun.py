@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from engine.actions import ActionArgs, ActionContext, ActionKind, action
+from engine.actions import ActionArgs, ActionContext, ActionKind, ReadBack, action
 from engine.errors import PermanentError
 from engine.verdict import Change, Evidence
 from integrations.kubernetes.base import KubeActions
@@ -21,6 +21,7 @@ from integrations.kubernetes.jobs import job_state
 from integrations.kubernetes.objects import INSTANTIATE_ANNOTATION, meta, name_of, path
 from integrations.kubernetes.once import creation_reading, ours, run_annotation, send_once
 from integrations.kubernetes.permissions import CRON_GET, perm
+from integrations.kubernetes.readback import create_read_back
 from integrations.kubernetes.remediations import request_record
 
 R = ActionKind.REMEDIATE
@@ -65,7 +66,11 @@ def job_from_cronjob(cron: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 class JobRunActions(KubeActions):
-    @action("k8s.job.create_from_cronjob", kind=R, args=CreateJobArgs,
+    def created(self, ctx: ActionContext, args: CreateJobArgs, changes: tuple[Change, ...]) -> ReadBack:
+        """Read-back: does the Job of the fixed name exist with this run's annotation?"""
+        return create_read_back(self.kube_for(ctx), ctx, changes)
+
+    @action("k8s.job.create_from_cronjob", kind=R, args=CreateJobArgs, read_back=created,
             permissions=(CRON_GET, perm("jobs", "list", "batch", ns=True), perm("jobs", "create", "batch", ns=True)))
     def create_from_cronjob(self, ctx: ActionContext, args: CreateJobArgs) -> dict[str, Any]:
         """Start a manual run of a CronJob now; refused while another Job of the CronJob is active.

@@ -7,7 +7,9 @@ all: a target with the patched values AND this run's annotation was changed by t
 neither was not; anything else (the values without the annotation, the annotation without the values)
 means someone else wrote it too, and the answer is `effect unknown`.
 A delete is judged by the uid its dry-run saw: gone, replaced by another uid, or being deleted means
-applied; the same uid, not being deleted, means not applied.
+applied; the same uid, not being deleted, means not applied. A create of a fixed name: the object of that
+name with this run's annotation means applied; none, or someone else's (our create would have failed),
+not applied.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from typing import Any
 from engine.actions import ActionContext, ReadBack
 from engine.verdict import Change
 from integrations.kubernetes.client import Kube
-from integrations.kubernetes.objects import annotations_of, meta
-from integrations.kubernetes.once import RUN_ID_ANNOTATION, deletion_reading
+from integrations.kubernetes.objects import meta
+from integrations.kubernetes.once import RUN_ID_ANNOTATION, creation_reading, deletion_reading
 
 
 def _the_request(changes: tuple[Change, ...], method: str) -> Mapping[str, Any] | None:
@@ -32,22 +34,46 @@ def _show(value: Any) -> str:
     return "unset" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def _leaves(value: Any, at: tuple[str, ...], out: dict[tuple[str, ...], Any]) -> bool:
+    """Flatten a merge patch into path -> value; False when it holds what a value compare cannot judge
+    (a list, which a strategic merge may merge rather than replace, or a `$` directive)."""
+    if isinstance(value, list):
+        return False
+    if not isinstance(value, dict) or not value:
+        out[at] = value
+        return True
+    return all(not str(k).startswith("$") and _leaves(v, (*at, str(k)), out) for k, v in value.items())
+
+
+def _at(obj: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+_OURS = ("metadata", "annotations", RUN_ID_ANNOTATION)
+
+
 def patch_read_back(kube: Kube, ctx: ActionContext, changes: tuple[Change, ...]) -> ReadBack:
-    """For a patch of `spec` fields (merge or strategic, plain values): compare them and the annotation."""
+    """For a merge or strategic patch of plain values (maps of values, no lists): compare every value it
+    sets, and the annotation."""
     request = _the_request(changes, "PATCH")
-    spec = (request.get("body") or {}).get("spec") if request else None
-    if request is None or not isinstance(spec, dict) or not spec or any(isinstance(v, dict | list)
-                                                                        for v in spec.values()):
-        return ReadBack("effect unknown", "the proposed request is not a plain spec patch this engine can compare")
+    body = request.get("body") if request else None
+    wanted: dict[tuple[str, ...], Any] = {}
+    if request is None or not isinstance(body, dict) or not _leaves(body, (), wanted) or _OURS not in wanted:
+        return ReadBack("effect unknown", "this engine cannot compare the proposed request with the object: it is "
+                                          "not a patch of plain values with this run's annotation (a json patch, "
+                                          "or one with lists)")
+    del wanted[_OURS]
     obj = kube.get_or_none(str(request["path"]))
     if obj is None:
         return ReadBack("effect unknown", f"{request['path']} no longer exists")
-    now = obj.get("spec") or {}
-    seen = {key: now.get(key, False if isinstance(value, bool) else None) for key, value in spec.items()}
-    annotation = annotations_of(obj).get(RUN_ID_ANNOTATION)
-    values = seen == spec
-    mine = annotation == ctx.run_id
-    evidence = (", ".join(f"spec.{k}={_show(v)}" for k, v in seen.items())
+    seen = {k: _at(obj, k) for k in wanted}
+    seen = {k: False if v is None and isinstance(wanted[k], bool) else v for k, v in seen.items()}  # unset = false
+    annotation = _at(obj, _OURS)
+    values, mine = seen == wanted, annotation == ctx.run_id
+    shown = [f"{'.'.join(k)}={_show(v)}" for k, v in seen.items()]
+    evidence = (", ".join(shown[:5]) + (f" and {len(shown) - 5} more" if len(shown) > 5 else "")
                 + f", {RUN_ID_ANNOTATION}={annotation or 'unset'} at resourceVersion "
                 + str(meta(obj).get("resourceVersion")))
     if values and mine:
@@ -56,6 +82,16 @@ def patch_read_back(kube: Kube, ctx: ActionContext, changes: tuple[Change, ...])
         return ReadBack("not applied", f"{evidence}: unchanged by this run")
     why = "another writer set these values" if values else "this run's annotation is there but the values differ"
     return ReadBack("effect unknown", f"{evidence}: {why}")
+
+
+def create_read_back(kube: Kube, ctx: ActionContext, changes: tuple[Change, ...]) -> ReadBack:
+    """For a create with a fixed name: does the object of that name exist and carry this run's annotation?"""
+    request = _the_request(changes, "POST")
+    name = _at(request.get("body"), ("metadata", "name")) if request else None
+    if request is None or not name:
+        return ReadBack("effect unknown", "the proposal holds no single create of a fixed name to check")
+    reading = creation_reading(kube, f"{str(request['path']).rstrip('/')}/{name}", ctx)
+    return ReadBack("applied" if reading.applied else "not applied", reading.evidence)
 
 
 def delete_read_back(kube: Kube, changes: tuple[Change, ...]) -> ReadBack:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from k8s_objects import lease, node, owner, pod, statefulset, uid
+from k8s_objects import cronjob, lease, node, owner, pod, statefulset, uid
 
 from engine.actions import Action, ActionContext, ActionRegistry
 from engine.in_flight import read_back
@@ -20,7 +20,7 @@ NODE = "/api/v1/nodes/node-1"
 def fleet() -> list[dict[str, Any]]:
     return [node("node-1"), lease("node-1", 5),
             pod("cache-0", "shop", "node-1", [owner("ReplicaSet", "cache-1", uid())], {"app": "cache"}),
-            statefulset("db", "shop", 1, 1, uid())]
+            statefulset("db", "shop", 1, 1, uid()), cronjob()]
 
 
 def ctx_of(run_id: str, dry_run: bool) -> ActionContext:
@@ -91,6 +91,33 @@ def test_a_scale_reads_back_its_replicas_and_annotation(cluster, registry_for) -
     assert reread(scale, args, changes).outcome == "not applied"
     send(scale, args)
     assert reread(scale, args, changes).outcome == "applied"
+
+
+def test_a_generic_patch_reads_back_every_value_it_sets(cluster, registry_for) -> None:
+    _sim, kube = cluster(fleet())
+    patch = registry_for(kube).get("k8s.patch")
+    args = {"kind": "StatefulSet", "namespace": "shop", "name": "db",
+            "patch": {"metadata": {"labels": {"tier": "db"}}, "spec": {"minReadySeconds": 5}}}
+    changes = proposed(patch, args)
+    assert reread(patch, args, changes).outcome == "not applied"
+    send(patch, args)
+    done = reread(patch, args, changes)
+    assert done.outcome == "applied" and "metadata.labels.tier=db, spec.minReadySeconds=5" in done.evidence
+    as_json = {**args, "patch_type": "json", "patch": [{"op": "add", "path": "/spec/minReadySeconds", "value": 7}]}
+    unknown = reread(patch, as_json, proposed(patch, as_json))
+    assert unknown.outcome == "effect unknown" and "cannot compare" in unknown.evidence  # json patches are not
+
+
+def test_a_job_created_from_a_cronjob_reads_back_by_its_fixed_name(cluster, registry_for) -> None:
+    _sim, kube = cluster(fleet())
+    create = registry_for(kube).get("k8s.job.create_from_cronjob")
+    args = {"namespace": "billing", "cronjob": "billing-report"}
+    changes = proposed(create, args)
+    assert reread(create, args, changes).outcome == "not applied"
+    send(create, args)
+    made = reread(create, args, changes)
+    assert made.outcome == "applied" and "runbook.dev/run-id=run-1" in made.evidence
+    assert reread(create, args, changes, run_id="run-2").outcome == "not applied"  # the name is run-1's
 
 
 def test_actions_without_a_read_back_say_so(registry_for) -> None:
