@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.table import Table
 
-from engine.actions import ActionRegistry
+from engine.actions import ActionKind, ActionRegistry
 from engine.errors import RunbookError
 from engine.hints import did_you_mean
 from engine.settings import Settings
@@ -186,7 +186,8 @@ def actions(
             _fail(f"unknown action {name!r}{did_you_mean(name, registry.names())}")
         action = registry.get(name)
         if output == "json":
-            emit(action_row(action) | {"documentation": inspect.getdoc(action.func) or ""})
+            emit(action_row(action) | {"documentation": inspect.getdoc(action.func) or "",
+                                       "read_back": action.read_back is not None})
             return
         out.print(f"[bold]{action.name}[/] ({action.kind})", highlight=False)
         out.print(inspect.getdoc(action.func) or "", markup=False)
@@ -195,6 +196,9 @@ def actions(
             default = "required" if field.is_required() else f"default {field.default!r}"
             out.print(f"  {arg}: {getattr(field.annotation, '__name__', field.annotation)} ({default})", markup=False)
         out.print("permissions: " + (action.permissions_text().replace("\n", ", ") or "none"), markup=False)
+        if action.kind == ActionKind.REMEDIATE:
+            out.print("if its process dies while sending: " + ("the next owner re-reads the target (read-back)"
+                      if action.read_back else "effect unknown (no read-back)"), markup=False)
         return
     if output == "json":
         emit({"actions": [action_row(a) for a in registry]})

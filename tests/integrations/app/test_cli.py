@@ -174,7 +174,9 @@ def test_every_listing_speaks_json_and_audit_times_are_readable(cli: Invoke) -> 
     actions = {a["name"]: a for a in cli("actions", "-o", "json").json()["actions"]}
     assert actions["k8s.node.cordon"]["kind"] == "remediate" and actions["k8s.node.cordon"]["permissions"]
     one = cli("actions", "k8s.node.cordon", "-o", "json").json()
-    assert one["arguments"]["node"]["required"] is True and one["documentation"]
+    assert one["arguments"]["node"]["required"] is True and one["documentation"] and one["read_back"] is True
+    assert "re-reads the target (read-back)" in cli("actions", "k8s.node.cordon").stdout
+    assert "effect unknown (no read-back)" in cli("actions", "k8s.node.drain").stdout
     entries = cli("audit", run_id, "-o", "json").json()["entries"]
     assert entries[0]["run_id"] == run_id and entries[0]["time"].startswith(entries[0]["time"][:4] + "-")
     assert cli("show", run_id, "-o", "json").json()["run_id"] == run_id
