@@ -141,22 +141,33 @@ class SqlStore(RunStore):
         return found
 
     def get_run(self, run_id: str) -> RunRecord:
-        with self._read(snapshot=True) as db:
-            row = db.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if row is None:
-                raise UnknownRunError(f"no run with id {run_id!r}")
-            steps = db.execute(f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY idx", (run_id,)).fetchall()
-        return run_from_row(dict(zip(RUN_COLUMNS, row, strict=True)), [step_from_row(tuple(s)) for s in steps])
+        runs = self._runs_where("id = ?", [run_id], 1)
+        if not runs:
+            raise UnknownRunError(f"no run with id {run_id!r}")
+        return runs[0]
 
     def list_runs(self, runbook: str | None = None, status: str | None = None, limit: int = 50) -> list[RunRecord]:
-        query, args = "SELECT id FROM runs WHERE 1=1", list[Any]()
+        where, args = "1=1", list[Any]()
         if runbook:
-            query, args = query + " AND runbook = ?", [*args, runbook]
+            where, args = where + " AND runbook = ?", [*args, runbook]
         if status:
-            query, args = query + " AND status = ?", [*args, status]
-        with self._read() as db:
-            ids = [r[0] for r in db.execute(query + " ORDER BY created_at DESC LIMIT ?", (*args, limit)).fetchall()]
-        return [self.get_run(i) for i in ids]
+            where, args = where + " AND status = ?", [*args, status]
+        return self._runs_where(where, args, limit)
+
+    def _runs_where(self, where: str, args: list[Any], limit: int) -> list[RunRecord]:
+        """Newest first, with their steps: two queries in one snapshot, however many runs (a run each would
+        be a round trip each on a database server, and every run's start lists the runs of its runbook)."""
+        with self._read(snapshot=True) as db:
+            rows = db.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE {where}"
+                              " ORDER BY created_at DESC LIMIT ?", (*args, limit)).fetchall()
+            steps: dict[str, list[StepRecord]] = {row[0]: [] for row in rows}
+            ids = list(steps)
+            for chunk in (ids[i:i + 200] for i in range(0, len(ids), 200)):
+                marks = ",".join("?" * len(chunk))
+                for step in db.execute(f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id IN ({marks})"
+                                       " ORDER BY run_id, idx", tuple(chunk)).fetchall():
+                    steps[step[0]].append(step_from_row(tuple(step)))
+        return [run_from_row(dict(zip(RUN_COLUMNS, row, strict=True)), steps[row[0]]) for row in rows]
 
     def run_ids(self, statuses: tuple[RunStatus, ...]) -> list[str]:
         marks = ",".join("?" * len(statuses))

@@ -281,6 +281,21 @@ def test_replicas_racing_on_one_dedup_key_keep_every_alert_with_one_run(make_sto
         assert sorted(a["alert"]["replica"] for a in replicas[0].alerts(run_id)) == [0, 1, 2, 3]
 
 
+def test_listed_runs_come_newest_first_each_with_its_own_steps(store: RunStore) -> None:
+    ids = [new_run(store) for _ in range(4)]
+    other, _ = store.create_run("other", "{}", {}, "alice")
+    for n, run_id in enumerate(ids[:3]):
+        assert store.claim(run_id, RunStatus.PENDING, RunStatus.RUNNING)
+        for idx in range(n + 1):
+            assert store.save_step(run_id, StepRecord(idx, f"s{n}-{idx}", "toy.get", StepStatus.SUCCEEDED), cursor=idx)
+    listed = store.list_runs("rb")
+    assert [r.id for r in listed] == ids[::-1]
+    assert [[s.id for s in r.steps] for r in listed] == [[], ["s2-0", "s2-1", "s2-2"], ["s1-0", "s1-1"], ["s0-0"]]
+    assert [r.id for r in store.list_runs("rb", "running", limit=2)] == [ids[2], ids[1]]
+    assert [r.id for r in store.list_runs(status="pending")] == [other, ids[3]]
+    assert store.get_run(ids[1]).steps == listed[2].steps
+
+
 def _refusals_counted(store: RunStore) -> int:
     """Refusals the audit log accounts for: a row each for the first, the repeats of a window, what the cap left out."""
     total = 0
