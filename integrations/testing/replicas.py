@@ -35,12 +35,15 @@ def free_port() -> int:
 class Replica:
     """One `runbook serve` process; `kill()` is kill -9, `stop()` a graceful SIGTERM."""
 
-    def __init__(self, name: str, config: Path, workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, config: Path, workdir: Path, env: dict[str, str] | None = None,
+                 port: int = 0) -> None:
+        """`port` 0 picks a free one; a successor given its predecessor's port takes its place behind
+        whatever sends to that address (as a new pod behind a Service)."""
         self.name = name
         self.config = config
         self.workdir = workdir
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-        self.port = 0
+        self.port = port
         self.process: subprocess.Popen[bytes] | None = None
         self.http = httpx.Client(timeout=30)
         self.logfile = workdir / f"{name}.log"
@@ -50,7 +53,7 @@ class Replica:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> Replica:
-        self.port = free_port()
+        self.port = self.port or free_port()
         with self.logfile.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "integrations.app.cli", "serve", "--port", str(self.port), "--config",
@@ -83,6 +86,12 @@ class Replica:
         except subprocess.TimeoutExpired:
             self.kill()
             return None
+
+    def metric(self, name: str) -> float:
+        """A counter of this process's /metrics, summed over its series (0 when it has none yet)."""
+        text = self.http.get(f"{self.url}/metrics", timeout=10).text
+        return sum(float(line.rpartition(" ")[2]) for line in text.splitlines()
+                   if line.startswith((f"{name} ", f"{name}{{")))
 
     def log(self) -> str:
         return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
