@@ -27,7 +27,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from engine.background import Background
-from engine.errors import RunbookError
+from engine.errors import RunbookError, StoreError
 from integrations.slack.outbox import Item, Outbox
 
 log = logging.getLogger("runbook.slack")
@@ -46,6 +46,7 @@ NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, SlackClientError, ht
 PER_CHANNEL = frozenset({"chat.postMessage"})
 MAX_RETRY_AFTER = 300.0  # a Retry-After beyond this (or `inf`) is a bad header, not a reason to stop for good
 PARENT_WAITS = 10  # tries for a reply whose parent lives in another conversation, then it goes to the channel
+RECORD_FOR = 10.0  # seconds to keep recording a message Slack took while the store is away: inside the claim
 
 
 class OutboxSender:
@@ -233,8 +234,25 @@ class OutboxSender:
         remember = None
         if message.remember and response.get("ts"):
             remember = (str(response.get("channel") or payload.get("channel")), str(response["ts"]))
-        self.outbox.delivered(item, remember)
+        self._record(item, remember)
         return True
+
+    def _record(self, item: Item, remember: tuple[str, str] | None) -> None:
+        """Slack took the message: record that, retrying while the store is away (a database restart), for
+        less than the claim lasts, so no other sender has it meanwhile. Given up, it is posted again."""
+        deadline = time.monotonic() + RECORD_FOR
+        delay = 0.1
+        while True:
+            try:
+                self.outbox.delivered(item, remember)
+                return
+            except StoreError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.info("recording a delivered slack message of run %s failed (%s); trying again", item.run_id,
+                         exc)
+                time.sleep(delay)
+                delay = min(2 * delay, 1.0)
 
     def _failed(self, item: Item, exc: SlackApiError) -> None:
         response: Any = exc.response

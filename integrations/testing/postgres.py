@@ -67,8 +67,12 @@ class PostgresCluster:
 
     def restart(self, mode: str = "immediate") -> None:
         """Stop (`immediate` is a crash: no checkpoint) and start again on the same port."""
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+        self.halt(mode)
         self.start()
+
+    def halt(self, mode: str = "immediate") -> None:
+        """Stop the server and keep its data: `start()` brings it back on the same port."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):

@@ -2,9 +2,10 @@
 
 Implements `chat.postMessage`, `chat.update`, `chat.postEphemeral`, `usergroups.users.list`,
 `usergroups.list` and `auth.test` closely enough for `slack_sdk.WebClient(base_url=fake.url)`; records
-every request; can answer `ratelimited` (429 + Retry-After), 500, hang, or go down (connection refused)
-on demand, for every call or for one channel's only; enforces Slack's documented rate limits (see
-`slack_limits`); and renders the channels and threads as a readable transcript.
+every request; can answer `ratelimited` (429 + Retry-After), 500, hang, hold a call and then carry it out
+(`slow`), or go down (connection refused) on demand, for every call or for one channel's only; enforces
+Slack's documented rate limits (see `slack_limits`); and renders the channels and threads as a readable
+transcript.
 
 The limits are on by default, everywhere, at `SUITE_TIME_SCALE` (0.02: buckets refill and `Retry-After`
 elapses 50x faster than at Slack, so `chat.postMessage` allows 50 a second per channel after a burst of 5),
@@ -73,6 +74,7 @@ class FakeSlack:
         self._lock = threading.RLock()
         self._ts = itertools.count(1)
         self._release = threading.Event()
+        self.holding = threading.Event()  # set once a `hang` or `slow` call is being held
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -117,8 +119,9 @@ class FakeSlack:
     def fail(self, mode: str, times: int = 1, retry_after: float = 1.0, channel: str | None = None,
              when: Callable[[dict[str, Any]], bool] | None = None) -> None:
         """Answer the next `times` calls (to `channel` only, and only those whose params satisfy `when`, if
-        given) with `ratelimited` (429), `error500` or `hang` (until released)."""
-        assert mode in ("ratelimited", "error500", "hang"), mode
+        given) with `ratelimited` (429), `error500`, `hang` (until released, then a 500) or `slow` (until
+        released, then carried out as usual)."""
+        assert mode in ("ratelimited", "error500", "hang", "slow"), mode
         with self._lock:
             self._faults.extend([(mode, retry_after, channel, when)] * times)
 
@@ -179,9 +182,11 @@ class FakeSlack:
             return self._ratelimited(fault[1])
         if fault and fault[0] == "error500":
             return 500, {"ok": False, "error": "fatal_error"}, {}
-        if fault and fault[0] == "hang":
+        if fault and fault[0] in ("hang", "slow"):
+            self.holding.set()
             self._release.wait(120)
-            return 500, {"ok": False, "error": "request_timeout"}, {}
+            if fault[0] == "hang":
+                return 500, {"ok": False, "error": "request_timeout"}, {}
         if auth != f"Bearer {self.token}":
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         api = getattr(self, "_" + method.replace(".", "_"), None)

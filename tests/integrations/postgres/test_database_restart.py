@@ -1,6 +1,7 @@
 """`pg_ctl restart -m immediate` (a crash of the database) during an alert burst: every alert the server
 acknowledged ends up in a run, refused ones get 503 + a reason (and are re-sent, as Alertmanager does),
-and the runs under way carry on once the database is back."""
+and the runs under way carry on once the database is back. A Slack post that Slack took while the
+database was down is recorded once it is back, not posted a second time."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from slack_sdk import WebClient
 
 from engine.actions import ActionRegistry
 from engine.builtins import register_builtins
 from integrations.postgres import PostgresStore
+from integrations.slack.outbox import Message, Outbox
+from integrations.slack.sender import OutboxSender
 from integrations.testing.postgres import PostgresCluster, server_bin
 from integrations.testing.server import (
     WEBHOOK_TOKEN,
@@ -23,6 +27,7 @@ from integrations.testing.server import (
     server_settings,
     wait_for,
 )
+from integrations.testing.slack_fake import FakeSlack
 
 RUNBOOK = """
 apiVersion: runbook/v1
@@ -102,3 +107,28 @@ def test_acknowledged_alerts_survive_a_database_crash_and_runs_continue(database
         sender.join(30)
         harness.close()
         harness.engine.close()
+
+
+def test_a_slack_post_taken_while_the_database_crashes_is_recorded_not_posted_again(
+        database: PostgresCluster) -> None:
+    store = PostgresStore(database.new_database(), "sender/0/x", migrate=True)
+    outbox = Outbox(store)
+    with FakeSlack() as fake:
+        client = WebClient(token=fake.token, base_url=fake.url, timeout=30, retry_handlers=[])
+        sender = OutboxSender(outbox, client, poll=0.05, backoff=0.05)
+        fake.fail("slow", channel="C1")  # the thread's parent is held at Slack ...
+        outbox.put("r1", [Message("chat.postMessage", {"channel": "C1", "text": "parent"}, remember="parent"),
+                          Message("chat.postMessage", {"channel": "C1", "text": "reply"}, thread="parent")])
+        sender.start()
+        try:
+            assert fake.holding.wait(30), "the parent never reached Slack"
+            database.halt("immediate")  # ... while the database crashes
+            fake.release()  # Slack takes it while the database is down, then the database comes back:
+            wait_for(lambda: fake.parents("C1"), timeout=30, what="Slack to take the parent")
+            database.start()  # the sender must record the parent, not post it again once its claim lapses
+            wait_for(lambda: outbox.pending() == 0, timeout=60, what="the thread delivered")
+        finally:
+            sender.stop()
+            store.close()
+        assert [m.text for m in fake.parents("C1")] == ["parent"]
+        assert [m.text for m in fake.thread(fake.parents("C1")[0].ts)] == ["reply"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -137,11 +136,6 @@ class Cluster:
         wait_for(settled, timeout, "every run to settle", interval=0.2)
         wait_for(lambda: self.store.outbox_pending() == 0, 60, "chat delivered", interval=0.2)
         runs = self.runs()
-        import collections
-        print("DEBUG", collections.Counter(r.status for rs in runs.values() for r in rs), [(r.params["node"], r.error) for rs in runs.values() for r in rs if r.status != "awaiting_approval"])
-        for m in self.slack.parents(CHANNEL): print("PARENT", m.ts, m.text[:100])
-        for m in self.slack.messages:
-            if m.thread_ts: print("REPLY", m.thread_ts, m.text[:80])
         assert len(self.slack.parents(CHANNEL)) == sum(len(r) for r in runs.values())  # none posted twice
         replies = [(m.thread_ts, m.text, json.dumps(m.blocks, sort_keys=True)) for m in self.slack.messages
                    if m.thread_ts is not None]
