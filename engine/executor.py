@@ -186,6 +186,10 @@ class Executor:
         return self._advance(run, runbook)
 
     def _advance(self, run: RunRecord, runbook: Runbook) -> RunRecord:
+        aborted = next((s for s in run.steps if s.index < run.cursor and s.status == StepStatus.FAILED
+                        and runbook.steps[s.index].on_failure == "abort"), None)
+        if aborted is not None:  # its process died between recording the failure and ending the run
+            return self._finish(run, RunStatus.FAILED, f"step {aborted.id!r} failed: {aborted.error}")
         context = self._context(run, runbook, run.steps)
         for index in range(run.cursor, len(runbook.steps)):
             step = runbook.steps[index]

@@ -192,3 +192,21 @@ def test_a_server_worker_resuming_a_claimed_run_settles_it(registry: ActionRegis
     run = b.resume(run_id)
     assert run.status == RunStatus.SUCCEEDED and [c.outcome for c in run.mutations] == ["applied"]
     assert toy.calls.get("put", 0) == 0
+
+
+def test_a_failed_change_recorded_just_before_its_owner_died_still_ends_the_run(
+        registry: ActionRegistry, loader: Loader, write: Write, make_store: StoreFactory, toy: Toy,
+        put: dict[str, str]) -> None:
+    """The owner stored the failed remediation (cursor past it) and died before ending the run: the next
+    owner must not carry on to the verification as if it had worked."""
+    dead = make_store("pod-a/1/x")
+    run_id = died_sending(registry, loader, write, dead)
+    sending = dead.get_run(run_id).steps[0]
+    failed = StepRecord(0, "fix", sending.action, StepStatus.FAILED, sending.title, inputs=sending.inputs,
+                        proposal=sending.proposal, error="not applied: conflict", started_at=sending.started_at)
+    assert dead.save_step(run_id, failed, cursor=1)
+    b = next_owner(registry, make_store)
+    assert b.store.take_over(lease=30) == [run_id]
+    run = b.resume(run_id)
+    assert run.status == RunStatus.FAILED and run.error == "step 'fix' failed: not applied: conflict"
+    assert [s.id for s in run.steps] == ["fix"]  # the verification never ran
