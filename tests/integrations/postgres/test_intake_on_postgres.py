@@ -14,22 +14,8 @@ from integrations.postgres import PostgresStore
 from integrations.testing.postgres import PostgresCluster
 from integrations.testing.server import WEBHOOK_TOKEN, Harness, alert, alert_payload, make_engine, server_settings
 from tests.engine.test_store import race
+from tests.integrations.postgres.test_read_only_store import RUNBOOK  # the same one-step look at a node
 
-RUNBOOK = """
-apiVersion: runbook/v1
-kind: Runbook
-metadata: {name: look, title: Look, severity: warning}
-params:
-  node: {type: string, required: true}
-triggers:
-  alerts:
-    - match: {alertname: NodeSad}
-      params: {node: node}
-steps:
-  - id: first
-    title: First look
-    action: noop
-"""
 SENDERS, PAYLOADS, NODES = 8, 6, 3
 
 
