@@ -1,8 +1,9 @@
 """Figure 9, an alert storm in chat: 60 nodes NotReady at once in one zone of a generated cluster, fired into
 a real Alertmanager -> `runbook serve` (Harness) with the node-not-ready runbook -> the Slack fake enforcing
 Slack's rate limits at real speed. Measured from the first alert: when the storm's summary is visible, when
-every run's verdict is visible in Slack, messages posted, and 429s the fake answered; once with storms grouped
-(`storm_window` 120 s) and once with a thread per run (`storm_window` 0, the baseline).
+every run's verdict is visible in Slack, messages posted, and 429s the fake answered; once as shipped (the
+digest, storms grouped: `storm_window` 120 s) and once as the chat was before the digest, the baseline: a thread
+per run with one reply per finished step (`chat_detail: steps`, `storm_window` 0).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from integrations.testing.server import WEBHOOK_TOKEN, Harness, make_engine, ser
 from integrations.testing.slack_fake import FakeSlack, Recorded
 
 ZONE = "topology.kubernetes.io/zone"
+BASELINE = "one message per step, a thread per run"
 FINISHED = (":white_check_mark: succeeded", ":x: failed", "Approval needed", ":raising_hand: awaiting approval")
 
 
@@ -69,7 +71,8 @@ def visible_at(recorded: list[Recorded], nodes: list[str]) -> tuple[dict[str, fl
     return seen, storm_at
 
 
-def measure(storm_window: float, down: int = 60, nodes: int = 150, timeout: float = 300.0) -> dict[str, Any]:
+def measure(storm_window: float, chat_detail: str = "digest", down: int = 60, nodes: int = 150,
+            timeout: float = 300.0) -> dict[str, Any]:
     objects, targets = zoned_cluster(nodes, down)
     with tempfile.TemporaryDirectory() as name, SimulatedCluster(objects=objects) as sim, \
             FakeSlack(rate_limits=True, time_scale=1.0) as fake:  # Slack's own pace
@@ -80,7 +83,7 @@ def measure(storm_window: float, down: int = 60, nodes: int = 150, timeout: floa
         register_alertmanager(registry)
         runbook = Loader(registry).load_file(RUNBOOKS / "node-not-ready.yaml")
         settings = server_settings(str(tmp / "runs.db"), fake.url, workers=Settings().workers,
-                                   storm_window=storm_window)
+                                   storm_window=storm_window, chat_detail=chat_detail)
         harness = Harness(make_engine(settings, registry, (runbook,)), fake).start()
         am = Alertmanager(tmp / "am", f"{harness.url}/hooks/alertmanager", WEBHOOK_TOKEN, send_resolved=False,
                           repeat_interval="1h").start()
@@ -123,8 +126,8 @@ def run() -> list[Row]:
     progress("fig9: 60 NotReady nodes in one zone, storms grouped (real Slack rate limits)")
     ours = summary(measure(120.0))
     progress(f"fig9 storm: {ours}")
-    progress("fig9: the same, a thread per run (storm_window 0)")
-    base = summary(measure(0.0))
+    progress("fig9: the same, one message per step in a thread per run (chat_detail steps, storm_window 0)")
+    base = summary(measure(0.0, "steps", timeout=900.0))  # about 7 posts a run at Slack's 1/s per channel
     progress(f"fig9 baseline: {base}")
     note = (f"runs {ours['statuses']}; verdicts visible {ours['visible']}/60 (baseline {base['visible']}/60); "
             f"baseline {base['posted']} posts + {base['updates']} updates")
@@ -132,11 +135,11 @@ def run() -> list[Row]:
         Row("9. storm: summary visible after the first alert", ours["storm"], "s", target="<= 5 s",
             met=ours["storm"] is not None and ours["storm"] <= 5, note="the storm message's post"),
         Row("9. storm: every verdict visible after the first alert", ours["last_verdict"], "s",
-            baseline=base["last_verdict"], baseline_what="a thread per run", target="<= 60 s",
+            baseline=base["last_verdict"], baseline_what=BASELINE, target="<= 60 s",
             met=ours["last_verdict"] is not None and ours["last_verdict"] <= 60, note=note),
         Row("9. storm: messages posted / updated", float(ours["posted"]), "posts",
-            baseline=float(base["posted"]), baseline_what="a thread per run",
+            baseline=float(base["posted"]), baseline_what=BASELINE,
             note=f"updates {ours['updates']} (baseline {base['updates']})"),
         Row("9. storm: 429s received", float(ours["ratelimited"]), "429s", baseline=float(base["ratelimited"]),
-            baseline_what="a thread per run", target="0", met=ours["ratelimited"] == 0),
+            baseline_what=BASELINE, target="0", met=ours["ratelimited"] == 0),
     ]

@@ -6,7 +6,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -66,6 +66,10 @@ class Settings(BaseModel):
     severity_channels: dict[str, str] = Field(default_factory=dict, description="severity -> channel routing.")
     storm_window: float = Field(default=120.0, ge=0, le=3600, description="Seconds between runs of one runbook "
                                 "that make them a storm: one channel message listing the targets (0: off).")
+    chat_detail: Literal["digest", "steps"] = Field(
+        default="digest", description="Run threads in chat: `digest` (the diagnosis, cards, decisions and steps "
+        "that said, changed or failed) or `steps` (also one reply per finished step, a log; runs keep their own "
+        "thread in a storm).")
     webhook_token: SecretStr | None = Field(default=None, description="Bearer token Alertmanager must send.")
     webhook_basic_auth: SecretStr | None = Field(default=None, description="'user:password' Alertmanager may send.")
     read_token: SecretStr | None = Field(default=None, description="Token for the run pages and run API (Bearer, or "

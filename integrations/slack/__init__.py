@@ -65,7 +65,8 @@ class Slack:
         outbox = Outbox(store)
         sender = OutboxSender(outbox, client, on_error=on_error, backoff=backoff, max_backoff=max_backoff)
         sink = SlackSink(store, outbox, Router(settings.slack_channel, settings.severity_channels), sender.wake,
-                         public_url=settings.public_url, storms=Storms(store, settings.storm_window))
+                         public_url=settings.public_url, storms=Storms(store, settings.storm_window),
+                         detail=settings.chat_detail)
         sender.refresh = sink.fresh
         verifier = Verifier(settings.slack_signing_secret.get_secret_value(), first_time=ReplayGuard(store).first_time)
         return cls(sink, outbox, sender, verifier, Directory(lookup, groups))

@@ -72,11 +72,11 @@ def _changes(changes: list[dict[str, Any]], label: str) -> list[dict[str, Any]]:
     for change in changes[:5]:
         diff = "\n".join(change.get("diff") or ()) or json.dumps(change.get("request") or {}, default=str)
         blocks.append(_section(f"{label} `{text(change.get('verb', ''), 40)} {text(change.get('target', ''), 200)}`"
-                               f"{_unless_applied(change)}\n```{text(diff, 2000)}```"))
+                               f"{unless_applied(change)}\n```{text(diff, 2000)}```"))
     return blocks
 
 
-def _unless_applied(change: dict[str, Any]) -> str:
+def unless_applied(change: dict[str, Any]) -> str:
     """` (not applied)` or ` (effect unknown)` after a change that was sent but did not surely apply."""
     outcome = change.get("outcome")
     return f" ({text(outcome, 40)})" if outcome and outcome != "applied" else ""
@@ -168,7 +168,7 @@ def finished(run: dict[str, Any]) -> dict[str, Any]:
     mutations = run.get("mutations") or []
     if mutations:
         body += "\nChanged: " + ", ".join(f"`{text(c.get('verb', ''), 40)} {text(c.get('target', ''), 200)}`"
-                                          f"{_unless_applied(c)}" for c in mutations[:10])
+                                          f"{unless_applied(c)}" for c in mutations[:10])
     return {"text": f"run {run.get('run_id')} {status}", "blocks": [_section(body)]}
 
 

@@ -23,7 +23,7 @@ from engine.model import Runbook
 from engine.records import RunRecord
 from engine.run_store import RunStore
 from engine.templating import Templating
-from integrations.slack import digest, render, storm
+from integrations.slack import digest, render, steplog, storm
 from integrations.slack.outbox import Item, Message, Outbox
 from integrations.slack.storm import Storms
 
@@ -50,7 +50,7 @@ class SlackSink:
 
     def __init__(self, store: RunStore, outbox: Outbox, router: Router,
                  wake: Callable[[], None] = lambda: None, outlook: Outlook | None = None,
-                 public_url: str | None = None, storms: Storms | None = None) -> None:
+                 public_url: str | None = None, storms: Storms | None = None, detail: str = "digest") -> None:
         self.store = store
         self.outbox = outbox
         self.router = router
@@ -58,6 +58,7 @@ class SlackSink:
         self.outlook = outlook
         self.public_url = public_url.rstrip("/") if public_url else None
         self.storms = storms
+        self.steps = detail == "steps"  # a reply per finished step, and a thread per run even in a storm
         self._runbooks: OrderedDict[str, Runbook] = OrderedDict()
 
     def emit(self, event: RunEvent) -> None:
@@ -99,7 +100,7 @@ class SlackSink:
         message = Message("chat.postMessage", render.note(body), thread="parent")
         try:
             run = self.store.get_run(run_id)
-            anchor = self.storms.anchor(run) if self.storms is not None else None
+            anchor = self._grouped(run)
             channel = self.router.channel(self._runbook(run), run) if anchor else None
             if anchor and channel and self.storms is not None:
                 target = storm.target_of(run, storm.varying(self.storms.members(run)))
@@ -140,13 +141,13 @@ class SlackSink:
         update = Message("chat.update", parent, target="parent")
         post_parent = Message("chat.postMessage", {"channel": channel, **parent}, remember="parent")
         data = event.data
-        in_storm = self.storms is not None and self.storms.anchor(run) is not None
+        in_storm = self._grouped(run) is not None
         if in_storm and event.kind != "approval_needed" and not any(s.proposal is not None for s in run.steps):
             return self._member(event, run, channel, post_parent, update)
         if event.kind == "run_started":
             return [post_parent]
         if event.kind == "step_finished":  # the parent catches up at the next card, decision or the end
-            reply = render.step_result(data)
+            reply = steplog.step_reply(data) if self.steps else render.step_result(data)
             return [self._reply(channel, reply)] if reply else []
         if event.kind == "approval_needed":
             first = not any(s.proposal is not None for s in run.steps if s.id != event.step)
@@ -160,6 +161,11 @@ class SlackSink:
         if event.kind == "run_finished":
             return self._finished(run, channel, data, update)
         return []
+
+    def _grouped(self, run: RunRecord) -> str | None:
+        """The storm anchor a run is grouped under; None when it posts its own thread (no storm, or
+        `chat_detail: steps`, whose log needs a thread of its own)."""
+        return self.storms.anchor(run) if self.storms is not None and not self.steps else None
 
     def _member(self, event: RunEvent, run: RunRecord, channel: str, post_parent: Message,
                 update: Message) -> list[Message]:
@@ -230,7 +236,7 @@ class SlackSink:
                 messages += self._proposal_update(run, step.id, "expired: nobody decided in time")
         proposed = any(s.proposal is not None for s in run.steps)
         messages += self._diagnosis(run, channel, first=not proposed)
-        if proposed or run.status != "succeeded":  # someone is following the thread, or it went wrong
+        if proposed or self.steps or run.status != "succeeded":  # someone follows the thread, or it went wrong
             messages.append(self._reply(channel, render.finished(data)))
         return [*messages, update]
 

@@ -47,5 +47,38 @@ def test_node_not_ready_reads_as_a_digest(tmp_path: Path) -> None:
             assert "1. :raising_hand: Cordon node-b" in top and "<https://runbook.example/runs/" in top
             assert "|Source>" in top and "|Silence>" in top and "many_nodes_percent=30" in top
             assert "`kubectl get node node-b -o yaml`" in diagnosis and "\\n" not in diagnosis
+            quiet = [s for s in harness.engine.store.get_run(run_id).steps if s.status in ("succeeded", "skipped")]
+            assert quiet and not fake.find(lambda m: any(f"`{s.action}` · " in flatten(m) for s in quiet))
+        finally:
+            harness.close()
+
+
+def test_chat_detail_steps_posts_one_reply_per_finished_step(tmp_path: Path) -> None:
+    """`chat_detail: steps` keeps a log in the run's thread: each finished step is one reply (headline, what it
+    found or said), beside the digest's diagnosis and card; the proposed step's reply is its card."""
+    with SimulatedCluster(objects=load_scenario(SCENARIO)) as sim, Kube.from_url(sim.url, SIM_TOKEN) as kube, \
+            FakeSlack() as fake:
+        settings = server_settings(str(tmp_path / "runs.db"), fake.url, approvers=[ALICE], chat_detail="steps",
+                                   runbook_path=[str(ROOT / "runbooks" / "node-not-ready.yaml")])
+        harness = Harness(make_engine(settings, build_registry(kube)), fake).start()
+        try:
+            labels = {"node": "node-b", "severity": "critical"}
+            run_id = harness.post_alerts([alert("KubeNodeNotReady", labels)]).json()["started"][0]["run_id"]
+            harness.wait_status(run_id, "awaiting_approval")
+            wait_for(lambda: fake.find(lambda m: m.text.startswith("Approval needed")) and _drained(harness),
+                     what="the approval card, and the outbox to drain")
+            run = harness.engine.store.get_run(run_id)
+            finished = [s for s in run.steps if s.status != "proposed"]
+            thread = fake.thread(fake.parents(CHANNEL)[0].ts)
+            logged = [m for m in thread if m.text.startswith("step ")]
+            assert len(finished) >= 3 and len(logged) == len(finished)
+            for step, message in zip(finished, logged, strict=True):
+                assert message.text == f"step {step.title or step.id}: {step.status}"
+                assert f"`{step.action}` · {step.status}" in flatten(message)
+                assert len(message.blocks) <= 50 and all(len(json.dumps(b)) < 3200 for b in message.blocks)
+            assert [m.text.split(" ")[0] for m in thread if m not in logged] == ["Diagnosis", "Approval"]
+            node = next(m for m in logged if "`k8s.node.inspect`" in flatten(m))
+            assert ":red_circle:" in flatten(node) or ":large_orange_circle:" in flatten(node)
+            assert all("```" not in flatten(m) or "\\n" not in flatten(m) for m in logged)  # real newlines
         finally:
             harness.close()

@@ -90,6 +90,23 @@ def test_storms_off_by_window_zero(make_harness: Callable[..., Harness], fake_sl
     assert not fake_slack.find(lambda m: m.text.startswith("Storm:"))
 
 
+def test_with_chat_detail_steps_each_storm_member_keeps_its_thread_and_log(
+        make_harness: Callable[..., Harness], fake_slack: FakeSlack) -> None:
+    harness = make_harness(runbooks=(ZONE,), storm_window=120, chat_detail="steps")
+    nodes = [f"node-{i}" for i in range(4)]
+    started = harness.post_alerts([alert("NodeDown", {"node": n}) for n in nodes]).json()["started"]
+    run_ids = [s["run_id"] for s in started]
+    wait_for(lambda: _settled(harness, run_ids, "succeeded") and "4 finished" in _storm(fake_slack),
+             what="every run finished and the storm message caught up")
+    own = [p for p in fake_slack.parents(CHANNEL) if not p.text.startswith("Storm:")]
+    assert len(own) == 4  # a log needs a thread: every member posts its own, beside the storm message
+    for parent in own:
+        thread = fake_slack.thread(parent.ts)
+        node = next(n for n in nodes if f"node={n}`" in flatten(parent))
+        assert [m.text.split(" ")[0] for m in thread] == ["step", "Diagnosis", "run"]
+        assert f"*Look at {node}* · `finding` · succeeded" in flatten(thread[0])
+
+
 def _is_storm(params: dict[str, object]) -> bool:
     return str(params.get("text", "")).startswith("Storm:")
 
