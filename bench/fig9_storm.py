@@ -29,6 +29,7 @@ from integrations.testing.slack_fake import FakeSlack, Recorded
 
 ZONE = "topology.kubernetes.io/zone"
 BASELINE = "one message per step, a thread per run"
+CUTOFF = 900.0  # seconds the baseline may take before its row says how far it got
 FINISHED = (":white_check_mark: succeeded", ":x: failed", "Approval needed", ":raising_hand: awaiting approval")
 
 
@@ -127,19 +128,23 @@ def run() -> list[Row]:
     ours = summary(measure(120.0))
     progress(f"fig9 storm: {ours}")
     progress("fig9: the same, one message per step in a thread per run (chat_detail steps, storm_window 0)")
-    base = summary(measure(0.0, "steps", timeout=900.0))  # about 7 posts a run at Slack's 1/s per channel
+    base = summary(measure(0.0, "steps", timeout=CUTOFF))  # about 15 posts a run at Slack's 1/s per channel
     progress(f"fig9 baseline: {base}")
+    # A baseline still posting at the cutoff is shown as the cutoff: a lower bound, and labelled as one.
+    base_last, base_what = base["last_verdict"], BASELINE
+    if base_last is None:
+        base_last, base_what = CUTOFF, f"{BASELINE}: {base['visible']}/60 visible at the {CUTOFF:.0f} s cutoff"
     note = (f"runs {ours['statuses']}; verdicts visible {ours['visible']}/60 (baseline {base['visible']}/60); "
             f"baseline {base['posted']} posts + {base['updates']} updates")
     return [
         Row("9. storm: summary visible after the first alert", ours["storm"], "s", target="<= 5 s",
             met=ours["storm"] is not None and ours["storm"] <= 5, note="the storm message's post"),
         Row("9. storm: every verdict visible after the first alert", ours["last_verdict"], "s",
-            baseline=base["last_verdict"], baseline_what=BASELINE, target="<= 60 s",
+            baseline=base_last, baseline_what=base_what, target="<= 60 s",
             met=ours["last_verdict"] is not None and ours["last_verdict"] <= 60, note=note),
         Row("9. storm: messages posted / updated", float(ours["posted"]), "posts",
-            baseline=float(base["posted"]), baseline_what=BASELINE,
+            baseline=float(base["posted"]), baseline_what=base_what,
             note=f"updates {ours['updates']} (baseline {base['updates']})"),
         Row("9. storm: 429s received", float(ours["ratelimited"]), "429s", baseline=float(base["ratelimited"]),
-            baseline_what=BASELINE, target="0", met=ours["ratelimited"] == 0),
+            baseline_what=base_what, target="0", met=ours["ratelimited"] == 0),
     ]
