@@ -58,7 +58,7 @@ FIGURES: dict[int, tuple[str, str]] = {
         "1/s per channel, burst 5; chat.update 50/min); times from the first alert to the storm message and to "
         "the last run's verdict visible in Slack; the digest with storm_window 120 s vs the chat before the "
         "digest (chat_detail steps: one reply per finished step; storm_window 0: a thread per run), cut off "
-        "after 900 s."),
+        "after 300 s (RUNBOOK_BENCH_FIG9_CUTOFF)."),
     10: ("bench.fig10_in_flight", "A change in flight: 2 named `runbook serve` replicas on one PostgreSQL, kill -9 "
          "of the replica executing an approved cordon, 6 times: alternately after the PATCH reached the simulator "
          "(held 2 s, then applied) and before it was sent (the read before it held 6 s); time from the kill to "

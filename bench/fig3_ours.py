@@ -67,7 +67,8 @@ def measure(alerts: int = 100, nodes: int = 1000, pods_per_node: int = 5, spacin
     targets = node_names(alerts, nodes)
     progress(f"fig3 ours: generating {nodes} nodes, {len(targets)} NotReady")
     objects = generate_cluster(nodes=nodes, pods_per_node=pods_per_node, not_ready=targets)
-    with tempfile.TemporaryDirectory() as name, SimulatedCluster(objects=objects) as sim, FakeSlack() as fake:
+    with tempfile.TemporaryDirectory() as name, SimulatedCluster(objects=objects) as sim, \
+            FakeSlack(rate_limits=False) as fake:  # the engine's latency, as for the peer; Slack's pacing: fig 9
         tmp = Path(name)
         kube = Kube.from_url(sim.url, SIM_TOKEN)
         registry = register_builtins(ActionRegistry())

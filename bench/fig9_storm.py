@@ -9,6 +9,7 @@ per run with one reply per finished step (`chat_detail: steps`, `storm_window` 0
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +30,9 @@ from integrations.testing.slack_fake import FakeSlack, Recorded
 
 ZONE = "topology.kubernetes.io/zone"
 BASELINE = "one message per step, a thread per run"
-CUTOFF = 900.0  # seconds the baseline may take before its row says how far it got
+# seconds the baseline may take before its row says how far it got (a lower bound); 300 s is five times the
+# target and keeps `make bench` short; RUNBOOK_BENCH_FIG9_CUTOFF=1200 measures it to the end (about 15 min)
+CUTOFF = float(os.environ.get("RUNBOOK_BENCH_FIG9_CUTOFF", "300"))
 FINISHED = (":white_check_mark: succeeded", ":x: failed", "Approval needed", ":raising_hand: awaiting approval")
 
 
