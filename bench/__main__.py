@@ -44,8 +44,8 @@ FIGURES: dict[int, tuple[str, str]] = {
         "RunQueue (integrations.app.server.workers) with settings.workers threads, then a 32-thread pool; 20 ms "
         "latency on every simulator request; run time = each executor.resume."),
     7: ("bench.fig7_replicas", "Several replicas: the figure-4 storm (10,000 alerts, 5 per payload, 4 senders) "
-        "against a server on PostgreSQL (a throwaway local cluster with fsync on, like SQLite's synced commits) "
-        "vs SQLite; then "
+        "against a server on PostgreSQL (a throwaway local cluster with fsync on, like SQLite's synced commits; "
+        "connected directly, so with database_prepared_statements: true) vs SQLite; then "
         "2 `runbook serve` processes on one PostgreSQL, kill -9 of the replica owning a run mid-step, 10 times; "
         "failover = kill to the other replica's run.taken_over audit entry; each run is then approved and its "
         "cordons counted at the simulator. RUNBOOK_BENCH_FIG7_SKIP_FAILOVER=1 measures the ingestion part only."),

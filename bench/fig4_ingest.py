@@ -52,11 +52,13 @@ def warm_up(harness: Harness) -> None:
 
 def measure(total: int = 20000, concurrency: int = 48, per_payload: int = 1, nodes: int = 60,
             seconds: float = 60.0, database_url: str | None = None) -> dict[str, object]:
-    """One storm; with `database_url` the run store is that (migrated) PostgreSQL database, else SQLite."""
+    """One storm; with `database_url` the run store is that (migrated) PostgreSQL database, else SQLite (the
+    bench connects directly, so with `database_prepared_statements`, the setting for a direct connection)."""
     with tempfile.TemporaryDirectory() as tmp:
         defaults = Settings()
         settings = server_settings(str(Path(tmp) / "runs.db"), workers=defaults.workers,
-                                   queue_size=defaults.queue_size, database_url=database_url)
+                                   queue_size=defaults.queue_size, database_url=database_url,
+                                   database_prepared_statements=database_url is not None)  # a direct connection
         registry = register_builtins(ActionRegistry())
         harness = Harness(make_engine(settings, registry, (RUNBOOK,)), None).start()
         try:

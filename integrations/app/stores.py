@@ -23,7 +23,7 @@ def open_store(settings: Settings, *, instance: str | None = None, migrate: bool
             raise SettingsError("database_url must be a postgresql:// URL (RUNBOOK_DATABASE_URL or the config file)")
         from integrations.postgres import PostgresStore
 
-        return PostgresStore(url, instance, migrate=bool(migrate))
+        return PostgresStore(url, instance, migrate=bool(migrate), prepare=settings.database_prepared_statements)
     return SqliteStore(settings.db, instance, migrate=migrate is not False, max_bytes=settings.db_max_bytes)
 
 

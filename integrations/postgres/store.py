@@ -63,16 +63,17 @@ class PostgresStore(SqlStore):
     SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 
     def __init__(self, url: str, instance: str | None = None, *, migrate: bool = False, pool_size: int = 8,
-                 engine_version: str = ENGINE_VERSION, connect_timeout: float = 10.0) -> None:
+                 engine_version: str = ENGINE_VERSION, connect_timeout: float = 10.0, prepare: bool = False) -> None:
         super().__init__(instance or default_instance())
         self.where = redacted(url)
         self._url = url
         self._wake = threading.Condition()
         self._listener: threading.Thread | None = None
         self._closed = threading.Event()
-        # no server-side prepared statements: a transaction-mode pooler (PgBouncer) may sit in between
+        # server-side prepared statements (psycopg prepares a statement on its 5th use) only when asked: a
+        # transaction-mode pooler before PgBouncer 1.21 hands the next transaction to a server without them
         self._pool = ConnectionPool(url, min_size=1, max_size=pool_size,
-                                    kwargs={"autocommit": True, "prepare_threshold": None},
+                                    kwargs={"autocommit": True, "prepare_threshold": 5 if prepare else None},
                                     timeout=connect_timeout, open=False, name="runbook")
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
