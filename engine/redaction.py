@@ -109,9 +109,22 @@ def _scrub(text: str) -> str:
     return _CANDIDATE.sub(lambda m: _entropic(m, text), text)
 
 
+# a param whose own name says it holds a credential (`password`, `db_token`, `api_key`): not `secret` alone,
+# which in a runbook names a Secret object (`secret=db-creds`) rather than holding its value
+_SECRET_PARAM = re.compile(r"(?i)(?:^|[_.-])(?:password|passwd|passphrase|token|api[_-]?key|access[_-]?key"
+                           r"|private[_-]?key|credentials?|client[_-]?secret)$")
+
+
+def redact_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Params people type (CLI `-p`, chat `/runbook run k=v`), redacted as they enter: by value and format like
+    alert labels, and wholly when the param's name says it holds a credential (`-p password=hunter2`)."""
+    return {k: _hide(v) if isinstance(v, str) and v and _SECRET_PARAM.search(str(k)) else redact_values(v)
+            for k, v in params.items()}
+
+
 def redact_values(value: Any) -> Any:
     """`redact` on every string inside `value` (dicts, lists), by value and format only: for what people and
-    alerts hand in (params typed on the CLI or in chat, alert labels, audit details), where a key named
+    alerts hand in (alert labels, audit details, typed params through `redact_params`), where a key named
     `secret` names a Secret rather than holding one."""
     if isinstance(value, str):
         return redact(value)

@@ -23,7 +23,7 @@ from engine.executor import Executor
 from engine.loader import Loader
 from engine.policy import Policy
 from engine.records import RunRecord, RunStatus, StepStatus
-from engine.redaction import marker, redact, use_installation_key
+from engine.redaction import MARKER_PREFIX, marker, redact, redact_params, use_installation_key
 from engine.run_store import RunStore
 from engine.sqlstore.sqlite import SqliteStore
 from tests.conftest import TEAM
@@ -131,3 +131,14 @@ def test_the_process_marks_with_the_installation_key(store: RunStore) -> None:
     assert redact(f"token {TOKEN}") == f"token {marker(TOKEN, key)}"
     with pytest.raises(ValueError, match="at least 16 bytes"):
         use_installation_key(b"short")
+
+
+def test_typed_params_are_hidden_by_a_credentials_name_too() -> None:
+    """`-p password=hunter2` holds nothing a format detector knows; its name says what it is. `secret=` alone
+    names a Secret object in runbooks, so it stays (a value that looks like a token is still redacted)."""
+    params = {"password": "hunter2", "db_token": "plainword", "api_key": "x1", "node": "node-a",
+              "secret": "db-creds", "note": "see ghp_abcdefghijklmnopqrstuvwxyz0123456789"}
+    kept = redact_params(params)
+    assert all(kept[k].startswith(MARKER_PREFIX) for k in ("password", "db_token", "api_key"))
+    assert (kept["node"], kept["secret"]) == ("node-a", "db-creds")
+    assert "ghp_" not in kept["note"] and kept["note"].startswith("see ")

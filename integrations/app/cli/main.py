@@ -26,7 +26,7 @@ from engine.errors import (
 from engine.model import Runbook
 from engine.params import coerce_params
 from engine.records import RunRecord, RunStatus
-from engine.redaction import redact, redact_values
+from engine.redaction import redact, redact_params
 from engine.run_store import RunStore
 from engine.schema import json_schema
 from engine.settings import Settings
@@ -146,18 +146,19 @@ def run(
 ) -> None:
     """Run a runbook now, streaming progress; stops at the first remediation that needs approval.
 
-    Param values are redacted as they enter, like alert labels: a token typed here reaches neither the store
-    nor the terminal, and a remediation refuses a param that held one. They are redacted again once the
+    Param values are redacted as they enter, like alert labels (and wholly under a credential's name such as
+    `password` or `api_key`): a token typed here reaches neither the store nor the terminal, and a remediation
+    refuses a param that held one. They are redacted again once the
     engine holds the installation's key, so its markers match those of the server."""
     settings = _settings(config, runbooks)
     typed = _parse_params(param)
     try:
-        coerce_params(load_catalog(settings).get(name), redact_values(typed))  # before any cluster is contacted
+        coerce_params(load_catalog(settings).get(name), redact_params(typed))  # before any cluster is contacted
         with open_cluster(settings, scenario, kubeconfig, context) as kube:
             engine = _engine(settings, kube, quiet)
             runbook = engine.catalog.get(name)
             trigger = {"source": "cli", **({"scenario": str(scenario.resolve())} if scenario else {})}
-            record = engine.executor.run(runbook, redact_values(typed), requester=as_ or settings.user,
+            record = engine.executor.run(runbook, redact_params(typed), requester=as_ or settings.user,
                                          trigger=trigger, auto_approve=auto_approve, dry_run=dry_run)
     except KeyError as exc:
         _fail(str(exc.args[0]))

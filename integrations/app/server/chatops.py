@@ -19,7 +19,7 @@ from engine.executor import Executor
 from engine.model import Runbook
 from engine.policy import NotAllowed
 from engine.records import RunRecord
-from engine.redaction import redact
+from engine.redaction import redact, redact_params
 from integrations.app.server.metrics import Metrics
 from integrations.app.server.workers import RunQueue
 
@@ -116,16 +116,16 @@ class ChatOps:
                      f"{' (dry-run)' if dry_run else ''}{where}.", run_id=run_id)
 
     def _params(self, runbook: Runbook, args: list[str]) -> tuple[dict[str, Any], str | None]:
-        """`key=value` words, values redacted as they enter (like alert labels): a token typed in chat is
-        not stored or echoed; a remediation refuses a param that held one."""
+        """`key=value` words, values redacted as they enter (like alert labels, and wholly under a name such as
+        `password`): a token typed in chat is not stored or echoed; a remediation refuses a param that held one."""
         params: dict[str, Any] = {}
         for arg in args:
             key, sep, value = arg.partition("=")
             if not sep or not key:
                 return {}, (f"{self.m.code(self.m.data(arg, 100))} is not {self.m.code('key=value')}; params of "
                             f"{runbook.name}: {self._signature(runbook)}")
-            params[key] = redact(value)
-        return params, None
+            params[key] = value
+        return redact_params(params), None
 
     def list(self) -> Reply:
         if not self.catalog.runbooks:

@@ -73,13 +73,15 @@ LOG = [  # (line, the secret in it)
 TYPED = "sk_live_TYPEDq8Wz3Xr5Ty7Uv9Ab1Cd"  # one token typed as a param in chat and on the CLI
 TYPED_REFUSED = "ghp_TYPEDr3fus3dQ4w8E2r6T0y3U7i1O5p9A2"  # typed where the param's pattern refuses it
 FREEZE_PASSWORD = "FRZpw9Kd2xQ7"
-TYPED_SECRETS = [TYPED, TYPED_REFUSED, FREEZE_PASSWORD]
+NAMED = "hunter2wolf"  # a plain word typed under a credential's name (`db_password=`): hidden by the name
+TYPED_SECRETS = [TYPED, TYPED_REFUSED, FREEZE_PASSWORD, NAMED]
 NOTE_RUNBOOK = """
 apiVersion: runbook/v1
 kind: Runbook
 metadata: {name: echo-note, title: Echo a note}
 params:
   note: {type: string, required: true}
+  db_password: {type: string, default: ""}
 steps:
   - {id: keep, title: Keep the note, action: noop, with: {value: "{{ params.note }}"}}
   - {id: tell, title: Tell the channel, action: notify, with: {text: "note: {{ params.note }}"}}
@@ -202,7 +204,7 @@ def _type_secrets(url: str, auth: dict[str, str], config: Path) -> tuple[list[st
     """Type secrets where people type: a param in chat and on the CLI (the same token: its runs' ids), a param
     whose pattern refuses it (chat and CLI), a freeze reason. Returns the runs' ids and the replies and CLI
     output."""
-    started = _slash(url, f"run echo-note note='the token {TYPED}'")
+    started = _slash(url, f"run echo-note note='the token {TYPED}' db_password={NAMED}")
     match = re.search(r"Started run `?([0-9a-z-]+)", started)
     assert match, started
     refused = _slash(url, f"run billing-cronjob-failed cronjob={TYPED_REFUSED}")
@@ -210,7 +212,8 @@ def _type_secrets(url: str, auth: dict[str, str], config: Path) -> tuple[list[st
     froze = _slash(url, f"freeze on bridge at https://oncall:{FREEZE_PASSWORD}@bridge.example/room")
     froze += _slash(url, "freeze off")
     cli_run = subprocess.run([sys.executable, "-m", "integrations.app.cli", "run", "echo-note", "-p",
-                              f"note=the token {TYPED}", "--config", str(config), "--output", "json"],
+                              f"note=the token {TYPED}", "-p", f"db_password={NAMED}", "--config", str(config),
+                              "--output", "json"],
                              capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert cli_run.returncode == 0, cli_run.stderr
     cli_refused = subprocess.run([sys.executable, "-m", "integrations.app.cli", "run", "billing-cronjob-failed",
