@@ -7,7 +7,7 @@ import shutil
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -110,16 +110,30 @@ def loader(registry: ActionRegistry) -> Loader:
     return Loader(registry)
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresCluster]:
-    """One throwaway PostgreSQL cluster for the session. Missing in CI is a broken set-up (the Makefile's
-    `tools` installs it): fail. Elsewhere: skip, saying why."""
-    from integrations.testing.postgres import PostgresCluster, server_bin
+def missing_tool(reason: str) -> NoReturn:
+    """A program the tests drive (PostgreSQL, kubectl, Alertmanager, Prometheus, pgbouncer, chromium) is not
+    installed. In CI (`CI=true`) that is a broken set-up, since `make tools` installs them all: fail. Elsewhere:
+    skip, saying why."""
+    if os.environ.get("CI"):
+        pytest.fail(f"required in CI: {reason}")
+    print(f"SKIPPED: {reason}")
+    pytest.skip(reason)
+
+
+def require_postgres() -> None:
+    """Debian's PostgreSQL server binaries, for a throwaway cluster (`missing_tool` when absent)."""
+    from integrations.testing.postgres import server_bin
 
     if server_bin() is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL is required in CI but /usr/lib/postgresql/*/bin/initdb was not found")
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+        missing_tool("PostgreSQL not found (/usr/lib/postgresql/*/bin/initdb): apt-get install postgresql")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL cluster for the session."""
+    from integrations.testing.postgres import PostgresCluster
+
+    require_postgres()
     with PostgresCluster() as cluster:
         yield cluster
 
@@ -179,28 +193,19 @@ def write(tmp_path: Path) -> Callable[[str, str], Path]:
 
 
 def require_kubectl(purpose: str) -> str:
-    """The kubectl binary. Missing in CI is a broken set-up (the Makefile installs it): fail. Elsewhere: skip,
-    saying why."""
+    """The kubectl binary (`missing_tool` when absent)."""
     path = shutil.which("kubectl")
     if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("kubectl is required in CI but was not found on PATH")
-        print(f"kubectl not found on PATH: skipping {purpose}")
-        pytest.skip("kubectl not found on PATH")
+        missing_tool(f"kubectl not found on PATH, needed for {purpose}")
     return path
 
 
 @pytest.fixture(scope="session")
 def alertmanager_binary() -> str:
-    """Debian's Alertmanager 0.25. Missing in CI is a broken set-up (the Makefile installs it): fail.
-    Elsewhere: skip, saying why."""
+    """Debian's Alertmanager 0.25 (`missing_tool` when absent)."""
     from integrations.testing.alertmanager import BINARY
 
     if os.path.exists(BINARY) and os.access(BINARY, os.X_OK):
         return BINARY
-    reason = (f"prometheus-alertmanager not found at {BINARY}: install it with "
-              "`apt-get install -y prometheus-alertmanager` (Debian's Alertmanager 0.25)")
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    print(f"SKIPPED: {reason}")
-    pytest.skip(reason)
+    missing_tool(f"prometheus-alertmanager not found at {BINARY}: install it with "
+                 "`apt-get install -y prometheus-alertmanager` (Debian's Alertmanager 0.25)")

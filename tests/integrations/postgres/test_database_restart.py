@@ -17,7 +17,7 @@ from engine.builtins import register_builtins
 from integrations.postgres import PostgresStore
 from integrations.slack.outbox import Message, Outbox
 from integrations.slack.sender import OutboxSender
-from integrations.testing.postgres import PostgresCluster, server_bin
+from integrations.testing.postgres import PostgresCluster
 from integrations.testing.server import (
     WEBHOOK_TOKEN,
     Harness,
@@ -28,6 +28,7 @@ from integrations.testing.server import (
     wait_for,
 )
 from integrations.testing.slack_fake import FakeSlack
+from tests.conftest import require_postgres
 
 RUNBOOK = """
 apiVersion: runbook/v1
@@ -52,8 +53,7 @@ steps:
 
 @pytest.fixture
 def database() -> Iterator[PostgresCluster]:
-    if server_bin() is None:
-        pytest.skip("PostgreSQL is not installed")  # the session fixture already fails in CI
+    require_postgres()
     with PostgresCluster() as cluster:  # its own cluster: this test crashes it
         yield cluster
 

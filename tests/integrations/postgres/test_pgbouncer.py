@@ -3,7 +3,6 @@ tests pass unchanged when every transaction may land on another server connectio
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,16 +12,14 @@ import pytest
 from engine.run_store import RunStore
 from integrations.postgres import PostgresStore
 from integrations.testing.postgres import PgBouncer, PostgresCluster
-from tests.conftest import StoreFactory
+from tests.conftest import StoreFactory, missing_tool
 from tests.engine import test_store
 
 
 @pytest.fixture(scope="module")
 def bouncer(postgres: PostgresCluster) -> Iterator[PgBouncer]:
     if not Path(PgBouncer.BINARY).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"pgbouncer is required in CI but {PgBouncer.BINARY} was not found")
-        pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
+        missing_tool(f"pgbouncer not found at {PgBouncer.BINARY}: apt-get install pgbouncer")
     bouncer = PgBouncer(postgres).start()
     yield bouncer
     bouncer.stop()

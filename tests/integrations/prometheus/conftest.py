@@ -9,16 +9,14 @@ from pathlib import Path
 import pytest
 
 from integrations.testing.prometheus import BINARY, Exporter, Prometheus
+from tests.conftest import missing_tool
 
 
 def require_prometheus() -> str:
-    """The binary, or: in CI (`CI=true`) a failure, since `make tools` installs it; elsewhere a skip."""
+    """The binary (`missing_tool` when absent)."""
     if os.path.exists(BINARY) and os.access(BINARY, os.X_OK):
         return BINARY
-    reason = f"prometheus not found at {BINARY}: install it with `apt-get install -y prometheus` (or `make tools`)"
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
+    missing_tool(f"prometheus not found at {BINARY}: install it with `apt-get install -y prometheus` (or `make tools`)")
 
 
 @pytest.fixture(scope="module")

@@ -27,10 +27,11 @@ from engine.records import RunRecord, RunStatus, StepStatus
 from integrations.kubesim import SimulatedCluster, load_scenario
 from integrations.postgres import PostgresStore
 from integrations.testing.alertmanager_pair import AlertmanagerPair
-from integrations.testing.postgres import PostgresCluster, server_bin
+from integrations.testing.postgres import PostgresCluster
 from integrations.testing.replicas import Replica, free_port
 from integrations.testing.server import CHANNEL, SIGNING_SECRET, WEBHOOK_TOKEN, wait_for
 from integrations.testing.slack_fake import FakeSlack
+from tests.conftest import require_postgres
 
 ROOT = Path(__file__).resolve().parents[4]
 NODE = "/api/v1/nodes/{}"
@@ -328,8 +329,7 @@ def test_a_rolling_restart_during_a_burst_loses_nothing_and_posts_nothing_twice(
 @pytest.fixture
 def crashable(tmp_path: Path, alertmanager_binary: str) -> Iterator[Cluster]:
     """The shared parts on a PostgreSQL of their own: this test crashes it."""
-    if server_bin() is None:
-        pytest.skip("PostgreSQL is not installed")  # the session fixture fails in CI
+    require_postgres()
     with PostgresCluster() as database, shared_parts(tmp_path, database) as shared:
         yield shared
 

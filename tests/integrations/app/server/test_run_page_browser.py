@@ -27,6 +27,7 @@ from integrations.kubesim import SimulatedCluster, load_scenario
 from integrations.testing.browser import Chromium, find_chromium
 from integrations.testing.server import READ_TOKEN, Harness, alert, make_engine, server_settings, wait_for
 from integrations.testing.slack_fake import FakeSlack
+from tests.conftest import missing_tool
 
 ROOT = Path(__file__).resolve().parents[4]
 SCENARIOS = ROOT / "runbooks" / "scenarios"
@@ -38,10 +39,7 @@ PLANTED = ("<script>document.title='pwned'</script>"
 def chromium() -> Chromium:
     path = find_chromium()
     if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is required in CI but was not found on PATH (`make tools` installs it)")
-        print("chromium not found on PATH: skipping the browser test (apt-get install chromium)")
-        pytest.skip("chromium not found on PATH")
+        missing_tool("chromium not found on PATH: apt-get install chromium (or `make tools`)")
     return Chromium(path)
 
 
