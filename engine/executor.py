@@ -291,6 +291,7 @@ class Executor:
         return record
 
     def _finish(self, run: RunRecord, status: RunStatus, error: str | None = None) -> RunRecord:
+        error = redact(error) if error else error  # an exception's message may quote a URL with credentials
         outcome = ("engine", f"run.{status}", {"error": error} if error else {})
         if not self.store.update_run(run.id, audit=outcome, status=status, error=error, awaiting_step=None):
             return self.store.get_run(run.id)  # another process ended it (e.g. declared it interrupted)

@@ -53,7 +53,13 @@ def landing_horizon(record: StepRecord, step: Step, grace: float) -> float | Non
 
 
 def read_back(action: Action[Any] | None, run: RunRecord, record: StepRecord, pool: WorkerPool) -> ReadBack:
-    """What the action's read-back shows; `effect unknown` when it has none, fails or overruns. Never raises."""
+    """What the action's read-back shows; `effect unknown` when it has none, fails or overruns. Never raises.
+    The evidence is redacted here, whichever way it came (a crash's message may quote a URL with credentials)."""
+    reading = _read_back(action, run, record, pool)
+    return ReadBack(reading.outcome, redact(reading.evidence))
+
+
+def _read_back(action: Action[Any] | None, run: RunRecord, record: StepRecord, pool: WorkerPool) -> ReadBack:
     if action is None or action.read_back is None:
         return ReadBack("effect unknown", f"{record.action} has no way to re-read its target")
     hook = action.read_back
@@ -63,14 +69,14 @@ def read_back(action: Action[Any] | None, run: RunRecord, record: StepRecord, po
         args = validate_args(action, record.inputs)
         finished, value = pool.call(lambda: hook(ctx, args, changes), READ_SECONDS, name=f"{record.id}-read")
     except StepError as exc:
-        return ReadBack("effect unknown", f"re-reading the target failed: {redact(str(exc))}")
+        return ReadBack("effect unknown", f"re-reading the target failed: {exc}")
     except Exception as exc:  # noqa: BLE001 - a bug in one read-back must not stop the others
         return ReadBack("effect unknown", f"the read-back of {action.name} crashed: {type(exc).__name__}: {exc}")
     if not finished:
         return ReadBack("effect unknown", f"re-reading the target took longer than {READ_SECONDS:g}s")
     if not isinstance(value, ReadBack):
         return ReadBack("effect unknown", f"the read-back of {action.name} returned {type(value).__name__}")
-    return ReadBack(value.outcome, redact(value.evidence))
+    return value
 
 
 def decide(reading: ReadBack, horizon: float | None, now: float) -> ChangeOutcome | None:

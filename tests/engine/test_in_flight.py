@@ -45,6 +45,8 @@ def put(registry: ActionRegistry, toy: Toy) -> dict[str, str]:
         assert ctx.dry_run and changes and all(c.dry_run for c in changes)
         if toy.failures.get("read", 0):
             raise TransientError("the toy store is unreachable")
+        if toy.failures.get("read-crash", 0):
+            raise RuntimeError(f"cannot open https://admin:{LEAKED}@toy.example/store")
         value, mark = toy.values.get(args.key), marks.get(args.key)
         seen = f"{args.key}={value}, set by {mark or 'nobody'}"
         if value == args.value and mark == ctx.run_id:
@@ -155,6 +157,23 @@ def test_a_failed_read_is_effect_unknown(registry: ActionRegistry, loader: Loade
     run = dead.get_run(run_id)
     assert run.status == RunStatus.INTERRUPTED
     assert "re-reading the target failed: the toy store is unreachable" in (run.error or "")
+
+
+LEAKED = "Rb7kPq2xW9zL"  # a password in the message of a read-back that crashes
+
+
+def test_a_crashing_read_back_is_effect_unknown_and_its_message_redacted(
+        registry: ActionRegistry, loader: Loader, write: Write, make_store: StoreFactory, toy: Toy,
+        put: dict[str, str]) -> None:
+    dead = make_store("pod-a/1/x")
+    run_id = died_sending(registry, loader, write, dead, started=time.time() - 600)
+    toy.failures["read-crash"] = 1
+    assert next_owner(registry, make_store).settle_in_flight(lease=30) == []
+    run = dead.get_run(run_id)
+    assert run.status == RunStatus.INTERRUPTED and "crashed: RuntimeError" in (run.error or "")
+    recorded = [run.error, run.steps[0].error, str(run.steps[0].output), str(run.steps[0].changes),
+                *(str(e.detail) for e in dead.audit_log(run_id))]
+    assert not [text for text in recorded if LEAKED in str(text)]
 
 
 def test_an_action_without_a_read_back_is_effect_unknown(registry: ActionRegistry, loader: Loader, write: Write,
