@@ -26,9 +26,9 @@ _STATUS = {
     "failed": ":x: failed", "rejected": ":no_entry_sign: rejected", "aborted": ":octagonal_sign: aborted",
     "timed_out": ":alarm_clock: timed out", "interrupted": ":warning: interrupted",
 }
-_STEP = {"succeeded": ":white_check_mark:", "failed": ":x:", "skipped": ":fast_forward:", "proposed": ":memo:",
-         "rejected": ":no_entry_sign:", "interrupted": ":warning:", "running": ":gear:"}
-_SEVERITY = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":large_blue_circle:"}
+STEP_ICONS = {"succeeded": ":white_check_mark:", "failed": ":x:", "skipped": ":fast_forward:", "proposed": ":memo:",
+              "rejected": ":no_entry_sign:", "interrupted": ":warning:", "running": ":gear:"}
+SEVERITY_ICONS = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":large_blue_circle:"}
 _USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
 
 
@@ -91,7 +91,7 @@ def step_result(record: dict[str, Any]) -> dict[str, Any] | None:
     if not (said or executed or record.get("error")) or status in ("skipped", "proposed"):
         return None
     title = text(record.get("title") or record.get("id", ""), 200)
-    blocks = [_section(f"{_STEP.get(status, '')} *{title}* (`{text(record.get('action', ''), 80)}`) "
+    blocks = [_section(f"{STEP_ICONS.get(status, '')} *{title}* (`{text(record.get('action', ''), 80)}`) "
                        f"{text(status, 40)}")]
     if said:
         blocks.append(_section(text(said)))

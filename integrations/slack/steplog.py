@@ -13,25 +13,22 @@ import json
 from typing import Any
 
 from integrations.slack.digest import code, context, fit, section
-from integrations.slack.render import text, unless_applied
+from integrations.slack.render import SEVERITY_ICONS, STEP_ICONS, text, unless_applied
 
 FINDINGS = 5  # findings listed per step; the diagnosis reply has them all
 OUTPUT_CHARS = 400
-_STEP = {"succeeded": ":white_check_mark:", "failed": ":x:", "skipped": ":fast_forward:", "proposed": ":memo:",
-         "rejected": ":no_entry_sign:", "interrupted": ":warning:", "running": ":gear:"}
-_SEVERITY = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "info": ":large_blue_circle:"}
 
 
 def headline(record: dict[str, Any]) -> str:
     """`<icon> *title* · `action` · status`: worded apart from the run's status labels on purpose."""
     status = str(record.get("status", ""))
     title = text(record.get("title") or record.get("id", ""), 200)
-    return f"{_STEP.get(status, ':grey_question:')} *{title}* · `{text(record.get('action', ''), 80)}` · " \
+    return f"{STEP_ICONS.get(status, ':grey_question:')} *{title}* · `{text(record.get('action', ''), 80)}` · " \
            f"{text(status, 40)}"
 
 
 def finding_lines(findings: list[dict[str, Any]]) -> list[str]:
-    lines = [f"{_SEVERITY.get(str(f.get('severity', '')), '')} {text(f.get('summary', ''), 300)} "
+    lines = [f"{SEVERITY_ICONS.get(str(f.get('severity', '')), '')} {text(f.get('summary', ''), 300)} "
              f"`{text(f.get('id', ''), 80)}`" for f in findings[:FINDINGS]]
     if len(findings) > FINDINGS:
         lines.append(f"_… and {len(findings) - FINDINGS} more in the diagnosis_")
