@@ -496,10 +496,11 @@ class Executor:
 
     def _others_open(self, run: RunRecord) -> list[dict[str, Any]]:
         """Other unfinished runs of the same runbook for the same params: someone is already on this target,
-        so a runbook can say so and propose nothing (`run.others_open`)."""
-        others = [r for status in (RunStatus.AWAITING_APPROVAL, RunStatus.RUNNING, RunStatus.PENDING)
-                  for r in self.store.list_runs(run.runbook, str(status), limit=20)
-                  if r.id != run.id and r.params == run.params]
+        so a runbook can say so and propose nothing (`run.others_open`). Awaiting a decision first, then
+        running, then pending; newest first within each."""
+        order = (RunStatus.AWAITING_APPROVAL, RunStatus.RUNNING, RunStatus.PENDING)
+        others = sorted((r for r in self.store.open_runs(run.runbook) if r.id != run.id and r.params == run.params),
+                        key=lambda r: (order.index(r.status), -r.created_at))
         return [{"id": r.id, "status": str(r.status), "requester": r.requester, "created_at": r.created_at}
                 for r in others]
 

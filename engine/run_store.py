@@ -79,6 +79,17 @@ class RefusalLimits:
 REFUSAL_LIMITS = RefusalLimits()
 
 
+@dataclass(frozen=True)
+class OpenRun:
+    """An unfinished run as another run of its runbook sees it: who is on which target, without its steps."""
+
+    id: str
+    status: RunStatus
+    requester: str
+    created_at: float
+    params: dict[str, Any]
+
+
 class RunStore(ABC):
     """Durable run state shared by every process and replica using the same database."""
 
@@ -142,6 +153,11 @@ class RunStore(ABC):
     @abstractmethod
     def list_runs(self, runbook: str | None = None, status: str | None = None, limit: int = 50) -> list[RunRecord]:
         ...
+
+    @abstractmethod
+    def open_runs(self, runbook: str, limit: int = 200) -> list[OpenRun]:
+        """Unfinished runs of `runbook` (pending, running, awaiting approval), newest first, without their
+        steps: every run's start asks, so it is one light query, not `list_runs` per status."""
 
     @abstractmethod
     def run_ids(self, statuses: tuple[RunStatus, ...]) -> list[str]: ...

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from engine.errors import UnknownRunError
 from engine.records import AuditEntry, Decision, Freeze, RunRecord, RunStatus, StepRecord, StepStatus
 from engine.redaction import redact_values
-from engine.run_store import REFUSAL_LIMITS, OutboxItem, OutboxMessage, RefusalLimits, RefusedRequest, RunStore
+from engine.run_store import REFUSAL_LIMITS, OpenRun, OutboxItem, OutboxMessage, RefusalLimits, RefusedRequest, RunStore
 from engine.sqlstore import blast, chat, refusals
 from engine.sqlstore.codec import decode_identity, dumps, owner_is_gone, run_from_row, step_from_row
 
@@ -168,6 +168,14 @@ class SqlStore(RunStore):
                                        " ORDER BY run_id, idx", tuple(chunk)).fetchall():
                     steps[step[0]].append(step_from_row(tuple(step)))
         return [run_from_row(dict(zip(RUN_COLUMNS, row, strict=True)), steps[row[0]]) for row in rows]
+
+    def open_runs(self, runbook: str, limit: int = 200) -> list[OpenRun]:
+        marks = ",".join("?" * len(ACTIVE))
+        with self._read() as db:
+            rows = db.execute("SELECT id, status, requester, created_at, params FROM runs"
+                              f" WHERE status IN ({marks}) AND runbook = ? ORDER BY created_at DESC LIMIT ?",
+                              (*ACTIVE, runbook, limit)).fetchall()
+        return [OpenRun(row[0], RunStatus(row[1]), row[2], row[3], json.loads(row[4])) for row in rows]
 
     def run_ids(self, statuses: tuple[RunStatus, ...]) -> list[str]:
         marks = ",".join("?" * len(statuses))

@@ -423,3 +423,30 @@ def test_events_carry_a_snapshot_of_the_run_and_its_parsed_runbook(registry: Act
     assert [s.status for s in waiting.steps if s.id == "fix"] == [StepStatus.PROPOSED]
     finished = by_kind["run_finished"].run
     assert finished is not None and finished.status == RunStatus.SUCCEEDED and finished.finished_at
+
+
+OTHERS = HEADER + """
+steps:
+  - id: who
+    title: Who else is on it
+    action: finding
+    when: run.others_open
+    with: {id: already, severity: info,
+           summary: "{{ run.others_open | map(attribute='status') | join(',') }} {{ run.others_open | map(attribute='id') | join(',') }}"}
+"""
+
+
+def test_templates_see_the_other_unfinished_runs_of_the_same_runbook_and_params(
+        executor: Executor, loader: Loader, write: Write, toy: Toy, store: RunStore) -> None:
+    toy.values["a"] = "broken"
+    waiting = executor.run(load(loader, write, FIX), {"key": "a"}, requester="alice")
+    assert waiting.status == RunStatus.AWAITING_APPROVAL
+    pending, _ = store.create_run("toy", "{}", {"key": "a"}, "bob")
+    store.create_run("toy", "{}", {"key": "b"}, "bob")  # another target: not the same incident
+    store.create_run("other", "{}", {"key": "a"}, "bob")  # another runbook
+    done = executor.run(load(loader, write, FIX), {"key": "c"}, requester="alice")
+    assert done.status == RunStatus.AWAITING_APPROVAL
+    run = executor.run(load(loader, write, OTHERS), {"key": "a"}, requester="carol")
+    assert [f.summary for f in run.findings] == [f"awaiting_approval,pending {waiting.id},{pending}"]
+    alone = executor.run(load(loader, write, OTHERS), {"key": "d"}, requester="carol")
+    assert alone.findings == []

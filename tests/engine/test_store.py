@@ -344,3 +344,16 @@ def test_replicas_share_one_refusal_budget(make_store: StoreFactory) -> None:
     assert len(unaudited) == 1 and unaudited[0].detail["cap"] == 5
     assert _refusals_counted(a) == 8 * 4
 
+
+
+def test_open_runs_are_the_unfinished_runs_of_a_runbook_newest_first_without_steps(store: RunStore) -> None:
+    first, _ = store.create_run("rb", "{}", {"node": "a"}, "alice")
+    second, _ = store.create_run("rb", "{}", {"node": "b"}, "bob")
+    finished, _ = store.create_run("rb", "{}", {"node": "a"}, "carol")
+    store.create_run("other", "{}", {"node": "a"}, "dave")
+    assert store.claim(finished, RunStatus.PENDING, RunStatus.SUCCEEDED)
+    assert store.claim(first, RunStatus.PENDING, RunStatus.RUNNING)
+    runs = store.open_runs("rb")
+    assert [(r.id, r.status, r.requester, r.params) for r in runs] == [
+        (second, RunStatus.PENDING, "bob", {"node": "b"}), (first, RunStatus.RUNNING, "alice", {"node": "a"})]
+    assert store.open_runs("rb", limit=1)[0].id == second
