@@ -71,6 +71,7 @@ class Executor:
         self._active: dict[str, int] = {}  # run id -> resumes of it in progress on this executor
         self._active_lock = threading.Lock()
         self._definitions: OrderedDict[str, Runbook] = OrderedDict()  # stored definition -> parsed runbook
+        self._last_definition: tuple[str, Runbook] | None = None
 
     # starting -------------------------------------------------------------------------------------
 
@@ -134,15 +135,23 @@ class Executor:
                     del self._active[run_id]
 
     def definition(self, run: RunRecord) -> Runbook:
-        """The run's runbook, parsed once per stored definition (a run's definition never changes)."""
+        """The run's runbook, parsed once per stored definition (a run's definition never changes).
+
+        Every event asks with the same string object: that is answered by identity, since looking a
+        definition up by value compares the whole text (hundreds of KB for a long runbook) every time."""
+        text = run.definition
         with self._active_lock:
-            runbook = self._definitions.get(run.definition)
+            last = self._last_definition
+            if last is not None and last[0] is text:
+                return last[1]
+            runbook = self._definitions.get(text)
         if runbook is None:
-            runbook = Runbook.model_validate_json(run.definition)
-            with self._active_lock:
-                self._definitions[run.definition] = runbook
-                while len(self._definitions) > _DEFINITIONS:
-                    self._definitions.popitem(last=False)
+            runbook = Runbook.model_validate_json(text)
+        with self._active_lock:
+            self._definitions[text] = runbook
+            while len(self._definitions) > _DEFINITIONS:
+                self._definitions.popitem(last=False)
+            self._last_definition = (text, runbook)
         return runbook
 
     def active_runs(self) -> list[str]:

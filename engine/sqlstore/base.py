@@ -32,6 +32,10 @@ RUN_COLUMNS = ("id", "runbook", "status", "params", "requester", "trigger", "def
                "finished_at")
 STEP_COLUMNS = ("run_id, idx, step_id, action, title, status, attempts, inputs, output, findings, proposal, changes,"
                 " error, started_at, finished_at")
+# a step is written twice (started, finished): the second write replaces the first's columns
+SAVE_STEP = (f"INSERT INTO steps ({STEP_COLUMNS}) VALUES ({','.join('?' * 15)})"
+             " ON CONFLICT (run_id, idx) DO UPDATE SET "
+             + ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS.replace(" ", "").split(",")[2:]))
 _RUN_FIELDS = frozenset({"status", "cursor", "awaiting_step", "approval_deadline", "error", "updated_at",
                          "finished_at", "owner", "lease_until"})
 # runs whose lease lapsed, or whose owner ran on this host (then `owner_is_gone` asks the OS): only these
@@ -325,9 +329,7 @@ class SqlStore(RunStore):
                       step.proposal.model_dump_json() if step.proposal else None,
                       dumps([c.model_dump(mode="json") for c in step.changes]), step.error, step.started_at,
                       step.finished_at)
-            updates = ", ".join(f"{c} = excluded.{c}" for c in STEP_COLUMNS.replace(" ", "").split(",")[2:])
-            db.execute(f"INSERT INTO steps ({STEP_COLUMNS}) VALUES ({','.join('?' * 15)})"
-                       f" ON CONFLICT (run_id, idx) DO UPDATE SET {updates}", values)
+            db.execute(SAVE_STEP, values)
         return True
 
     def redaction_key(self) -> bytes:
