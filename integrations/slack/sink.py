@@ -60,6 +60,7 @@ class SlackSink:
         self.storms = storms
         self.steps = detail == "steps"  # a reply per finished step, and a thread per run even in a storm
         self._runbooks: OrderedDict[str, Runbook] = OrderedDict()
+        self._templating = Templating()  # renders the runbook's links; compiled link templates are kept
 
     def emit(self, event: RunEvent) -> None:
         """Never raises for chat trouble: a sink must not fail a run."""
@@ -137,21 +138,24 @@ class SlackSink:
                 log.warning("run %s of %s has no Slack channel (set chat.channel, severity_channels or "
                             "slack_channel); chat skipped", run.id, run.runbook)
             return []
-        parent = self._parent(run, runbook)
-        update = Message("chat.update", parent, target="parent")
-        post_parent = Message("chat.postMessage", {"channel": channel, **parent}, remember="parent")
+        if event.kind == "step_started":  # nothing to say yet: the step's result is the reply
+            return []
         data = event.data
-        in_storm = self._grouped(run) is not None
-        if in_storm and event.kind != "approval_needed" and not any(s.proposal is not None for s in run.steps):
-            return self._member(event, run, channel, post_parent, update)
-        if event.kind == "run_started":
-            return [post_parent]
+        if event.kind != "approval_needed" and not any(s.proposal is not None for s in run.steps) and \
+                self._grouped(run) is not None:
+            return self._member(event, run, runbook, channel)
         if event.kind == "step_finished":  # the parent catches up at the next card, decision or the end
             reply = steplog.step_reply(data) if self.steps else render.step_result(data)
             return [self._reply(channel, reply)] if reply else []
+        parent = self._parent(run, runbook)  # rendered only for the events that post or update it
+        update = Message("chat.update", parent, target="parent")
+        post_parent = Message("chat.postMessage", {"channel": channel, **parent}, remember="parent")
+        if event.kind == "run_started":
+            return [post_parent]
         if event.kind == "approval_needed":
             first = not any(s.proposal is not None for s in run.steps if s.id != event.step)
-            own = [post_parent] if in_storm and first else []  # a decision needs a thread of its own
+            # a decision needs a thread of its own
+            own = [post_parent] if first and self._grouped(run) is not None else []
             return [*own, *self._approval(run, runbook, channel, event.step, data, update)]
         if event.kind == "approval_decided":
             verb = "approved" if data.get("decision") == "approved" else "rejected"
@@ -167,17 +171,19 @@ class SlackSink:
         `chat_detail: steps`, whose log needs a thread of its own)."""
         return self.storms.anchor(run) if self.storms is not None and not self.steps else None
 
-    def _member(self, event: RunEvent, run: RunRecord, channel: str, post_parent: Message,
-                update: Message) -> list[Message]:
+    def _member(self, event: RunEvent, run: RunRecord, runbook: Runbook, channel: str) -> list[Message]:
         """A storm member that needs no decision: the storm message speaks for it, unless it finishes with
         another problem than the storm's (another incident), which gets a thread as if there were no storm."""
         if event.kind == "run_finished" and self.storms is not None and storm.stands_apart(
                 run, self.storms.members(run)):
-            return [post_parent, *self._finished(run, channel, event.data, update)[:-1]]
+            parent = self._parent(run, runbook)
+            update = Message("chat.update", parent, target="parent")
+            return [Message("chat.postMessage", {"channel": channel, **parent}, remember="parent"),
+                    *self._finished(run, channel, event.data, update)[:-1]]
         return []
 
     def _parent(self, run: RunRecord, runbook: Runbook) -> dict[str, Any]:
-        extra = tuple(run_links(runbook, run, Templating()))
+        extra = tuple(run_links(runbook, run, self._templating))
         return digest.parent(run, runbook, page=self._page(run), extra_links=extra)
 
     def _storm(self, event: RunEvent, run: RunRecord, runbook: Runbook) -> tuple[str, list[Message]] | None:
