@@ -431,8 +431,12 @@ steps:
     title: Who else is on it
     action: finding
     when: run.others_open
-    with: {id: already, severity: info,
-           summary: "{{ run.others_open | map(attribute='status') | join(',') }} {{ run.others_open | map(attribute='id') | join(',') }}"}
+    with:
+      id: already
+      severity: info
+      summary: >-
+        {{ run.others_open | map(attribute='status') | join(',') }}
+        {{ run.others_open | map(attribute='id') | join(',') }}
 """
 
 
