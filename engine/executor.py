@@ -145,13 +145,13 @@ class Executor:
             if last is not None and last[0] is text:
                 return last[1]
             runbook = self._definitions.get(text)
-        if runbook is None:
+        if runbook is None:  # only a new one is stored: storing a found one compares the text once more
             runbook = Runbook.model_validate_json(text)
-        with self._active_lock:
-            self._definitions[text] = runbook
-            while len(self._definitions) > _DEFINITIONS:
-                self._definitions.popitem(last=False)
-            self._last_definition = (text, runbook)
+            with self._active_lock:
+                self._definitions[text] = runbook
+                while len(self._definitions) > _DEFINITIONS:
+                    self._definitions.popitem(last=False)
+        self._last_definition = (text, runbook)  # one reference swap: readers see the old pair or the new
         return runbook
 
     def active_runs(self) -> list[str]:
