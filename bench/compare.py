@@ -38,7 +38,8 @@ def median_table(before: list[dict[str, tuple[float, str]]], after: list[dict[st
     """Markdown: each figure both sides measured, its median per side (the runs in brackets) and the change."""
     out = [f"| figure | {names[0]}: median ({len(before)} runs) | {names[1]}: median ({len(after)} runs) | change |",
            "|---|---|---|---|"]
-    for figure in [f for f in before[0] if all(f in run for run in before + after)] if before else []:
+    both = [f for f in (before[0] if before else {}) if all(f in run for run in before + after)]
+    for figure in both:
         unit = before[0][figure][1]
         old, new = ([run[figure][0] for run in side] for side in (before, after))
         was, now = statistics.median(old), statistics.median(new)
