@@ -44,6 +44,15 @@ def reread(action: Action[Any], args: dict[str, Any], changes: tuple[Change, ...
     return action.read_back(ctx_of(run_id, dry_run=True), action.args.model_validate(args), changes)
 
 
+def sent(action: Action[Any], args: dict[str, Any]) -> tuple[Change, ...]:
+    """The dry-run's changes, after checking the read-back says `not applied` before the change is sent and
+    then sending it."""
+    changes = proposed(action, args)
+    assert reread(action, args, changes).outcome == "not applied"
+    send(action, args)
+    return changes
+
+
 def test_a_cordon_reads_back_not_applied_then_applied_by_this_run_only(cluster, registry_for) -> None:
     sim, kube = cluster(fleet())
     cordon = registry_for(kube).get("k8s.node.cordon")
@@ -76,9 +85,7 @@ def test_a_pod_delete_reads_back_by_the_uid_the_dry_run_saw(cluster, registry_fo
     _sim, kube = cluster(fleet())
     delete = registry_for(kube).get("k8s.pod.delete")
     args = {"namespace": "shop", "name": "cache-0"}
-    changes = proposed(delete, args)
-    assert reread(delete, args, changes).outcome == "not applied"
-    send(delete, args)
+    changes = sent(delete, args)
     gone = reread(delete, args, changes)
     assert gone.outcome == "applied", gone
 
@@ -87,9 +94,7 @@ def test_a_scale_reads_back_its_replicas_and_annotation(cluster, registry_for) -
     _sim, kube = cluster(fleet())
     scale = registry_for(kube).get("k8s.scale")
     args = {"kind": "StatefulSet", "namespace": "shop", "name": "db", "replicas": 3}
-    changes = proposed(scale, args)
-    assert reread(scale, args, changes).outcome == "not applied"
-    send(scale, args)
+    changes = sent(scale, args)
     assert reread(scale, args, changes).outcome == "applied"
 
 
@@ -98,9 +103,7 @@ def test_a_generic_patch_reads_back_every_value_it_sets(cluster, registry_for) -
     patch = registry_for(kube).get("k8s.patch")
     args = {"kind": "StatefulSet", "namespace": "shop", "name": "db",
             "patch": {"metadata": {"labels": {"tier": "db"}}, "spec": {"minReadySeconds": 5}}}
-    changes = proposed(patch, args)
-    assert reread(patch, args, changes).outcome == "not applied"
-    send(patch, args)
+    changes = sent(patch, args)
     done = reread(patch, args, changes)
     assert done.outcome == "applied" and "metadata.labels.tier=db, spec.minReadySeconds=5" in done.evidence
     as_json = {**args, "patch_type": "json", "patch": [{"op": "add", "path": "/spec/minReadySeconds", "value": 7}]}
@@ -112,9 +115,7 @@ def test_a_job_created_from_a_cronjob_reads_back_by_its_fixed_name(cluster, regi
     _sim, kube = cluster(fleet())
     create = registry_for(kube).get("k8s.job.create_from_cronjob")
     args = {"namespace": "billing", "cronjob": "billing-report"}
-    changes = proposed(create, args)
-    assert reread(create, args, changes).outcome == "not applied"
-    send(create, args)
+    changes = sent(create, args)
     made = reread(create, args, changes)
     assert made.outcome == "applied" and "runbook.dev/run-id=run-1" in made.evidence
     assert reread(create, args, changes, run_id="run-2").outcome == "not applied"  # the name is run-1's
