@@ -58,6 +58,25 @@ _PERMISSION = re.compile(r"^(?P<resource>[a-z0-9-]+)(?:/(?P<sub>[a-z0-9-]+))?(?:
                          r":(?P<verb>[a-z]+)$")
 
 
+@dataclass(frozen=True)
+class Authorized:
+    """A request the cluster's authorizer let through (it was answered), as RBAC sees it. A dry-run is
+    authorized exactly like the real request, so one that got through proves the permission it used and
+    no access review needs to ask for it again."""
+
+    group: str
+    resource: str
+    subresource: str
+    verb: str
+    namespace: str | None  # None: cluster-scoped, or across all namespaces
+
+    @classmethod
+    def needed(cls, permission: Permission, namespace: str | None) -> Authorized:
+        """The request that proves `permission`, checked in `namespace` (ignored when not namespaced)."""
+        return cls(permission.group, permission.resource, permission.subresource, permission.verb,
+                   namespace if permission.namespaced else None)
+
+
 class ArgumentProblem(ValueError):
     """A step argument an action cannot accept, found before the run (at load): the loader reports it
     at the argument's line."""
@@ -124,6 +143,8 @@ class ActionContext:
     changes: list[Change] = field(default_factory=list)
     # Set only for the dry-runs that build one proposal: reads the other dry-runs of it may reuse.
     reads: SharedReads | None = None
+    # Set for dry-runs: integrations add each request the cluster authorized (see `Authorized`).
+    authorized: set[Authorized] | None = None
 
     def remaining(self) -> float:
         """Seconds left before the step's timeout; integrations bound their calls by it."""

@@ -545,6 +545,8 @@ class Executor:
         self._emit("step_started", run, record.id, {"title": record.title, "action": record.action})
 
     def _emit(self, kind: Any, run: RunRecord, step: str = "", data: dict[str, Any] | None = None) -> None:
+        if isinstance(self.sink, _NullSink):  # nobody listens: no snapshot to take
+            return
         try:
             self.sink.emit(RunEvent(kind, run.id, run.runbook, step, data or {}, snapshot(run),
                                     self.definition(run)))

@@ -15,8 +15,8 @@ import re
 import time
 from typing import Any
 
-from engine.actions import ActionContext, ActionKind, ActionRegistry, PermissionChecker
-from engine.errors import StepError
+from engine.actions import Action, ActionContext, ActionKind, ActionRegistry, Authorized, PermissionChecker
+from engine.errors import ForbiddenError, StepError
 from engine.foreach import bind_item
 from engine.model import Runbook, Step
 from engine.proposal_scope import ProposalScope
@@ -97,20 +97,31 @@ class Planner:
 
     def _preview(self, run_id: str, step: Step, context: dict[str, Any],
                  scope: ProposalScope) -> tuple[tuple[Change, ...], str]:
-        """The step's dry-run now, by the engine's identity; ((), why not) when it cannot be made."""
+        """The step's dry-run now, by the engine's identity; ((), why not) when it cannot be made. The cluster
+        authorizes a dry-run like the real request: access reviews are asked only to name what it refused."""
         action = self.registry.get(step.action)
         try:
             inputs = self.templating.render_value(step.with_, context)
             refuse_redacted(action, inputs)
             args = validate_args(action, inputs)
-            if scope.checker is not None and missing_permissions(scope.checker, action, inputs, None):
-                return (), "no preview: the engine's own identity may not dry-run this step"
             ctx = ActionContext(run_id, step.id, True, time.monotonic() + min(step.timeout, PREVIEW_TIMEOUT),
-                                reads=scope.reads)
-            call_with_timeout(self.pool, action, ctx, args, min(step.timeout, PREVIEW_TIMEOUT))
+                                reads=scope.reads, authorized=set())
+            try:
+                call_with_timeout(self.pool, action, ctx, args, min(step.timeout, PREVIEW_TIMEOUT))
+            except ForbiddenError as exc:
+                return (), f"no preview: {_refused(scope, action, inputs, ctx.authorized, exc)}"
         except StepError as exc:
             return (), f"no preview: {redact(str(exc))}"
         return tuple(redacted_change(c) for c in ctx.changes), PREVIEW_NOTE
+
+
+def _refused(scope: ProposalScope, action: Action[Any], inputs: dict[str, Any], proven: set[Authorized] | None,
+             exc: ForbiddenError) -> str:
+    """Why the cluster refused a preview: every grant the engine lacks, when the access reviews can say."""
+    lacking = missing_permissions(scope.checker, action, inputs, None, proven) if scope.checker is not None else []
+    if not lacking:
+        return redact(str(exc))
+    return f"the engine's own identity may not dry-run this step (grant {', '.join(str(p) for p in lacking)})"
 
 
 def _assume_succeeded(context: dict[str, Any], step_id: str) -> None:

@@ -15,6 +15,7 @@ from engine.actions import (
     ActionKind,
     ActionRegistry,
     ArgumentProblem,
+    Authorized,
     Identity,
     Permission,
     PermissionChecker,
@@ -106,9 +107,11 @@ class StepRunner:
             args = validate_args(action, record.inputs)
             if choose_identity is not None:
                 identity = choose_identity(record.inputs)
-            elif checker is not None and action.kind == ActionKind.REMEDIATE:
-                _check_permissions(checker, action, record.inputs, identity)
-            self._attempts(run, step, action, args, record, dry_run, identity, reads if dry_run else None)
+                checker = None  # it asked already, to choose
+            if checker is None or action.kind != ActionKind.REMEDIATE:
+                self._attempts(run, step, action, args, record, dry_run, identity, reads if dry_run else None)
+            else:
+                self._checked(run, step, action, args, record, dry_run, identity, reads, checker)
         except StepError as exc:
             _fail(record, exc)
         record.finished_at = time.time()
@@ -121,13 +124,34 @@ class StepRunner:
         except StepError:
             return step.title
 
+    def _checked(self, run: RunRecord, step: Step, action: Action[Any], args: ActionArgs, record: StepRecord,
+                 dry_run: bool, identity: Identity | None, reads: SharedReads | None,
+                 checker: PermissionChecker) -> None:
+        """A change is sent only after the access reviews say `identity` may make all of it, so nothing is
+        left half-applied. A dry-run goes first instead: the cluster authorizes it like the real request, so
+        what it got through needs no review; the reviews ask only the rest, and name every missing grant
+        when it was refused."""
+        if not dry_run:
+            _check_permissions(checker, action, record.inputs, identity)
+            self._attempts(run, step, action, args, record, dry_run, identity, None)
+            return
+        proven: set[Authorized] = set()
+        try:
+            self._attempts(run, step, action, args, record, dry_run, identity, reads, proven)
+        except ForbiddenError:
+            _check_permissions(checker, action, record.inputs, identity, proven)
+            raise
+        _check_permissions(checker, action, record.inputs, identity, proven)
+
     def _attempts(self, run: RunRecord, step: Step, action: Action[Any], args: ActionArgs, record: StepRecord,
-                  dry_run: bool, identity: Identity | None, reads: SharedReads | None) -> None:
+                  dry_run: bool, identity: Identity | None, reads: SharedReads | None,
+                  authorized: set[Authorized] | None = None) -> None:
         delay = step.retry.backoff
         changing = action.kind == ActionKind.REMEDIATE and not dry_run
         for attempt in range(1, step.retry.attempts + 1):
             record.attempts = attempt
-            ctx = ActionContext(run.id, step.id, dry_run, time.monotonic() + step.timeout, identity, reads=reads)
+            ctx = ActionContext(run.id, step.id, dry_run, time.monotonic() + step.timeout, identity, reads=reads,
+                                authorized=authorized)
             try:
                 output = call_with_timeout(self.pool, action, ctx, args, step.timeout)
             except StepError as exc:
@@ -183,29 +207,29 @@ def validate_args(action: Action[Any], inputs: dict[str, Any]) -> ActionArgs:
         raise PermanentError(f"arguments for {action.name} are invalid after rendering: {problems}") from None
 
 
-def _check_permissions(
-    checker: PermissionChecker, action: Action[Any], inputs: dict[str, Any], identity: Identity | None
-) -> None:
-    missing = missing_permissions(checker, action, inputs, identity)
+def _check_permissions(checker: PermissionChecker, action: Action[Any], inputs: dict[str, Any],
+                       identity: Identity | None, proven: set[Authorized] | None = None) -> None:
+    missing = missing_permissions(checker, action, inputs, identity, proven)
     if missing:
         who = f"{identity.user} may not" if identity else "the engine may not"
         grants = ", ".join(str(p) for p in missing)
         raise ForbiddenError(f"forbidden: {who} run {action.name}; grant {grants}", permission=grants)
 
 
-def missing_permissions(
-    checker: PermissionChecker, action: Action[Any], inputs: dict[str, Any], identity: Identity | None
-) -> list[Permission]:
+def missing_permissions(checker: PermissionChecker, action: Action[Any], inputs: dict[str, Any],
+                        identity: Identity | None, proven: set[Authorized] | None = None) -> list[Permission]:
     """What `identity` (the engine when None) lacks to run `action` with these rendered arguments (which
-    decide the permissions of a generic action, e.g. its `kind`)."""
+    decide the permissions of a generic action, e.g. its `kind`). The `proven` ones (its dry-run got them
+    through the cluster's authorizer) are not asked."""
     try:
         needed = action.needed(inputs)
     except ArgumentProblem as exc:
         raise PermanentError(f"{action.name}: argument {exc.argument}: {exc.message}") from None
-    if not needed:
-        return []
     namespace = inputs.get("namespace")
-    return checker.missing(needed, namespace if isinstance(namespace, str) else None, identity)
+    where = namespace if isinstance(namespace, str) else None
+    if proven:
+        needed = tuple(p for p in needed if Authorized.needed(p, where) not in proven)
+    return checker.missing(needed, where, identity) if needed else []
 
 
 def call_with_timeout(

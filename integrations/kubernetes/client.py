@@ -24,7 +24,7 @@ from kubernetes.client import ApiClient, Configuration
 from kubernetes.client.exceptions import ApiException
 from urllib3 import HTTPHeaderDict
 
-from engine.actions import Identity
+from engine.actions import Authorized, Identity
 from engine.errors import PermanentError, StepTimeout, TransientError
 from engine.proposal_scope import SharedReads
 from integrations.kubernetes import credentials, errors
@@ -50,6 +50,7 @@ class HasDeadline(Protocol):
     deadline: float
     identity: Identity | None
     reads: SharedReads | None
+    authorized: set[Authorized] | None
 
 
 class Kube:
@@ -71,6 +72,7 @@ class Kube:
         sleep: Callable[[float], None] = time.sleep,
         refresh: Refresh | None = None,
         shared: tuple[SharedReads, str] | None = None,
+        authorized: set[Authorized] | None = None,
     ) -> None:
         self.api = api
         self.policy = policy or Policy()
@@ -81,6 +83,7 @@ class Kube:
         self._sleep = sleep
         self._refresh = refresh  # fresh credentials after a 401 (see credentials.py)
         self._shared = shared  # one proposal's object reads, and which step reads (see `_read`)
+        self._authorized = authorized  # a dry-run's requests the server let through (see `_let_through`)
 
     # -- construction -------------------------------------------------------------------------------
 
@@ -125,6 +128,7 @@ class Kube:
             "sleep": self._sleep,
             "refresh": self._refresh,
             "shared": self._shared,
+            "authorized": self._authorized,
         }
         values.update(changes)
         return Kube(self.api, **values)
@@ -140,9 +144,11 @@ class Kube:
         return self._view(policy=replace(self.policy, **changes))
 
     def for_context(self, ctx: HasDeadline) -> Kube:
-        """The view an action uses: bounded by the step deadline, impersonating `ctx.identity` if set, and
-        sharing single-object reads with the other dry-runs of one proposal when `ctx.reads` is set."""
-        view = self._view(deadline=ctx.deadline, shared=(ctx.reads, ctx.step) if ctx.reads is not None else None)
+        """The view an action uses: bounded by the step deadline, impersonating `ctx.identity` if set,
+        sharing single-object reads with the other dry-runs of one proposal when `ctx.reads` is set, and
+        noting in `ctx.authorized` (when set) what the cluster authorized."""
+        view = self._view(deadline=ctx.deadline, shared=(ctx.reads, ctx.step) if ctx.reads is not None else None,
+                          authorized=ctx.authorized)
         return view.as_user(ctx.identity.user, ctx.identity.groups) if ctx.identity else view
 
     def close(self) -> None:
@@ -185,6 +191,7 @@ class Kube:
         key = (self.server, self.impersonate, path)
         data = reads.get(key, step)
         if isinstance(data, bytes):
+            self._let_through("GET", path, None)  # read as this same user, moments ago
             return Response(200, {}, data)
         response = self.request("GET", path, allow=allow)
         if response.status == 200:
@@ -363,6 +370,8 @@ class Kube:
                 judged = errors.judge(outcome.status, outcome.data, outcome.headers, method, path,
                                       self.server, allow=allow, once=once)
                 if judged is None:
+                    if 200 <= outcome.status < 300:
+                        self._let_through(method, path, params)
                     return outcome
                 outcome = judged
             retry_after = outcome.retry_after
@@ -371,6 +380,14 @@ class Kube:
                 outcome.retry_after = delay if retry_after is not None else self._backoff(attempt)
                 raise outcome
             self._sleep(delay)
+
+    def _let_through(self, method: str, path: str, params: Mapping[str, Any] | None) -> None:
+        """Notes that the authorizer let this request through, so its permission needs no access review."""
+        if self._authorized is None or (params and params.get("watch")):
+            return
+        target = errors.parse_path(path)
+        self._authorized.add(Authorized(target.group, target.resource, target.subresource,
+                                        errors.verb_for(method, target), target.namespace or None))
 
     def _attempt(
         self, method: str, url: str, path: str, body: Any, content_type: str | None, accept: str, once: bool

@@ -40,10 +40,12 @@ class Cluster:
     def __init__(self, allowed: set[str]) -> None:
         self.allowed = allowed
         self.asked: list[tuple[str | None, str | None]] = []
+        self.permissions: list[tuple[Permission, ...]] = []
 
     def missing(self, permissions: tuple[Permission, ...], namespace: str | None,
                 identity: Identity | None) -> list[Permission]:
         self.asked.append((identity.user if identity else None, namespace))
+        self.permissions.append(permissions)
         user = identity.user if identity else "engine"
         return [] if user in self.allowed else list(permissions)
 

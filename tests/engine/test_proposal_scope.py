@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from engine.actions import ActionRegistry, Identity, Permission
+from engine.actions import ActionContext, ActionKind, ActionRegistry, Authorized, Identity, Permission
+from engine.errors import ForbiddenError
 from engine.executor import Executor
 from engine.loader import Loader
 from engine.policy import Policy
 from engine.proposal_scope import ReviewMemo, SharedReads
-from engine.records import RunStatus
+from engine.records import RunStatus, StepStatus
 from engine.sqlstore.sqlite import SqliteStore
-from tests.conftest import Toy
+from engine.verdict import Change
+from tests.conftest import SetArgs, Toy
 from tests.engine.test_identities import Cluster
 from tests.engine.test_plan import PLAN
 
@@ -47,14 +50,15 @@ def test_shared_reads_serve_other_steps_only_and_are_bounded() -> None:
 
 def test_one_proposal_asks_once_and_the_approval_asks_again(registry: ActionRegistry, loader: Loader, write: Write,
                                                             toy: Toy) -> None:
-    """`first` and its planned successor `second` need the same grant: the proposal asks the cluster once.
-    Executing `first` after the approval asks again, and so does the next proposal."""
+    """The toy's dry-run proves no grant, so proposing `first` asks the cluster once; previewing `second`
+    asks nothing (only a refused preview would). Executing `first` after the approval asks again, and so
+    does the next proposal."""
     cluster = Cluster({"engine"})
     executor = Executor(registry, SqliteStore(":memory:"), checker=cluster, policy=Policy(approvers=("bob",)))
     toy.values["a"] = "broken"
     run = executor.run(loader.load_file(write(PLAN)), {"key": "a"}, requester="alice")
     assert run.status == RunStatus.AWAITING_APPROVAL and [i.step for i in run.plan] == ["first", "second", "third"]
-    assert next(i for i in run.plan if i.step == "second").preview  # previewed, with the memoised answer
+    assert next(i for i in run.plan if i.step == "second").preview
     assert cluster.asked == [(None, None)]
     run = executor.decide(run.id, True, "bob")
     assert run.status == RunStatus.AWAITING_APPROVAL and run.awaiting_step == "second"
@@ -78,7 +82,68 @@ def test_an_approver_dry_run_shares_the_scope_but_the_approval_check_is_fresh(
     toy.values["a"] = "broken"
     run = executor.run(loader.load_file(write(PLAN)), {"key": "a"}, requester="alice")
     assert run.status == RunStatus.AWAITING_APPROVAL
-    # bob's dry-run of `first` was checked once; the preview of `second` (as the engine) is its own question
-    assert cluster.asked == [("bob", None), (None, None)]
+    # bob was checked once, to choose who dry-runs `first`; the engine's preview of `second` asks nothing
+    assert cluster.asked == [("bob", None)]
     executor.decide(run.id, True, "bob")
     assert cluster.asked[2] == ("bob", None)  # the approval itself: never from the proposal's answers
+
+
+GUARDED = PLAN.replace("toy.set", "toy.guarded")
+
+
+def guarded(registry: ActionRegistry, toy: Toy) -> None:
+    """`toy.guarded`: `toy.set` behind a toy authorizer, which lets the engine's dry-runs through unless
+    toy.values["refuse"] is set, and notes what it let through as the Kubernetes client does."""
+
+    @registry.register("toy.guarded", kind=ActionKind.REMEDIATE, args=SetArgs, permissions=(PATCH, NODES))
+    def toy_guarded(ctx: ActionContext, args: SetArgs) -> dict[str, Any]:
+        if ctx.dry_run and toy.values.get("refuse"):
+            raise ForbiddenError("forbidden: the engine cannot patch configmaps; grant configmaps:patch",
+                                 permission="configmaps:patch")
+        if ctx.authorized is not None:
+            ctx.authorized.add(Authorized.needed(PATCH, None))
+        ctx.change(Change(verb="set", target=args.key, diff=(f"{args.key} -> {args.value}",), dry_run=ctx.dry_run))
+        if not ctx.dry_run:
+            toy.values[args.key] = args.value
+        return {}
+
+
+def test_what_a_dry_run_got_through_the_authorizer_is_not_asked_again(registry: ActionRegistry, loader: Loader,
+                                                                      write: Write, toy: Toy) -> None:
+    """The dry-runs of `first` and the preview of `second` prove configmaps:patch, so only nodes:get is asked,
+    after the dry-run; the change itself is still preceded by every question, afresh."""
+    guarded(registry, toy)
+    cluster = Cluster({"engine"})
+    executor = Executor(registry, SqliteStore(":memory:"), checker=cluster, policy=Policy(approvers=("bob",)))
+    toy.values["a"] = "broken"
+    run = executor.run(Loader(registry).load_file(write(GUARDED)), {"key": "a"}, requester="alice")
+    assert run.status == RunStatus.AWAITING_APPROVAL and run.steps[1].changes
+    assert cluster.asked == [(None, None)] and cluster.permissions == [(NODES,)]
+    executor.decide(run.id, True, "bob")
+    assert cluster.permissions[1] == (PATCH, NODES)  # before sending the change: nothing taken from the dry-run
+
+
+def test_a_refused_dry_run_names_every_grant_the_engine_lacks(registry: ActionRegistry, write: Write,
+                                                              toy: Toy) -> None:
+    guarded(registry, toy)
+    executor = Executor(registry, SqliteStore(":memory:"), checker=Cluster(set()), policy=Policy(approvers=("bob",)))
+    toy.values.update(a="broken", refuse="yes")
+    run = executor.run(Loader(registry).load_file(write(GUARDED)), {"key": "a"}, requester="alice")
+    first = run.steps[1]
+    assert run.status == RunStatus.FAILED and first.status == StepStatus.FAILED
+    assert first.error == "forbidden: the engine may not run toy.guarded; grant configmaps:patch, nodes:get"
+    assert [f.id for f in first.findings] == ["permission-missing"]
+
+
+def test_a_refused_preview_says_which_grants_it_lacks(registry: ActionRegistry, write: Write, toy: Toy) -> None:
+    guarded(registry, toy)
+    cluster = Cluster(set())
+    executor = Executor(registry, SqliteStore(":memory:"), checker=cluster, policy=Policy(approvers=("bob",)))
+    toy.values["a"] = "broken"
+    runbook = Loader(registry).load_file(write(GUARDED))
+    toy.values["refuse"] = "yes"
+    context = {"params": {"key": "a"}, "steps": {"look": {"status": "succeeded", "output": {"value": "broken"}}}}
+    second = executor.planner.after("r1", runbook, 1, context)[0]
+    assert second.step == "second" and second.preview == ()
+    assert second.note == "no preview: the engine's own identity may not dry-run this step " \
+        "(grant configmaps:patch, nodes:get)"

@@ -1,5 +1,6 @@
-"""A proposal's dry-runs ask each access question once and read each object once (against the simulated API
-server, through the real client); executing an approved change, and the next proposal, ask and read afresh."""
+"""A proposal's dry-runs read each object once and ask no access review for what the API server authorized
+(against the simulated API server, through the real client); an approved change is reviewed and read
+afresh before it is sent."""
 
 from __future__ import annotations
 
@@ -31,9 +32,10 @@ def test_a_proposal_asks_and_reads_once_and_an_approved_change_afresh() -> None:
         run = executor.run(runbook, {"node": "node-b"}, requester="alertmanager")
         assert run.status == RunStatus.AWAITING_APPROVAL and run.awaiting_step == "cordon"
         assert [i.step for i in run.plan] == ["cordon", "force_delete_stuck"]
-        # The cordon's dry-run and the force-delete's preview: nodes:get is one question for both, and
-        # the preview's read of node-b (to warn that it is not Ready) is the one the cordon's dry-run made.
-        assert sim.requests[REVIEW] == 4  # nodes get+patch, pods get+delete
+        # The cordon's dry-run and the force-delete's preview got every request they need through the
+        # authorizer, so nothing is reviewed; the preview's read of node-b (to warn that it is not Ready)
+        # is the one the cordon's dry-run made.
+        assert REVIEW not in sim.requests
         assert sim.requests[NODE] == 2  # the blast-radius step's read, the cordon's dry-run's read
         force = next(i for i in run.plan if i.step == "force_delete_stuck")
         assert any("node-b is not Ready" in line for c in force.preview for line in c.diff)
@@ -42,5 +44,5 @@ def test_a_proposal_asks_and_reads_once_and_an_approved_change_afresh() -> None:
         run = executor.decide(run.id, True, "oncall", step="cordon")
         assert sim.get("Node", "node-b")["spec"]["unschedulable"] is True
         assert run.status == RunStatus.AWAITING_APPROVAL and run.awaiting_step == "force_delete_stuck"
-        # Executing the cordon reviews and reads again (2 + 1); so does the force-delete's proposal (3 + 1).
-        assert sim.requests[REVIEW] == 5 and sim.requests[NODE] == 2
+        # Executing the cordon reviews nodes get+patch and reads again; the force-delete's proposal reads.
+        assert sim.requests[REVIEW] == 2 and sim.requests[NODE] == 2

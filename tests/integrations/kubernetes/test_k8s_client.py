@@ -10,7 +10,7 @@ import pytest
 import yaml
 from k8s_objects import node, pod
 
-from engine.actions import Identity, Permission
+from engine.actions import ActionContext, Authorized, Identity, Permission
 from engine.errors import (
     ConflictError,
     ForbiddenError,
@@ -21,6 +21,7 @@ from engine.errors import (
     StepTimeout,
     TransientError,
 )
+from engine.proposal_scope import SharedReads
 from integrations.kubernetes.access import AccessChecker
 from integrations.kubernetes.client import Kube, Policy
 from integrations.kubernetes.errors import forbidden, parse_path, permission_name
@@ -212,6 +213,31 @@ def test_access_checker_self_and_subject_reviews(cluster):
     _, admin = cluster(objects, rbac=True)
     assert AccessChecker(admin).missing(wanted, "billing", Identity(SA)) == [wanted[1], wanted[2]]
     assert AccessChecker(admin).missing(wanted, "billing", None) == []
+
+
+def test_a_dry_run_notes_what_the_authorizer_let_through(cluster):
+    """Answered requests are noted as RBAC sees them, a read answered from the proposal's shared reads too;
+    a refused one is not."""
+    rules = [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]},
+             {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": ["get"]}]
+    cron = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "bill", "namespace": "billing"},
+            "spec": {"schedule": "0 * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}}
+    _, kube = cluster([*rbac_objects(rules), node("node-a"), cron], token="sa-token", rbac=True,
+                      tokens={"sa-token": SA})
+    reads = SharedReads()
+    look = ActionContext("r1", "look", True, time.monotonic() + 10, reads=reads, authorized=set())
+    view = kube.for_context(look)
+    view.get("/api/v1/nodes/node-a")
+    view.get("/apis/batch/v1/namespaces/billing/cronjobs/bill")
+    with pytest.raises(ForbiddenError):
+        view.patch("/api/v1/nodes/node-a", CORDON, dry_run=True)
+    node_get = Authorized("", "nodes", "", "get", None)
+    assert look.authorized == {node_get, Authorized("batch", "cronjobs", "", "get", "billing")}
+    assert Authorized.needed(Permission("cronjobs", "get", "batch", namespaced=True), "billing") in look.authorized
+    fix = ActionContext("r1", "fix", True, time.monotonic() + 10, reads=reads, authorized=set())
+    sent = kube.request_count
+    kube.for_context(fix).get("/api/v1/nodes/node-a")  # another step of the proposal: the shared read
+    assert kube.request_count == sent and fix.authorized == {node_get}
 
 
 # -- a change is sent at most once ---------------------------------------------------------------------
