@@ -72,6 +72,7 @@ class Executor:
         self._active_lock = threading.Lock()
         self._definitions: OrderedDict[str, Runbook] = OrderedDict()  # stored definition -> parsed runbook
         self._last_definition: tuple[str, Runbook] | None = None
+        self._texts: dict[int, tuple[Runbook, str]] = {}  # id(runbook) -> (runbook, its stored text)
 
     # starting -------------------------------------------------------------------------------------
 
@@ -93,7 +94,7 @@ class Executor:
         if auto_approve and not dry_run:
             self.policy.check_auto_approve(runbook, requester)
         return self.store.create_run(
-            runbook.name, runbook.model_dump_json(by_alias=True), values, requester, trigger,
+            runbook.name, self._stored_text(runbook), values, requester, trigger,
             auto_approve=auto_approve, dry_run=dry_run, dedup_key=dedup_key, cooldown=cooldown,
         )
 
@@ -153,6 +154,22 @@ class Executor:
                     self._definitions.popitem(last=False)
         self._last_definition = (text, runbook)  # one reference swap: readers see the old pair or the new
         return runbook
+
+    def _stored_text(self, runbook: Runbook) -> str:
+        """The runbook as each of its runs stores it, serialised once per (frozen) runbook object rather than
+        at every alert; the text then finds this same object, so no run of it parses the text again."""
+        known = self._texts.get(id(runbook))  # the entry holds the object, so its id is not reused meanwhile
+        if known is not None and known[0] is runbook:
+            return known[1]
+        text = runbook.model_dump_json(by_alias=True)
+        with self._active_lock:
+            if len(self._texts) >= _DEFINITIONS:
+                self._texts.clear()
+            self._texts[id(runbook)] = (runbook, text)
+            self._definitions[text] = runbook
+            while len(self._definitions) > _DEFINITIONS:
+                self._definitions.popitem(last=False)
+        return text
 
     def active_runs(self) -> list[str]:
         """Runs this executor is carrying forward right now (their leases are the heartbeat's to renew)."""

@@ -407,6 +407,22 @@ def test_another_replica_recovers_a_run_whose_lease_ran_out(registry: ActionRegi
     assert replica_b.get_run(run_id).status == RunStatus.INTERRUPTED
 
 
+def test_a_runbook_is_serialised_once_and_its_runs_never_parse_it(registry: ActionRegistry, store: RunStore,
+                                                                   loader: Loader, write: Write) -> None:
+    """Every alert starts a run storing the runbook's text: written once per runbook object, and a worker
+    resuming any of its runs (by id, as the server's do) finds that same object rather than parsing."""
+    runbook = load(loader, write, FIX)
+    executor = Executor(registry, store, policy=TEAM_POLICY)
+    first, _ = executor.start(runbook, {"key": "a"}, requester="alice")
+    second, _ = executor.start(runbook, {"key": "b"}, requester="alice")
+    texts = [store.get_run(run_id).definition for run_id in (first, second)]
+    assert texts[0] == texts[1] == runbook.model_dump_json(by_alias=True)
+    assert all(executor.definition(store.get_run(run_id)) is runbook for run_id in (first, second))
+    other = load(loader, write, FIX)  # loaded again, as by a catalog reload: another object
+    third, _ = executor.start(other, {"key": "c"}, requester="alice")
+    assert executor.definition(store.get_run(third)) is other
+
+
 def test_events_carry_a_snapshot_of_the_run_and_its_parsed_runbook(registry: ActionRegistry, store: RunStore,
                                                                    loader: Loader, write: Write, toy: Toy) -> None:
     """Sinks render from the event alone: the run as it was at that moment, and the runbook already parsed."""
