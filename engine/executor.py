@@ -149,9 +149,7 @@ class Executor:
         if runbook is None:  # only a new one is stored: storing a found one compares the text once more
             runbook = Runbook.model_validate_json(text)
             with self._active_lock:
-                self._definitions[text] = runbook
-                while len(self._definitions) > _DEFINITIONS:
-                    self._definitions.popitem(last=False)
+                self._keep_definition(text, runbook)
         self._last_definition = (text, runbook)  # one reference swap: readers see the old pair or the new
         return runbook
 
@@ -166,10 +164,14 @@ class Executor:
             if len(self._texts) >= _DEFINITIONS:
                 self._texts.clear()
             self._texts[id(runbook)] = (runbook, text)
-            self._definitions[text] = runbook
-            while len(self._definitions) > _DEFINITIONS:
-                self._definitions.popitem(last=False)
+            self._keep_definition(text, runbook)
         return text
+
+    def _keep_definition(self, text: str, runbook: Runbook) -> None:
+        """Under `_active_lock`: remember the parsed runbook for its stored text, the oldest going first."""
+        self._definitions[text] = runbook
+        while len(self._definitions) > _DEFINITIONS:
+            self._definitions.popitem(last=False)
 
     def active_runs(self) -> list[str]:
         """Runs this executor is carrying forward right now (their leases are the heartbeat's to renew)."""
