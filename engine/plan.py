@@ -105,7 +105,7 @@ class Planner:
             refuse_redacted(action, inputs)
             args = validate_args(action, inputs)
             ctx = ActionContext(run_id, step.id, True, time.monotonic() + min(step.timeout, PREVIEW_TIMEOUT),
-                                reads=scope.reads, authorized=set())
+                                reads=scope.reads, authorized=set() if scope.checker is not None else None)
             try:
                 call_with_timeout(self.pool, action, ctx, args, min(step.timeout, PREVIEW_TIMEOUT))
             except ForbiddenError as exc:
