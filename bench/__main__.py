@@ -31,7 +31,8 @@ FIGURES: dict[int, tuple[str, str]] = {
         "testing.Harness, default 4 workers, Slack sender poll 0.05 s as the Harness sets it) -> FakeSlack; "
         "1,000-node generated cluster, 100 distinct NotReady nodes fired open loop every 0.3 s. Peer: "
         "ansible-rulebook with eda.builtin.webhook -> run_playbook (ansible.builtin.uri) -> the same FakeSlack, "
-        "fired sequentially (its best case)."),
+        "fired sequentially (its best case). RUNBOOK_BENCH_FIG3_CHAT_DETAIL=steps: a reply per step, the chat "
+        "of trees before the digest, to compare their verdict row with the same messages."),
     4: ("bench.fig4_ingest", "Webhook ingestion: an alert storm from bench.loadgen in its own process (raw "
         "keep-alive HTTP/1.1, 4 senders in flight, 5 alerts per payload as Alertmanager groups them) over 60 "
         "flapping nodes, half the alerts with a new fingerprint (a new `instance` label) for the same node, to "

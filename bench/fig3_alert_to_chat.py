@@ -49,6 +49,7 @@ def run(alerts: int = 100, peer_alerts: int = 50, spacing: float = 0.3) -> list[
                   baseline_what="ansible-rulebook", target="(>= 10x peer)", note=f"{lost} alerts without a message")
     p50_row.met = p50_row.ratio >= 10 if p50_row.ratio is not None else None
     verdict_row = Row("3. alert -> verdict in Slack (p50 / p99)", percentile(verdict, 50), "ms",
-                      note=f"p99 {percentile(verdict, 99):.0f} ms; verdict = approval card or run-finished message; "
+                      note=f"p99 {percentile(verdict, 99):.0f} ms; verdict = approval card or run-finished message"
+                      f"{'' if ours['chat_detail'] == 'digest' else ' or a step reply (chat_detail steps)'}; "
                       f"{len(verdict)}/{alerts} verdicts", extra={"p99": percentile(verdict, 99)})
     return [p99_row, p50_row, verdict_row]

@@ -5,11 +5,16 @@ For each alert (one distinct NotReady node each, so dedup never merges them) we 
 POST to Alertmanager and the Slack fake's receive times of the run's first message (the parent message
 naming the node) and of the verdict (the approval card or the run-finished message). Alerts are fired
 one after another `spacing` seconds apart, open loop (we do not wait for a run before firing the next).
+
+`RUNBOOK_BENCH_FIG3_CHAT_DETAIL=steps` runs the server with a reply per finished step, the chat of trees
+before the digest: their "verdict" is then the first step reply that says "succeeded", so only with the same
+chat on both sides does `bench.compare` against such a tree compare the same message.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +32,7 @@ from integrations.testing.server import WEBHOOK_TOKEN, Harness, make_engine, ser
 from integrations.testing.slack_fake import FakeSlack, Recorded
 
 VERDICT_MARKERS = ("Approval needed", "finished", "succeeded", "failed")
+CHAT_DETAIL = os.environ.get("RUNBOOK_BENCH_FIG3_CHAT_DETAIL", "digest")
 
 
 def node_names(count: int, total: int) -> list[str]:
@@ -75,7 +81,8 @@ def measure(alerts: int = 100, nodes: int = 1000, pods_per_node: int = 5, spacin
         register(registry, kube)
         register_alertmanager(registry)
         runbook = Loader(registry).load_file(RUNBOOKS / "node-not-ready.yaml")
-        settings = server_settings(str(tmp / "runs.db"), fake.url, workers=Settings().workers)
+        settings = server_settings(str(tmp / "runs.db"), fake.url, workers=Settings().workers,
+                                   chat_detail=CHAT_DETAIL)
         harness = Harness(make_engine(settings, registry, (runbook,)), fake).start()
         am = Alertmanager(tmp / "am", f"{harness.url}/hooks/alertmanager", WEBHOOK_TOKEN, send_resolved=False,
                           repeat_interval="1h").start()
@@ -95,4 +102,4 @@ def measure(alerts: int = 100, nodes: int = 1000, pods_per_node: int = 5, spacin
             am.stop()
             harness.close()
             kube.close()
-    return {"sent": sent, "first": first, "verdict": verdict, "workers": workers}
+    return {"sent": sent, "first": first, "verdict": verdict, "workers": workers, "chat_detail": CHAT_DETAIL}
