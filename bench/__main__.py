@@ -28,7 +28,8 @@ FIGURES: dict[int, tuple[str, str]] = {
         "(/usr/bin/kubectl) with an empty discovery cache (fresh $HOME); requests counted by the simulator."),
     3: ("bench.fig3_alert_to_chat", "Alert to chat: POST /api/v2/alerts to a real Alertmanager (group_wait 0s, "
         "group_by alertname,node) -> webhook -> runbook serve (create_app on uvicorn via integrations.app.server."
-        "testing.Harness, default 4 workers, Slack sender poll 0.05 s as the Harness sets it) -> FakeSlack; "
+        "testing.Harness, default 4 workers, Slack sender poll 0.05 s as the Harness sets it, start-up heap frozen "
+        "as serve does) -> FakeSlack; "
         "1,000-node generated cluster, 100 distinct NotReady nodes fired open loop every 0.3 s. Peer: "
         "ansible-rulebook with eda.builtin.webhook -> run_playbook (ansible.builtin.uri) -> the same FakeSlack, "
         "fired sequentially (its best case). RUNBOOK_BENCH_FIG3_CHAT_DETAIL=steps: a reply per step, the chat "

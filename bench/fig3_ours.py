@@ -83,7 +83,7 @@ def measure(alerts: int = 100, nodes: int = 1000, pods_per_node: int = 5, spacin
         runbook = Loader(registry).load_file(RUNBOOKS / "node-not-ready.yaml")
         settings = server_settings(str(tmp / "runs.db"), fake.url, workers=Settings().workers,
                                    chat_detail=CHAT_DETAIL)
-        harness = Harness(make_engine(settings, registry, (runbook,)), fake).start()
+        harness = Harness(make_engine(settings, registry, (runbook,)), fake, settle_heap=True).start()
         am = Alertmanager(tmp / "am", f"{harness.url}/hooks/alertmanager", WEBHOOK_TOKEN, send_resolved=False,
                           repeat_interval="1h").start()
         try:

@@ -60,7 +60,7 @@ def measure(total: int = 20000, concurrency: int = 48, per_payload: int = 1, nod
                                    queue_size=defaults.queue_size, database_url=database_url,
                                    database_prepared_statements=database_url is not None)  # a direct connection
         registry = register_builtins(ActionRegistry())
-        harness = Harness(make_engine(settings, registry, (RUNBOOK,)), None).start()
+        harness = Harness(make_engine(settings, registry, (RUNBOOK,)), None, settle_heap=True).start()
         try:
             warm_up(harness)
             done = subprocess.run(

@@ -88,7 +88,7 @@ def measure(storm_window: float, chat_detail: str = "digest", down: int = 60, no
         runbook = Loader(registry).load_file(RUNBOOKS / "node-not-ready.yaml")
         settings = server_settings(str(tmp / "runs.db"), fake.url, workers=Settings().workers,
                                    storm_window=storm_window, chat_detail=chat_detail)
-        harness = Harness(make_engine(settings, registry, (runbook,)), fake).start()
+        harness = Harness(make_engine(settings, registry, (runbook,)), fake, settle_heap=True).start()
         am = Alertmanager(tmp / "am", f"{harness.url}/hooks/alertmanager", WEBHOOK_TOKEN, send_resolved=False,
                           repeat_interval="1h").start()
         try:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -50,6 +51,7 @@ def _serve(settings: Settings, host: str, port: int, kube: Any, groups: Mapping[
     if chat is None:
         log.warning("Slack is not configured (slack_bot_token and slack_signing_secret): runs are logged only")
     app = create_app(engine, chat=chat, metrics=metrics)
+    settle_heap()
     try:
         # The TCP peer stays the client address: only it can vouch for a proxy's X-Forwarded-User
         # (trusted_proxy_cidrs), and uvicorn's proxy_headers would replace it with a forwarded one.
@@ -57,6 +59,15 @@ def _serve(settings: Settings, host: str, port: int, kube: Any, groups: Mapping[
                     timeout_graceful_shutdown=15)
     finally:
         engine.close()
+
+
+def settle_heap() -> None:
+    """Collect, then move everything start-up built (modules, the Kubernetes client's classes, runbooks,
+    compiled templates) out of the cyclic collector's sight: it lives as long as the process. A diagnosis
+    that lists 1,000 nodes parses some 100,000 objects, enough to set off a full collection every few runs,
+    and a full collection otherwise walks all of that: 75-130 ms pauses of every thread (bench figure 3)."""
+    gc.collect()  # garbage made so far is freed now, not frozen for good
+    gc.freeze()
 
 
 def chat_backend(settings: Settings, store: RunStore, metrics: Metrics,

@@ -28,6 +28,7 @@ from engine.loader import Loader
 from engine.model import Runbook
 from engine.records import RunRecord
 from engine.settings import Settings
+from integrations.app.serve import settle_heap
 from integrations.app.server import Services, create_app
 from integrations.app.server.metrics import Metrics
 from integrations.app.stores import adopt_redaction_key, open_store
@@ -120,11 +121,14 @@ def make_engine(settings: Settings, registry: ActionRegistry, runbooks: Iterable
 
 class Harness:
     """An engine served for real on loopback, with a Slack fake, driven over HTTP as Slack and
-    Alertmanager would drive it. `restart()` replaces the app (and optionally the engine) on the same store."""
+    Alertmanager would drive it. `restart()` replaces the app (and optionally the engine) on the same store.
+    `settle_heap` freezes the heap once started, as `runbook serve` does (the bench; tests leave theirs alone)."""
 
     def __init__(self, engine: Assembly, fake: FakeSlack | None, *, groups: dict[str, list[str]] | None = None,
-                 sweep_interval: float = 0.2, backoff: float = 0.05, max_backoff: float = 0.5) -> None:
+                 sweep_interval: float = 0.2, backoff: float = 0.05, max_backoff: float = 0.5,
+                 settle_heap: bool = False) -> None:
         self.engine = engine
+        self.settle_heap = settle_heap
         self.fake = fake
         self.groups = groups
         self.sweep_interval = sweep_interval
@@ -156,6 +160,8 @@ class Harness:
         self.slack = slack
         app = create_app(self.engine, chat=slack, metrics=self.metrics, sweep_interval=self.sweep_interval)
         self.server = ServerThread(app).start()
+        if self.settle_heap:
+            settle_heap()
         return self
 
     def stop(self) -> None:
