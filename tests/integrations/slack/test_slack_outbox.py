@@ -149,6 +149,56 @@ def test_a_hung_call_holds_up_only_its_channel(store: RunStore, fake: FakeSlack)
     assert parent.text == "r1 parent (done)" and [m.text for m in fake.thread(parent.ts)] == ["r1 reply 0"]
 
 
+def test_a_call_hung_on_the_delivery_thread_holds_up_only_its_channel(store: RunStore, fake: FakeSlack) -> None:
+    """The delivery thread sends the first due channel itself; what is queued while that call hangs goes out
+    through its deputy, not after the hang."""
+    from integrations.testing.server import wait_for
+
+    outbox = Outbox(store)
+    client = WebClient(token=fake.token, base_url=fake.url, timeout=10, retry_handlers=[])
+    sender = OutboxSender(outbox, client, poll=0.05, backoff=0.05)
+    fake.fail("hang", times=1, channel="C1")
+    outbox.put("r1", thread_of("r1", 1))
+    sender.start()
+    try:
+        assert fake.holding.wait(5), "C1's parent never reached Slack"
+        outbox.put("r2", [Message("chat.postMessage", {"channel": "C2", "text": f"r2 {i}"}) for i in range(3)])
+        sender.wake()
+        wait_for(lambda: len(fake.parents("C2")) == 3, timeout=5, what="C2's messages queued while C1 hangs")
+        assert fake.parents("C1") == []
+        fake.release()
+        wait_for(lambda: outbox.pending() == 0, timeout=20, what="C1 after the hang")
+    finally:
+        sender.stop()
+    assert [m.text for m in fake.parents("C2")] == ["r2 0", "r2 1", "r2 2"]
+
+
+def test_running_sender_delivers_each_message_once_across_channels(store: RunStore) -> None:
+    """The delivery thread, its deputies and the lanes all dispatch and send at once: nothing twice, nothing lost,
+    each thread in order."""
+    from integrations.testing.server import wait_for
+
+    with FakeSlack(rate_limits=False) as fake:
+        outbox = Outbox(store)
+        client = WebClient(token=fake.token, base_url=fake.url, timeout=5, retry_handlers=[])
+        sender = OutboxSender(outbox, client, poll=0.02, backoff=0.05)
+        sender.start()
+        try:
+            for i in range(24):
+                channel = f"C{i % 4}"
+                outbox.put(f"r{i}", [Message("chat.postMessage", {"channel": channel, "text": f"r{i} {n}"})
+                                     for n in range(3)])
+                sender.wake()
+            wait_for(lambda: outbox.pending() == 0, timeout=30, what="every message delivered")
+        finally:
+            sender.stop()
+        texts = [m.text for m in fake.messages]
+    assert sorted(texts) == sorted(f"r{i} {n}" for i in range(24) for n in range(3))  # each exactly once
+    for i in range(24):
+        mine = [t for t in texts if t.startswith(f"r{i} ")]
+        assert mine == [f"r{i} 0", f"r{i} 1", f"r{i} 2"]
+
+
 def test_server_errors_back_off_per_run_without_blocking_other_runs(outbox: Outbox, sender: OutboxSender,
                                                                     fake: FakeSlack, clock: Clock) -> None:
     outbox.put("r1", thread_of("r1", 2))
