@@ -102,12 +102,12 @@ class OutboxSender:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop passing, then wait up to `timeout` for the calls in flight (a lane stops after its current one)."""
+        deadline = time.monotonic() + timeout  # one for all: the delivery thread may be in a call itself
         self._thread.stop(timeout)
-        self._deputy.stop(timeout)
+        self._deputy.stop(max(0.0, deadline - time.monotonic()))
         # each lane finishes the message it is sending, records it, and stops: handing back the claim of a
         # message Slack already has would make another replica post it again (a hung call past `timeout`
         # is handed back regardless: its outcome is unknown, at most one duplicate)
-        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
                 if not self._busy:
