@@ -138,18 +138,22 @@ class OutboxSender:
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
-            try:
-                self._dispatch(inline=True)
-            except RunbookError as exc:  # e.g. the store is locked or unreachable for longer than its timeout
-                log.warning("slack delivery pass could not read the outbox: %s", exc)
-            except Exception:  # the delivery thread must outlive any one bad message or client bug
-                log.exception("slack delivery pass failed; retrying")
+            self._pass(inline=True)
             with self._lock:
                 sending = bool(self._busy)
             if sending:  # a lane finishing (or something queued here) starts the next pass
                 self._wake.wait(self.poll)
             else:
                 self._idle(self.poll)
+
+    def _pass(self, inline: bool = False) -> None:
+        """One dispatch pass that never ends its thread (the delivery thread's or the deputy's)."""
+        try:
+            self._dispatch(inline)
+        except RunbookError as exc:  # e.g. the store is locked or unreachable for longer than its timeout
+            log.warning("slack delivery pass could not read the outbox: %s", exc)
+        except Exception:  # a sending thread must outlive any one bad message or client bug
+            log.exception("slack delivery pass failed; retrying")
 
     def _idle(self, timeout: float) -> None:
         """Until something is queued here (`wake`), another replica hints at work through the store (its
@@ -191,14 +195,8 @@ class OutboxSender:
         while not self._deputy.stopping.is_set():
             self._deputy_wake.wait(self.poll)
             self._deputy_wake.clear()
-            if not self._inline.is_set() or self._stop.is_set():
-                continue
-            try:
-                self._dispatch()
-            except RunbookError as exc:
-                log.warning("slack delivery pass could not read the outbox: %s", exc)
-            except Exception:  # the deputy must outlive any one bad message or client bug
-                log.exception("slack delivery pass failed; retrying")
+            if self._inline.is_set() and not self._stop.is_set():
+                self._pass()
 
     def _claim_lanes(self) -> dict[str, list[Item]]:
         """Claim the due messages and mark their lanes busy: those neither being sent nor paused."""
